@@ -1,0 +1,18 @@
+# Shared by demo.sh and test.sh: configure and build one build directory.
+# Sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+JOBS="${COMPRESS_JOBS:-$(nproc)}"
+
+# configure_and_build BUILD_DIR [cmake args...]
+configure_and_build() {
+  local build_dir="$1"
+  shift
+  local generator=()
+  # Ninja when present; an existing build dir keeps the generator it was made with.
+  if command -v ninja >/dev/null 2>&1 && [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+    generator=(-G Ninja)
+  fi
+  cmake -S "$ROOT" -B "$build_dir" "${generator[@]}" "$@"
+  cmake --build "$build_dir" -j "$JOBS"
+}

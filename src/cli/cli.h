@@ -1,0 +1,87 @@
+// Shared pieces of the ctk commands: command table entries, option parsing, exit codes.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compress/support/status.h"
+
+namespace compress::cli {
+
+namespace po = boost::program_options;
+
+// Note [ctk exit codes]
+// 0: success. 1: the command ran and failed (unreadable model, bad input
+// data): the Status message is printed. 2: the command line itself is wrong
+// (unknown command or option, missing or bad argument): a one-line reason and
+// a pointer to --help. Scripts and tests rely on the distinction.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Thrown while parsing a command line; main() turns it into exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What `ctk --help` and `ctk CMD --help` say about a command.
+struct CommandDoc {
+  std::string_view name;         // "inspect"
+  std::string_view summary;      // one line, for `ctk --help`
+  std::string_view usage;        // "ctk inspect MODEL [--ir] [--json]"
+  std::string_view description;  // a paragraph or two
+  std::string_view examples;     // one example per line
+};
+
+// One entry of the dispatch table in main.cpp. Each command lives in its own
+// cmd_<name>.cpp and exposes a `CommandDoc` and a `run` function.
+struct Command {
+  const CommandDoc* doc;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+// Options every command accepts, before or after the command name.
+po::options_description global_options();
+// Applies --log-level/--threads/--quiet from a parsed command line.
+// Throws UsageError on a bad value.
+void apply_global_options(const po::variables_map& vm);
+
+// A command's parser: its own options plus the global ones and --help.
+class CommandLine {
+ public:
+  explicit CommandLine(const CommandDoc& doc);
+
+  po::options_description& options() { return options_; }
+  // A positional argument (a string; a list of strings when max_count is
+  // -1, "the rest"), in order of the calls. Not listed under the options.
+  void add_positional(const char* name, int max_count = 1);
+
+  // Parses and applies the global options. Returns false when --help was
+  // requested (the help has been printed; the command returns 0).
+  bool parse(const std::vector<std::string>& args);
+  const po::variables_map& vm() const { return vm_; }
+  bool has(const char* name) const { return vm_.count(name) != 0; }
+
+  [[noreturn]] void usage_error(const std::string& reason) const { throw UsageError(reason); }
+  // The value of a required positional, or a "missing NAME" usage error.
+  std::string required_positional(const char* name, const char* display_name) const;
+
+  std::string help_text() const;
+
+ private:
+  const CommandDoc& doc_;
+  po::options_description options_;
+  po::options_description hidden_;
+  po::positional_options_description positional_;
+  po::variables_map vm_;
+};
+
+// Prints "ctk CMD: <status>" to stderr and returns kExitFailure.
+int report_failure(const CommandDoc& doc, const Status& status);
+
+}  // namespace compress::cli

@@ -1,0 +1,17 @@
+// The ctk commands: each cmd_<name>.cpp defines one of these pairs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli.h"
+
+namespace compress::cli {
+
+extern const CommandDoc kInspectDoc;
+int run_inspect(const std::vector<std::string>& args);
+
+extern const CommandDoc kInferDoc;
+int run_infer(const std::vector<std::string>& args);
+
+}  // namespace compress::cli

@@ -1,0 +1,52 @@
+// MODEL loading for the ctk commands (see model_loading.h).
+#include "model_loading.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <system_error>
+
+#include "compress/io/cmf.h"
+
+namespace compress::cli {
+namespace {
+
+std::string lowercase_extension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+// Reader messages may or may not name the file already; make sure the final
+// line does exactly once.
+Status name_file(const Status& status, const std::string& path) {
+  if (status.message().find(path) != std::string::npos) return status;
+  return status.with_context(path);
+}
+
+}  // namespace
+
+bool is_torchscript_path(const std::string& path) {
+  const std::string ext = lowercase_extension(path);
+  return ext == ".pt" || ext == ".pth" || ext == ".ts" || ext == ".torchscript";
+}
+
+Expected<ir::Graph> import_torchscript(const std::string& path) {
+  return unsupported(
+      "{}: TorchScript import is not built yet in this version of compress; convert the model to .cmf "
+      "or use a build with the torch layer",
+      path);
+}
+
+Expected<ir::Graph> load_model(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) return not_found("{}: no such file", path);
+  if (std::filesystem::is_directory(status)) return invalid_argument("{}: is a directory, not a model file", path);
+  if (is_torchscript_path(path)) return import_torchscript(path);
+  Expected<ir::Graph> graph = io::load_cmf(path);
+  if (!graph.has_value()) return name_file(graph.status(), path);
+  return graph;
+}
+
+}  // namespace compress::cli

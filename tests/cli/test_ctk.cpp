@@ -1,0 +1,267 @@
+// End-to-end tests of the ctk binary: exit codes, messages, inspect --json, infer.
+#include <catch2/catch.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "compress/io/cmf.h"
+#include "compress/io/npy.h"
+#include "compress/runtime/reference.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace compress;
+
+// A fresh folder per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / ("compress_ctk_test_" + std::to_string(::getpid()) + "_" +
+                                         std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+struct Run {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+
+std::string quoted(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs ctk through the shell with stdout and stderr captured separately.
+Run ctk(const std::vector<std::string>& args) {
+  TempDir dir;
+  std::string cmd = quoted(CTK_PATH);
+  for (const std::string& a : args) cmd += " " + quoted(a);
+  cmd += " >" + quoted(dir.file("out")) + " 2>" + quoted(dir.file("err")) + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  Run r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_text(dir.file("out"));
+  r.err = read_text(dir.file("err"));
+  return r;
+}
+
+size_t count_lines(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+ir::Tensor ramp(ir::Shape shape, float scale, float offset = 0.0f) {
+  ir::Tensor t = ir::Tensor::zeros(ir::DType::kF32, std::move(shape)).value();
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = scale * static_cast<float>((i * 7) % 13) - offset;
+  return t;
+}
+
+// x[1,2,5,5] -> conv(4x2x3x3 + bias) -> relu -> flatten -> linear(3x36 + bias).
+// params: 72 + 4 + 108 + 3 = 187
+// FLOPs:  conv 2*(36 outputs * 18 MACs) + 36 bias = 1332; relu 36; flatten 0;
+//         linear 2*(3 * 36) + 3 = 219; total 1587. MACs: 648 + 108 = 756.
+ir::Graph tiny_model() {
+  ir::Graph g;
+  g.name = "tiny";
+  ir::ValueType image;
+  image.shape = {1, 2, 5, 5};
+  ir::Value* x = g.add_input("x", image).value();
+  ir::Value* w = g.add_constant("conv.weight", ramp({4, 2, 3, 3}, 0.1f, 0.6f)).value();
+  ir::Value* b = g.add_constant("conv.bias", ramp({4}, 0.05f)).value();
+  ir::Value* h = g.add_node("conv2d", {x, w, b}, {}, "conv").value()->output();
+  h = g.add_node("relu", {h}, {}, "relu").value()->output();
+  h = g.add_node("flatten", {h}, {}, "flatten").value()->output();
+  ir::Value* fw = g.add_constant("fc.weight", ramp({3, 36}, 0.02f, 0.1f)).value();
+  ir::Value* fb = g.add_constant("fc.bias", ramp({3}, 0.1f)).value();
+  h = g.add_node("linear", {h, fw, fb}, {}, "fc").value()->output();
+  g.set_outputs({h});
+  return g;
+}
+
+std::string save_tiny_model(const TempDir& dir) {
+  const std::string path = dir.file("tiny.cmf");
+  REQUIRE(io::save_cmf(tiny_model(), path).is_ok());
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("ctk --help lists the commands", "[cli]") {
+  const Run r = ctk({"--help"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("inspect") != std::string::npos);
+  CHECK(r.out.find("infer") != std::string::npos);
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("ctk --version and command --help exit 0", "[cli]") {
+  CHECK(ctk({"--version"}).exit_code == 0);
+  for (const char* command : {"inspect", "infer"}) {
+    const Run r = ctk({command, "--help"});
+    INFO(command);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("usage: ctk " + std::string(command)) != std::string::npos);
+    CHECK(r.out.find("Examples:") != std::string::npos);
+  }
+}
+
+TEST_CASE("wrong usage exits 2 with one line on stderr", "[cli]") {
+  TempDir dir;
+  const std::string model = save_tiny_model(dir);
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{}, "ctk: missing command"},
+      {{"frobnicate"}, "ctk: unknown command 'frobnicate'"},
+      {{"inspect"}, "ctk inspect: missing MODEL; see 'ctk inspect --help'"},
+      {{"inspect", model, "--bogus"}, "ctk inspect: "},
+      {{"inspect", model, "extra"}, "ctk inspect: "},
+      {{"--threads", "many", "inspect", model}, "ctk: "},
+      {{"inspect", model, "--threads", "-3"}, "ctk inspect: bad --threads"},
+      {{"inspect", model, "--log-level", "loud"}, "ctk inspect: bad --log-level"},
+      {{"infer", model, "--output", dir.file("y.npy")}, "ctk infer: missing --input"},
+      {{"infer", model, "--input", dir.file("x.npy")}, "ctk infer: missing --output"},
+      {{"infer", model, "--input", "a.npy", "--output", "y.npy", "--backend", "nope"},
+       "ctk infer: unknown backend 'nope'"},
+  };
+  for (const Case& c : cases) {
+    const Run r = ctk(c.args);
+    INFO("args: " << nlohmann::json(c.args).dump() << "\nstderr: " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.rfind(c.expected, 0) == 0);
+    CHECK(count_lines(r.err) == 1);
+    CHECK(r.out.empty());
+  }
+}
+
+TEST_CASE("inspect of a bad file exits 1 naming the file", "[cli]") {
+  TempDir dir;
+  const std::string corrupt = dir.file("corrupt.cmf");
+  std::ofstream(corrupt, std::ios::binary) << "this is not a model file, just some bytes";
+  for (const std::string& path : {corrupt, dir.file("missing.cmf")}) {
+    const Run r = ctk({"inspect", path});
+    INFO(r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.rfind("ctk inspect: ", 0) == 0);
+    CHECK(r.err.find(path) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  const std::string torchscript = dir.file("model.pt");
+  std::ofstream(torchscript, std::ios::binary) << "PK";
+  const Run r = ctk({"inspect", torchscript});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("TorchScript import is not built yet") != std::string::npos);
+}
+
+TEST_CASE("inspect prints the summary and table; --ir prints the graph", "[cli]") {
+  TempDir dir;
+  const std::string model = save_tiny_model(dir);
+  const Run r = ctk({"inspect", model});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("187") != std::string::npos);
+  CHECK(r.out.find("1,587") != std::string::npos);
+  CHECK(r.out.find("conv2d") != std::string::npos);
+  CHECK(r.out.find("sparsity") != std::string::npos);
+
+  const Run ir_text = ctk({"inspect", model, "--ir"});
+  REQUIRE(ir_text.exit_code == 0);
+  CHECK(ir_text.out.find("graph tiny") != std::string::npos);
+  CHECK(ir_text.out.find("conv2d(") != std::string::npos);
+}
+
+TEST_CASE("inspect --json prints one JSON object with params and FLOPs", "[cli]") {
+  TempDir dir;
+  const std::string model = save_tiny_model(dir);
+  const Run r = ctk({"--quiet", "inspect", model, "--json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out);  // throws on anything but one JSON value
+  REQUIRE(j.is_object());
+  CHECK(j["name"] == "tiny");
+  CHECK(j["num_params"] == 187);
+  CHECK(j["flops"] == 1587);
+  CHECK(j["macs"] == 756);
+  CHECK(j["file_size_bytes"] == fs::file_size(model));
+  CHECK(j["op_counts"] == nlohmann::json({{"conv2d", 1}, {"relu", 1}, {"flatten", 1}, {"linear", 1}}));
+  CHECK(j["inputs"][0]["shape"] == nlohmann::json({1, 2, 5, 5}));
+  REQUIRE(j["layers"].size() == 4);
+  CHECK(j["layers"][0]["name"] == "conv");
+  CHECK(j["layers"][0]["flops"] == 1332);
+  CHECK(j["layers"][0]["dtype"] == "f32");
+  CHECK(j["layers"][0]["bits"] == 32.0);
+  CHECK(j["layers"][3]["params"] == 111);
+}
+
+TEST_CASE("infer writes the reference backend's output", "[cli]") {
+  TempDir dir;
+  const std::string model = save_tiny_model(dir);
+  const ir::Graph graph = tiny_model();
+  // The batch may differ from the model's declared batch of 1.
+  for (int64_t batch : {1, 3}) {
+    INFO("batch " << batch);
+    const ir::Tensor x = ramp({batch, 2, 5, 5}, 0.3f, 1.0f);
+    const std::string x_path = dir.file("x.npy");
+    const std::string y_path = dir.file("y.npy");
+    REQUIRE(io::save_npy(x, x_path).is_ok());
+    const Run r = ctk({"infer", model, "--input", x_path, "--output", y_path, "--threads", "1"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const ir::Tensor y = io::load_npy(y_path).value();
+    const std::vector<ir::Tensor> expected = runtime::run_reference(graph, {x}).value();
+    CHECK(y.bitwise_equal(expected.at(0)));
+  }
+}
+
+TEST_CASE("infer rejects an input of the wrong shape or dtype", "[cli]") {
+  TempDir dir;
+  const std::string model = save_tiny_model(dir);
+  const std::string y_path = dir.file("y.npy");
+  const std::string wrong_shape = dir.file("wrong_shape.npy");
+  REQUIRE(io::save_npy(ramp({1, 3, 5, 5}, 0.1f), wrong_shape).is_ok());
+  const std::string wrong_dtype = dir.file("wrong_dtype.npy");
+  REQUIRE(io::save_npy(ir::Tensor::from_vector<int32_t>(ir::DType::kI32, {1, 2}, {1, 2}), wrong_dtype).is_ok());
+  for (const std::string& path : {wrong_shape, wrong_dtype}) {
+    const Run r = ctk({"infer", model, "--input", path, "--output", y_path});
+    INFO(r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find(path) != std::string::npos);
+    CHECK(!fs::exists(y_path));
+  }
+  // Two inputs for a one-input model is a usage error.
+  const Run r = ctk({"infer", model, "--input", wrong_shape, "--input", wrong_shape, "--output", y_path});
+  CHECK(r.exit_code == 2);
+}
