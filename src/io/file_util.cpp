@@ -1,0 +1,114 @@
+// POSIX file helpers for io/ (see file_util.h).
+#include "file_util.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <limits>
+#include <new>
+#include <system_error>
+
+namespace compress::io {
+
+std::string errno_text(int err) { return std::generic_category().message(err); }
+
+void UniqueFd::reset() {
+  if (fd_ >= 0) {
+    // The descriptor is released even when close reports an error (Linux
+    // semantics), so retrying on EINTR would risk closing someone else's fd.
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+Expected<OpenFile> open_for_reading(const std::string& path) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    const int err = errno;
+    const StatusCode code = err == ENOENT ? StatusCode::kNotFound : StatusCode::kIoError;
+    return Status(code, fmt::format("{}: cannot open for reading: {}", path, errno_text(err)));
+  }
+  OpenFile file;
+  file.fd = UniqueFd(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return io_error("{}: cannot stat: {}", path, errno_text(errno));
+  if (!S_ISREG(st.st_mode)) {
+    return invalid_argument("{}: not a regular file{}", path, S_ISDIR(st.st_mode) ? " (it is a directory)" : "");
+  }
+  file.size = static_cast<uint64_t>(st.st_size);
+  return file;
+}
+
+Status pread_exact(int fd, uint64_t offset, void* dst, size_t n, const std::string& path) {
+  auto* out = static_cast<uint8_t*>(dst);
+  size_t done = 0;
+  while (done < n) {
+    const uint64_t at = offset + done;
+    if (at > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) {
+      return corrupt_file("{}: read at byte {} is beyond what this system can address", path, at);
+    }
+    // Large reads are split so that one call never exceeds what read(2) returns at once.
+    const size_t want = std::min<size_t>(n - done, size_t{1} << 30);
+    const ssize_t got = ::pread(fd, out + done, want, static_cast<off_t>(at));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return io_error("{}: read of {} bytes at byte {} failed: {}", path, want, at, errno_text(errno));
+    }
+    if (got == 0) {
+      return corrupt_file("{}: unexpected end of file at byte {} (needed {} more bytes; was the file truncated "
+                          "while being read?)",
+                          path, at, n - done);
+    }
+    done += static_cast<size_t>(got);
+  }
+  return Status::ok();
+}
+
+Expected<std::string> read_file(const std::string& path, uint64_t max_bytes) {
+  COMPRESS_ASSIGN_OR_RETURN(OpenFile file, open_for_reading(path));
+  if (file.size > max_bytes) {
+    return invalid_argument("{}: file is {} bytes, more than the {} this reader accepts", path, file.size,
+                            max_bytes);
+  }
+  std::string bytes;
+  try {
+    bytes.resize(static_cast<size_t>(file.size));
+  } catch (const std::bad_alloc&) {
+    return io_error("{}: out of memory reading {} bytes", path, file.size);
+  }
+  COMPRESS_RETURN_IF_ERROR(pread_exact(file.fd.get(), 0, bytes.data(), bytes.size(), path));
+  return bytes;
+}
+
+Expected<MappedFile> map_file_private(const std::string& path) {
+  COMPRESS_ASSIGN_OR_RETURN(OpenFile file, open_for_reading(path));
+  MappedFile mapped;
+  if (file.size == 0) return mapped;  // mmap of length 0 is invalid; the parser reports "empty"
+  if (file.size > std::numeric_limits<size_t>::max()) {
+    return unsupported("{}: file of {} bytes cannot be mapped on this system", path, file.size);
+  }
+  const size_t size = static_cast<size_t>(file.size);
+  // PROT_WRITE with MAP_PRIVATE: a pass that modifies a borrowed tensor in
+  // place gets its own copy of the page instead of a SIGSEGV or a modified file.
+  void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, file.fd.get(), 0);
+  if (addr == MAP_FAILED) return io_error("{}: mmap of {} bytes failed: {}", path, size, errno_text(errno));
+  try {
+    mapped.mapping = std::shared_ptr<void>(addr, [size](void* p) { ::munmap(p, size); });
+  } catch (const std::bad_alloc&) {
+    ::munmap(addr, size);
+    return io_error("{}: out of memory", path);
+  }
+  mapped.data = static_cast<const uint8_t*>(addr);
+  mapped.size = size;
+  // The descriptor closes here; the mapping stays valid without it.
+  return mapped;
+}
+
+}  // namespace compress::io
