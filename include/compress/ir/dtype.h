@@ -49,7 +49,10 @@ inline constexpr std::array<DTypeTraits, 10> kDTypeTable = {{
 // Traits of a valid dtype. Callers validate untrusted codes with
 // dtype_from_code() first.
 constexpr const DTypeTraits& traits(DType dtype) {
-  return kDTypeTable[static_cast<size_t>(static_cast<uint8_t>(dtype) - 1)];
+  // The clamp keeps an out-of-range enum (a bug) inside the table; it also
+  // lets GCC prove the access in bounds.
+  const size_t index = static_cast<size_t>(static_cast<uint8_t>(dtype)) - 1;
+  return kDTypeTable[index < kDTypeTable.size() ? index : 0];
 }
 constexpr std::string_view dtype_name(DType dtype) { return traits(dtype).name; }
 constexpr int dtype_bits(DType dtype) { return traits(dtype).bits; }
