@@ -1,0 +1,129 @@
+// Activations, clamp and broadcasting binary ops; NaN propagates through all of them.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels.h"
+
+namespace compress::runtime::reference {
+namespace {
+
+constexpr StatusCode kBad = StatusCode::kInvalidArgument;
+constexpr int64_t kGrain = 1 << 15;
+constexpr double kSqrtHalf = 0.70710678118654752440;
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+
+// min/max that return NaN when x is NaN (std::min/max depend on argument order).
+inline double clamp_nan(double x, double lo, double hi) {
+  if (std::isnan(x)) return x;
+  return x < lo ? lo : (x > hi ? hi : x);
+}
+
+template <typename Fn>
+Expected<Tensors> map_unary(const Tensor& x, Fn fn) {
+  COMPRESS_RETURN_IF_ERROR(check_f32(x, "input"));
+  COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, x.shape()));
+  const float* src = x.data<float>();
+  float* dst = out.data<float>();
+  // Evaluated in double and rounded once: the result is (nearly always) the
+  // correctly rounded f32 value of the exact function.
+  parallel_for_grain(x.numel(), kGrain, [&](long begin, long end) {
+    for (long i = begin; i < end; ++i) dst[i] = static_cast<float>(fn(static_cast<double>(src[i])));
+  });
+  return Tensors{std::move(out)};
+}
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+}  // namespace
+
+Expected<Tensors> activation(const ir::Node& node, const Tensors& in) {
+  const std::string& op = node.op();
+  if (op == "relu") return map_unary(in[0], [](double x) { return x < 0.0 ? 0.0 : x; });
+  if (op == "relu6") return map_unary(in[0], [](double x) { return clamp_nan(x, 0.0, 6.0); });
+  if (op == "sigmoid") return map_unary(in[0], sigmoid);
+  if (op == "silu") return map_unary(in[0], [](double x) { return x * sigmoid(x); });
+  if (op == "tanh") return map_unary(in[0], [](double x) { return std::tanh(x); });
+  if (op == "hardsigmoid") return map_unary(in[0], [](double x) { return clamp_nan(x + 3.0, 0.0, 6.0) / 6.0; });
+  if (op == "hardswish") return map_unary(in[0], [](double x) { return x * clamp_nan(x + 3.0, 0.0, 6.0) / 6.0; });
+  if (op == "gelu") {
+    const std::string& approx = node.attr_string("approximate");
+    if (approx == "none") {
+      return map_unary(in[0], [](double x) { return 0.5 * x * (1.0 + std::erf(x * kSqrtHalf)); });
+    }
+    COMPRESS_CHECK(approx == "tanh", kBad, "gelu: approximate must be 'none' or 'tanh', got '{}'", approx);
+    return map_unary(in[0], [](double x) {
+      return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
+    });
+  }
+  return unsupported("no reference activation '{}'", op);
+}
+
+Expected<Tensors> clamp(const ir::Node& node, const Tensors& in) {
+  const double lo = node.attr_float("min"), hi = node.attr_float("max");
+  COMPRESS_CHECK(!(lo > hi), kBad, "clamp: min {} > max {}", lo, hi);
+  // PyTorch compares in the tensor's dtype: bounds are rounded to f32 first.
+  const double lo_f = static_cast<float>(lo), hi_f = static_cast<float>(hi);
+  return map_unary(in[0], [lo_f, hi_f](double x) { return clamp_nan(x, lo_f, hi_f); });
+}
+
+Expected<Tensors> binary(const ir::Node& node, const Tensors& in) {
+  COMPRESS_RETURN_IF_ERROR(check_f32(in[0], "input 0"));
+  COMPRESS_RETURN_IF_ERROR(check_f32(in[1], "input 1"));
+  COMPRESS_ASSIGN_OR_RETURN(Shape out_shape, broadcast_shapes(in[0].shape(), in[1].shape()));
+  COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, out_shape));
+  const std::string& op = node.op();
+  int which = 0;
+  if (op == "add") which = 0;
+  else if (op == "sub") which = 1;
+  else if (op == "mul") which = 2;
+  else if (op == "div") which = 3;
+  else return unsupported("no reference binary op '{}'", op);
+  // f32 +,-,*,/ are correctly rounded, so plain float arithmetic is exact here.
+  auto apply = [which](float a, float b) {
+    switch (which) {
+      case 0: return a + b;
+      case 1: return a - b;
+      case 2: return a * b;
+      default: return a / b;
+    }
+  };
+  const float* a = in[0].data<float>();
+  const float* b = in[1].data<float>();
+  float* y = out.data<float>();
+  if (in[0].shape() == in[1].shape()) {
+    parallel_for_grain(out.numel(), kGrain, [&](long begin, long end) {
+      for (long i = begin; i < end; ++i) y[i] = apply(a[i], b[i]);
+    });
+    return Tensors{std::move(out)};
+  }
+  // Broadcast: rows of the last output dim; each operand either walks its last
+  // dim or repeats its single element.
+  const size_t rank = out_shape.size();
+  if (rank == 0) {  // both scalars (shapes equal, handled above) cannot reach here
+    y[0] = apply(a[0], b[0]);
+    return Tensors{std::move(out)};
+  }
+  auto padded = [rank](const Shape& s) {
+    Shape p(rank - s.size(), 1);
+    p.insert(p.end(), s.begin(), s.end());
+    return p;
+  };
+  const Shape pa = padded(in[0].shape()), pb = padded(in[1].shape());
+  const Shape outer(out_shape.begin(), out_shape.end() - 1);
+  const std::vector<int64_t> oa = broadcast_batch_offsets(outer, Shape(pa.begin(), pa.end() - 1));
+  const std::vector<int64_t> ob = broadcast_batch_offsets(outer, Shape(pb.begin(), pb.end() - 1));
+  const int64_t inner = out_shape.back(), la = pa.back(), lb = pb.back();
+  const int64_t sa = la == 1 ? 0 : 1, sb = lb == 1 ? 0 : 1;
+  parallel_for_grain(static_cast<int64_t>(oa.size()), std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
+                     [&](long begin, long end) {
+                       for (long r = begin; r < end; ++r) {
+                         const float* ar = a + oa[r] * la;
+                         const float* br = b + ob[r] * lb;
+                         float* yr = y + r * inner;
+                         for (int64_t i = 0; i < inner; ++i) yr[i] = apply(ar[i * sa], br[i * sb]);
+                       }
+                     });
+  return Tensors{std::move(out)};
+}
+
+}  // namespace compress::runtime::reference
