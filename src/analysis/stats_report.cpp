@@ -99,8 +99,9 @@ std::string format_model_stats(const ModelStats& stats, const StatsReportOptions
                        grouped(static_cast<int64_t>(*options.file_size_bytes)), size);
   }
   summary.push_back({"size", size});
-  std::string flops = fmt::format("{} ({}FLOPs), MACs {}", grouped(stats.flops), human_count(stats.flops),
-                                  human_count(stats.macs));
+  std::string flops =
+      fmt::format("{} ({}), MACs {} ({})", grouped(stats.flops), human_count(stats.flops), grouped(stats.macs),
+                  human_count(stats.macs));
   if (!stats.uncounted_ops.empty()) {
     std::string ops;
     for (const auto& op : stats.uncounted_ops) ops += (ops.empty() ? "" : ", ") + op;

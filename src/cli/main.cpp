@@ -38,9 +38,10 @@ void print_main_help() {
   for (const Command& c : kCommands) {
     text += fmt::format("  {:<{}}  {}\n", c.doc->name, width, c.doc->summary);
   }
-  std::cout << text << "\n" << global_options() << "  -h [ --help ]          show this help\n"
-            << "  --version             print the version\n\n"
-            << "Run 'ctk <command> --help' for a command's options and an example.\n";
+  po::options_description top("Options");
+  top.add_options()("help,h", "show this help")("version", "print the version");
+  top.add(global_options());
+  std::cout << text << "\n" << top << "\nRun 'ctk <command> --help' for a command's options and examples.\n";
 }
 
 // Global options may come before the command name; everything from the
