@@ -388,3 +388,40 @@ TEST_CASE("results are identical across runs and thread counts", "[runtime][thre
 }
 
 }  // namespace compress::test
+
+namespace compress::test {
+
+TEST_CASE("nodes without their defaulted attributes: the plan fills them, a lone node is refused", "[runtime][errors]") {
+  // The file reader builds nodes unchecked; their defaults may be absent.
+  Graph g;
+  Value* x = input(g, "x", {2, 3});
+  ir::Node* sm = g.add_node_unchecked("softmax", {x}, {}, "probs", {ValueType{DType::kF32, {2, 3}, nullptr}});
+  g.set_outputs({sm->output()});
+  Tensor in = random_tensor({2, 3}, 61);
+  auto lone = runtime::run_reference_node(*sm, {in});
+  REQUIRE_FALSE(lone.has_value());
+  CHECK(contains(lone.status().message(), "'probs' (softmax)"));
+  CHECK(contains(lone.status().message(), "'axis'"));
+  auto planned = runtime::run_reference(g, {in});
+  INFO(planned.status().to_string());
+  REQUIRE(planned.has_value());
+  const float* y = (*planned)[0].data<float>();
+  CHECK(y[0] + y[1] + y[2] == Approx(1.0f).epsilon(1e-6));
+}
+
+TEST_CASE("a multi-output node returns every output", "[runtime]") {
+  Graph g;
+  Value* x = input(g, "x", {2, 5});
+  auto split = g.add_node("split", {x}, {{"axis", int64_t{1}}, {"sizes", std::vector<int64_t>{2, 3}}}, "halves");
+  REQUIRE(split.has_value());
+  Tensor in = random_tensor({2, 5}, 71);
+  auto r = runtime::run_reference_node(**split, {in});
+  REQUIRE(r.has_value());
+  REQUIRE(r->size() == 2);
+  CHECK((*r)[0].shape() == ir::Shape{2, 2});
+  CHECK((*r)[1].shape() == ir::Shape{2, 3});
+  CHECK((*r)[1].data<float>()[0] == in.data<float>()[2]);
+  CHECK((*r)[1].data<float>()[3] == in.data<float>()[7]);
+}
+
+}  // namespace compress::test

@@ -8,7 +8,9 @@ namespace compress::runtime {
 
 // Note [Quantized arithmetic contract]
 // All of it is IEEE f32 arithmetic, no FMA contraction, rounding to nearest
-// even (std::nearbyint under the default rounding mode):
+// even (std::nearbyint under the default rounding mode). Code that includes
+// this header compiles with -ffp-contract=off (CUDA: __fmul_rn/__fadd_rn, or
+// --fmad=false), or a fused multiply-add changes the last bit.
 //   inv   = 1.0f / scale                        (f32)
 //   q     = clamp(nearbyint(x * inv) + zp, qmin, qmax)
 //   x'    = (float)(q - zp) * scale             (q - zp exact in int64)
