@@ -246,6 +246,8 @@ Expected<std::string> serialize_cmf(const ir::Graph& graph) {
     return io_error("out of memory while serializing graph '{}'", graph.name);
   } catch (const Error& e) {
     return e.status();
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kInternal, fmt::format("serializing graph '{}': {}", graph.name, e.what()));
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <limits>
 #include <new>
+#include <stdexcept>
 #include <system_error>
 
 namespace compress::io {
@@ -28,7 +29,9 @@ void UniqueFd::reset() {
 Expected<OpenFile> open_for_reading(const std::string& path) {
   int fd;
   do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below
+    // then rejects it. It changes nothing for regular files.
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     const int err = errno;
@@ -80,7 +83,7 @@ Expected<std::string> read_file(const std::string& path, uint64_t max_bytes) {
   std::string bytes;
   try {
     bytes.resize(static_cast<size_t>(file.size));
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception&) {  // bad_alloc, or length_error past max_size()
     return io_error("{}: out of memory reading {} bytes", path, file.size);
   }
   COMPRESS_RETURN_IF_ERROR(pread_exact(file.fd.get(), 0, bytes.data(), bytes.size(), path));

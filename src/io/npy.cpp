@@ -256,6 +256,8 @@ Expected<ir::Tensor> parse_npy(const std::string& bytes, const std::string& sour
     return io_error("{}: out of memory reading .npy data", source_name);
   } catch (const Error& e) {
     return e.status().with_context(source_name);
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kInternal, fmt::format("{}: unexpected error: {}", source_name, e.what()));
   }
 }
 
@@ -302,6 +304,8 @@ Status save_npy(const ir::Tensor& tensor, const std::string& path) {
     return write_file_atomically(path, bytes);
   } catch (const std::bad_alloc&) {
     return io_error("save_npy {}: out of memory", path);
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kInternal, fmt::format("save_npy {}: {}", path, e.what()));
   }
 }
 

@@ -1,6 +1,8 @@
 // .cmf round trips: every dtype, quant granularity and sparse layout, bit for bit, with and without mmap.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <random>
 
@@ -327,4 +329,14 @@ TEST_CASE("load_cmf reports missing files and folders by name") {
   auto folder = io::load_cmf(dir.path());
   REQUIRE_FALSE(folder.has_value());
   CHECK_THAT(folder.status().message(), Catch::Matchers::Contains("directory"));
+  // A FIFO must be refused, not waited on.
+  const std::string fifo = dir.file("pipe.cmf");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (bool mmap : {true, false}) {
+    io::CmfLoadOptions opts;
+    opts.use_mmap = mmap;
+    auto piped = io::load_cmf(fifo, opts);
+    REQUIRE_FALSE(piped.has_value());
+    CHECK_THAT(piped.status().message(), Catch::Matchers::Contains("not a regular file"));
+  }
 }

@@ -1,0 +1,103 @@
+// Writes a few valid .cmf files (one per feature of the format) into a folder, as a fuzzing seed corpus.
+#include <cstdio>
+#include <string>
+
+#include "cmf_test_util.h"
+#include "compress/io/cmf.h"
+#include "compress/ir/sparse_layout.h"
+
+using namespace compress;
+using namespace compress::ir;
+
+namespace {
+
+Graph with_constants(const std::string& name, std::vector<std::pair<std::string, Tensor>> tensors) {
+  Graph g;
+  g.name = name;
+  Value* x = g.add_input("x", ValueType{DType::kF32, {2, 3}, nullptr}).value();
+  for (auto& [n, t] : tensors) g.add_constant(n, std::move(t)).value();
+  g.set_outputs({g.add_node("relu", {x}, {}, "relu").value()->output()});
+  return g;
+}
+
+Tensor ramp(DType dtype, Shape shape) {
+  Tensor t = Tensor::zeros(dtype, std::move(shape)).value();
+  auto* p = static_cast<uint8_t*>(t.raw_data());
+  for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(dtype == DType::kBool ? i & 1 : (i * 7) % 5);
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUTPUT_FOLDER\n", argv[0]);
+    return 2;
+  }
+  const std::string dir = argv[1];
+  std::vector<std::pair<std::string, Graph>> seeds;
+  seeds.emplace_back("tiny", test::tiny_graph());
+
+  std::vector<std::pair<std::string, Tensor>> dtypes;
+  for (const DTypeTraits& t : kDTypeTable) dtypes.emplace_back(std::string(t.name), ramp(t.dtype, {3, 5}));
+  seeds.emplace_back("dtypes", with_constants("dtypes", std::move(dtypes)));
+
+  const Tensor dense = ramp(DType::kF32, {4, 8});
+  seeds.emplace_back("sparse", with_constants("sparse", {{"mask", to_mask_layout(dense).value()},
+                                                         {"csr", to_csr_layout(dense).value()},
+                                                         {"nm", to_nm_layout(dense, 2, 4).value()},
+                                                         {"block", to_block_layout(dense, 2, 4).value()}}));
+  QuantParams::Spec group;
+  group.storage = DType::kI4;
+  group.granularity = QuantGranularity::kPerGroup;
+  group.axis = 1;
+  group.group_size = 4;
+  group.scales = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
+  seeds.emplace_back("quant", with_constants("quant", {{"g", ramp(DType::kI4, {4, 8}).with_quant(
+                                                                 std::make_shared<const QuantParams>(
+                                                                     QuantParams::create(group).value()))}}));
+
+  {
+    // Many ops and every attribute kind, so mutations reach shape inference.
+    Graph g;
+    g.name = "ops";
+    Value* x = g.add_input("image", ValueType{DType::kF32, {1, 3, 8, 8}, nullptr}).value();
+    Value* w = g.add_constant("conv.weight", ramp(DType::kF32, {4, 3, 3, 3})).value();
+    Value* v = g.add_node("conv2d", {x, w},
+                          {{"stride", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{1, 1, 1, 1}}},
+                          "conv")
+                   .value()
+                   ->output();
+    std::vector<Value*> bn = {v};
+    for (const char* p : {"bn.w", "bn.b", "bn.m", "bn.v"}) bn.push_back(g.add_constant(p, ramp(DType::kF32, {4})).value());
+    v = g.add_node("batch_norm", bn, {{"eps", 1e-3}}, "bn").value()->output();
+    v = g.add_node("gelu", {v}, {{"approximate", std::string("tanh")}}, "act").value()->output();
+    v = g.add_node("max_pool2d", {v}, {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}}},
+                   "pool")
+            .value()
+            ->output();
+    v = g.add_node("flatten", {v}, {}, "flatten").value()->output();
+    Value* fw = g.add_constant("fc.weight", ramp(DType::kF32, {6, 16})).value();
+    v = g.add_node("linear", {v, fw}, {}, "fc").value()->output();
+    Node* q = g.add_node("quantize", {v},
+                         {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.1}},
+                          {"zero_point", std::vector<int64_t>{128}}},
+                         "q")
+                  .value();
+    v = g.add_node("dequantize", {q->output()}, {}, "dq").value()->output();
+    Node* split = g.add_node("split", {v}, {{"axis", int64_t{1}}, {"sizes", std::vector<int64_t>{2, 4}}}, "split").value();
+    Value* sm = g.add_node("softmax", {split->output(1)}, {}, "softmax").value()->output();
+    Value* r = g.add_node("reshape", {split->output(0)}, {{"shape", std::vector<int64_t>{2, -1}}}, "reshape").value()->output();
+    g.set_outputs({r, sm});
+    seeds.emplace_back("ops", std::move(g));
+  }
+
+  for (const auto& [name, graph] : seeds) {
+    const Status st = io::save_cmf(graph, dir + "/" + name + ".cmf");
+    if (!st.is_ok()) {
+      std::fprintf(stderr, "%s\n", st.message().c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
