@@ -34,7 +34,7 @@ std::shared_ptr<const ir::QuantParams> to_quant(const json& q) {
   ir::QuantParams::Spec spec;
   spec.storage = *ir::dtype_from_name(q.at("dtype").get<std::string>());
   const std::string g = q.at("granularity");
-  spec.granularity = g == "per_tensor"  ? ir::QuantGranularity::kPerTensor
+  spec.granularity = g == "per_tensor" ? ir::QuantGranularity::kPerTensor
                      : g == "per_axis" ? ir::QuantGranularity::kPerAxis
                                        : ir::QuantGranularity::kPerGroup;
   spec.axis = q.at("axis");
@@ -153,10 +153,10 @@ void check_fixture(const OpFixture& fixture, const std::map<std::string, ErrorBo
         if (w != 0.0) max_rel = std::max(max_rel, err / std::fabs(w));
         if (err > bound.atol + bound.rtol * std::fabs(w)) violations++, first_bad = first_bad < 0 ? k : first_bad;
       }
-      INFO("max abs error " << max_abs << ", max rel error " << max_rel << ", first violation at "
-                            << first_bad << (first_bad >= 0 ? " got " + std::to_string(got.element_as_double(first_bad)) +
-                                                                  " want " + std::to_string(want.element_as_double(first_bad))
-                                                            : std::string()));
+      INFO("max abs error " << max_abs << ", max rel error " << max_rel << ", first violation at " << first_bad
+                            << (first_bad >= 0 ? " got " + std::to_string(got.element_as_double(first_bad)) + " want " +
+                                                     std::to_string(want.element_as_double(first_bad))
+                                               : std::string()));
       CHECK(violations == 0);
     }
   }

@@ -169,8 +169,14 @@ TEST_CASE("NaN inputs propagate as NaN", "[runtime][nan]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   Tensor x = Tensor::from_vector<float>(DType::kF32, {2, 3}, {nan, 1.0f, -2.0f, 0.5f, 7.0f, -7.0f});
   const std::vector<std::pair<std::string, ir::AttributeMap>> ops = {
-      {"relu", {}},    {"relu6", {}},       {"silu", {}},         {"sigmoid", {}},
-      {"tanh", {}},    {"hardswish", {}},   {"hardsigmoid", {}},  {"gelu", {}},
+      {"relu", {}},
+      {"relu6", {}},
+      {"silu", {}},
+      {"sigmoid", {}},
+      {"tanh", {}},
+      {"hardswish", {}},
+      {"hardsigmoid", {}},
+      {"gelu", {}},
       {"clamp", {{"min", -1.0}, {"max", 1.0}}},
       {"fake_quant", {{"scale", std::vector<double>{0.1}}}},
   };
@@ -198,13 +204,15 @@ TEST_CASE("NaN inputs propagate as NaN", "[runtime][nan]") {
   // Max pooling lets NaN win in every window that sees it; conv spreads it to its windows only.
   Tensor img = random_tensor({1, 1, 4, 4}, 5);
   img.data<float>()[0] = nan;
-  auto pooled = run_unary("max_pool2d", img, {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}}});
+  auto pooled =
+      run_unary("max_pool2d", img, {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}}});
   REQUIRE(pooled.has_value());
   CHECK(std::isnan((*pooled)[0].data<float>()[0]));
   for (int i = 1; i < 4; ++i) CHECK_FALSE(std::isnan((*pooled)[0].data<float>()[i]));
   // quantize has no NaN code: it maps NaN to qmin (documented in docs/ops.md).
-  auto q = run_unary("quantize", x, {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.1}},
-                                      {"zero_point", std::vector<int64_t>{128}}});
+  auto q = run_unary(
+      "quantize", x,
+      {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.1}}, {"zero_point", std::vector<int64_t>{128}}});
   REQUIRE(q.has_value());
   CHECK((*q)[0].data<uint8_t>()[0] == 0);
 }
@@ -244,8 +252,8 @@ TEST_CASE("f16 and bf16 tensors compute in f32 and keep their dtype", "[runtime]
     auto to_half = [half](const Tensor& t) {
       Tensor h = Tensor::zeros(half, t.shape()).value();
       for (int64_t i = 0; i < t.numel(); ++i) {
-        h.data<uint16_t>()[i] = half == DType::kF16 ? ir::float_to_half(t.data<float>()[i])
-                                                    : ir::float_to_bf16(t.data<float>()[i]);
+        h.data<uint16_t>()[i] =
+            half == DType::kF16 ? ir::float_to_half(t.data<float>()[i]) : ir::float_to_bf16(t.data<float>()[i]);
       }
       return h;
     };
@@ -296,12 +304,16 @@ TEST_CASE("an int32 accumulator overflow is reported, not wrapped", "[runtime][q
 TEST_CASE("quant params travel through data movement ops", "[runtime][quant]") {
   Graph g;
   Value* x = input(g, "x", {2, 3, 2, 2});
-  Value* q = node(g, "quantize", {x}, {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.05}},
-                                        {"zero_point", std::vector<int64_t>{100}}}, "q");
+  Value* q = node(
+      g, "quantize", {x},
+      {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.05}}, {"zero_point", std::vector<int64_t>{100}}},
+      "q");
   Value* flat = node(g, "flatten", {q}, {}, "flat");
   Value* dq = node(g, "dequantize", {flat}, {}, "dq");
-  Value* direct = node(g, "fake_quant", {x}, {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.05}},
-                                               {"zero_point", std::vector<int64_t>{100}}}, "fq");
+  Value* direct = node(
+      g, "fake_quant", {x},
+      {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.05}}, {"zero_point", std::vector<int64_t>{100}}},
+      "fq");
   g.set_outputs({dq, direct, flat});
   Tensor in = random_tensor({2, 3, 2, 2}, 31, -3.0f, 3.0f);
   auto r = runtime::run_reference(g, {in});
@@ -347,10 +359,15 @@ TEST_CASE("results are identical across runs and thread counts", "[runtime][thre
   Graph g;
   Value* x = input(g, "x", {3, 8, 12, 12});
   Value* w1 = g.add_constant("conv1.weight", random_tensor({16, 4, 3, 3}, 51)).value();
-  Value* c1 = node(g, "conv2d", {x, w1}, {{"padding", std::vector<int64_t>{1, 1, 1, 1}}, {"groups", int64_t{2}}}, "conv1");
+  Value* c1 =
+      node(g, "conv2d", {x, w1}, {{"padding", std::vector<int64_t>{1, 1, 1, 1}}, {"groups", int64_t{2}}}, "conv1");
   Value* a1 = node(g, "gelu", {c1}, {}, "act1");
-  Value* p1 = node(g, "avg_pool2d", {a1}, {{"kernel", std::vector<int64_t>{3, 3}}, {"stride", std::vector<int64_t>{2, 2}},
-                                           {"padding", std::vector<int64_t>{1, 1, 1, 1}}, {"ceil_mode", int64_t{1}}}, "pool1");
+  Value* p1 = node(g, "avg_pool2d", {a1},
+                   {{"kernel", std::vector<int64_t>{3, 3}},
+                    {"stride", std::vector<int64_t>{2, 2}},
+                    {"padding", std::vector<int64_t>{1, 1, 1, 1}},
+                    {"ceil_mode", int64_t{1}}},
+                   "pool1");
   Value* seq = node(g, "reshape", {p1}, {{"shape", std::vector<int64_t>{-1, 16, 49}}}, "seq");
   Value* tok = node(g, "transpose", {seq}, {{"dim0", int64_t{1}}, {"dim1", int64_t{2}}}, "tokens");  // [3,49,16]
   Value* ln = node(g, "layer_norm", {tok}, {}, "ln");
@@ -362,14 +379,17 @@ TEST_CASE("results are identical across runs and thread counts", "[runtime][thre
   Value* sm = node(g, "softmax", {mm}, {}, "sm");
   Value* big = g.add_constant("fc.weight", random_tensor({10, 49}, 53)).value();
   Value* fc = node(g, "linear", {sm, big}, {}, "fc");  // 147 rows: more than one row block
-  Value* fq = node(g, "quantize", {fc}, {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.02}},
-                                         {"zero_point", std::vector<int64_t>{128}}}, "fcq");
+  Value* fq = node(
+      g, "quantize", {fc},
+      {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.02}}, {"zero_point", std::vector<int64_t>{128}}},
+      "fcq");
   Tensor wq8 = Tensor::zeros(DType::kI8, {5, 10}).value();
   for (int64_t i = 0; i < wq8.numel(); ++i) wq8.data<int8_t>()[i] = static_cast<int8_t>((i * 37) % 255 - 127);
   auto wparams = std::make_shared<const ir::QuantParams>(
       ir::QuantParams::per_axis(DType::kI8, 0, {0.01f, 0.02f, 0.03f, 0.04f, 0.05f}, {0, 0, 0, 0, 0}).value());
   Value* qw = g.add_constant("qfc.weight", wq8.with_quant(wparams)).value();
-  Value* qfc = node(g, "qlinear", {fq, qw}, {{"out_dtype", std::string("u8")}, {"out_scale", 0.05}, {"out_zero_point", int64_t{10}}}, "qfc");
+  Value* qfc = node(g, "qlinear", {fq, qw},
+                    {{"out_dtype", std::string("u8")}, {"out_scale", 0.05}, {"out_zero_point", int64_t{10}}}, "qfc");
   g.set_outputs({fc, qfc});
   Tensor in = random_tensor({3, 8, 12, 12}, 54);
 
@@ -391,7 +411,8 @@ TEST_CASE("results are identical across runs and thread counts", "[runtime][thre
 
 namespace compress::test {
 
-TEST_CASE("nodes without their defaulted attributes: the plan fills them, a lone node is refused", "[runtime][errors]") {
+TEST_CASE("nodes without their defaulted attributes: the plan fills them, a lone node is refused",
+          "[runtime][errors]") {
   // The file reader builds nodes unchecked; their defaults may be absent.
   Graph g;
   Value* x = input(g, "x", {2, 3});

@@ -29,11 +29,16 @@ namespace {
 //  step1           qconv2d/qlinear u8 outputs vs torch.ops.quantized       within 1 quantization step
 const std::map<std::string, ErrorBound>& bounds() {
   static const std::map<std::string, ErrorBound> table = {
-      {"exact", {0.0, 0.0}},          {"exact_vs_f32", {0.0, 0.0}},
-      {"gemm", {1e-6, 1e-7}},         {"gemm_vs_f32", {1e-5, 1e-5}},
-      {"norm", {1e-6, 1e-7}},         {"norm_vs_f32", {1e-5, 1e-6}},
-      {"transcendental", {1e-6, 1e-7}}, {"transcendental_vs_f32", {1e-5, 1e-6}},
-      {"graph", {1e-5, 1e-6}},        {"graph_vs_f32", {1e-4, 1e-5}},
+      {"exact", {0.0, 0.0}},
+      {"exact_vs_f32", {0.0, 0.0}},
+      {"gemm", {1e-6, 1e-7}},
+      {"gemm_vs_f32", {1e-5, 1e-5}},
+      {"norm", {1e-6, 1e-7}},
+      {"norm_vs_f32", {1e-5, 1e-6}},
+      {"transcendental", {1e-6, 1e-7}},
+      {"transcendental_vs_f32", {1e-5, 1e-6}},
+      {"graph", {1e-5, 1e-6}},
+      {"graph_vs_f32", {1e-4, 1e-5}},
       {"step1", {0.0, 1.0}},
   };
   return table;

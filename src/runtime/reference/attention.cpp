@@ -48,7 +48,8 @@ Expected<Tensors> attention(const ir::Node& node, const Tensors& in) {
                    ir::shape_to_string(in[i].shape()));
   }
   const int64_t l = q.dim(-2), e = q.dim(-1), s = k.dim(-2), ev = v.dim(-1);
-  COMPRESS_CHECK(k.dim(-1) == e && v.dim(-2) == s, kBad, "query {}, key {} and value {} do not fit [..., L, E], [..., S, E], [..., S, Ev]",
+  COMPRESS_CHECK(k.dim(-1) == e && v.dim(-2) == s, kBad,
+                 "query {}, key {} and value {} do not fit [..., L, E], [..., S, E], [..., S, Ev]",
                  ir::shape_to_string(q.shape()), ir::shape_to_string(k.shape()), ir::shape_to_string(v.shape()));
   const Shape qb(q.shape().begin(), q.shape().end() - 2), kb(k.shape().begin(), k.shape().end() - 2),
       vb(v.shape().begin(), v.shape().end() - 2);

@@ -24,8 +24,8 @@ Expected<ConvGeometry> conv_geometry(const ir::Node& node, const Tensor& x, cons
   g.stride_h = stride[0], g.stride_w = stride[1];
   g.pad_top = pad[0], g.pad_left = pad[1], g.pad_bottom = pad[2], g.pad_right = pad[3];
   g.dil_h = dil[0], g.dil_w = dil[1];
-  COMPRESS_CHECK(g.groups >= 1 && g.c % g.groups == 0 && g.o % g.groups == 0 && weight.dim(1) * g.groups == g.c,
-                 kBad, "input {} does not match weight {} with groups={} (weight expects {} input channels)",
+  COMPRESS_CHECK(g.groups >= 1 && g.c % g.groups == 0 && g.o % g.groups == 0 && weight.dim(1) * g.groups == g.c, kBad,
+                 "input {} does not match weight {} with groups={} (weight expects {} input channels)",
                  ir::shape_to_string(x.shape()), ir::shape_to_string(weight.shape()), g.groups,
                  weight.dim(1) * g.groups);
   if (bias != nullptr) {

@@ -19,7 +19,7 @@ struct ConvGeometry {
   int64_t c_per_group() const { return c / groups; }
   int64_t o_per_group() const { return o / groups; }
   int64_t patch() const { return c_per_group() * kh * kw; }  // K of the per-group GEMM
-  int64_t pixels() const { return oh * ow; }                   // P of the per-group GEMM
+  int64_t pixels() const { return oh * ow; }                 // P of the per-group GEMM
 };
 
 // Reads stride/padding/dilation/groups from the node and checks them against

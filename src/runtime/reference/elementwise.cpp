@@ -51,9 +51,8 @@ Expected<Tensors> activation(const ir::Node& node, const Tensors& in) {
       return map_unary(in[0], [](double x) { return 0.5 * x * (1.0 + std::erf(x * kSqrtHalf)); });
     }
     COMPRESS_CHECK(approx == "tanh", kBad, "gelu: approximate must be 'none' or 'tanh', got '{}'", approx);
-    return map_unary(in[0], [](double x) {
-      return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
-    });
+    return map_unary(in[0],
+                     [](double x) { return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x))); });
   }
   return unsupported("no reference activation '{}'", op);
 }
@@ -66,27 +65,15 @@ Expected<Tensors> clamp(const ir::Node& node, const Tensors& in) {
   return map_unary(in[0], [lo_f, hi_f](double x) { return clamp_nan(x, lo_f, hi_f); });
 }
 
-Expected<Tensors> binary(const ir::Node& node, const Tensors& in) {
+namespace {
+
+// f32 +,-,*,/ are correctly rounded, so plain float arithmetic is exact here.
+template <typename Op>
+Expected<Tensors> broadcast_binary(const Tensors& in, Op apply) {
   COMPRESS_RETURN_IF_ERROR(check_f32(in[0], "input 0"));
   COMPRESS_RETURN_IF_ERROR(check_f32(in[1], "input 1"));
   COMPRESS_ASSIGN_OR_RETURN(Shape out_shape, broadcast_shapes(in[0].shape(), in[1].shape()));
   COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, out_shape));
-  const std::string& op = node.op();
-  int which = 0;
-  if (op == "add") which = 0;
-  else if (op == "sub") which = 1;
-  else if (op == "mul") which = 2;
-  else if (op == "div") which = 3;
-  else return unsupported("no reference binary op '{}'", op);
-  // f32 +,-,*,/ are correctly rounded, so plain float arithmetic is exact here.
-  auto apply = [which](float a, float b) {
-    switch (which) {
-      case 0: return a + b;
-      case 1: return a - b;
-      case 2: return a * b;
-      default: return a / b;
-    }
-  };
   const float* a = in[0].data<float>();
   const float* b = in[1].data<float>();
   float* y = out.data<float>();
@@ -97,12 +84,8 @@ Expected<Tensors> binary(const ir::Node& node, const Tensors& in) {
     return Tensors{std::move(out)};
   }
   // Broadcast: rows of the last output dim; each operand either walks its last
-  // dim or repeats its single element.
+  // dim or repeats its single element. (Different shapes imply rank >= 1.)
   const size_t rank = out_shape.size();
-  if (rank == 0) {  // both scalars (shapes equal, handled above) cannot reach here
-    y[0] = apply(a[0], b[0]);
-    return Tensors{std::move(out)};
-  }
   auto padded = [rank](const Shape& s) {
     Shape p(rank - s.size(), 1);
     p.insert(p.end(), s.begin(), s.end());
@@ -114,16 +97,27 @@ Expected<Tensors> binary(const ir::Node& node, const Tensors& in) {
   const std::vector<int64_t> ob = broadcast_batch_offsets(outer, Shape(pb.begin(), pb.end() - 1));
   const int64_t inner = out_shape.back(), la = pa.back(), lb = pb.back();
   const int64_t sa = la == 1 ? 0 : 1, sb = lb == 1 ? 0 : 1;
-  parallel_for_grain(static_cast<int64_t>(oa.size()), std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
-                     [&](long begin, long end) {
-                       for (long r = begin; r < end; ++r) {
-                         const float* ar = a + oa[r] * la;
-                         const float* br = b + ob[r] * lb;
-                         float* yr = y + r * inner;
-                         for (int64_t i = 0; i < inner; ++i) yr[i] = apply(ar[i * sa], br[i * sb]);
-                       }
-                     });
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1));
+  parallel_for_grain(static_cast<int64_t>(oa.size()), grain, [&](long begin, long end) {
+    for (long r = begin; r < end; ++r) {
+      const float* ar = a + oa[r] * la;
+      const float* br = b + ob[r] * lb;
+      float* yr = y + r * inner;
+      for (int64_t i = 0; i < inner; ++i) yr[i] = apply(ar[i * sa], br[i * sb]);
+    }
+  });
   return Tensors{std::move(out)};
+}
+
+}  // namespace
+
+Expected<Tensors> binary(const ir::Node& node, const Tensors& in) {
+  const std::string& op = node.op();
+  if (op == "add") return broadcast_binary(in, [](float a, float b) { return a + b; });
+  if (op == "sub") return broadcast_binary(in, [](float a, float b) { return a - b; });
+  if (op == "mul") return broadcast_binary(in, [](float a, float b) { return a * b; });
+  if (op == "div") return broadcast_binary(in, [](float a, float b) { return a / b; });
+  return unsupported("no reference binary op '{}'", op);
 }
 
 }  // namespace compress::runtime::reference

@@ -32,8 +32,8 @@ Expected<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
   for (size_t i = 0; i < rank; ++i) {
     const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    COMPRESS_CHECK(da == db || da == 1 || db == 1, kBad, "shapes {} and {} do not broadcast",
-                   ir::shape_to_string(a), ir::shape_to_string(b));
+    COMPRESS_CHECK(da == db || da == 1 || db == 1, kBad, "shapes {} and {} do not broadcast", ir::shape_to_string(a),
+                   ir::shape_to_string(b));
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -137,14 +137,22 @@ Expected<ir::QuantParams> quant_params_from_attrs(const ir::Node& node, const Sh
 int64_t integer_element(const Tensor& t, int64_t i) {
   const void* data = t.raw_data();
   switch (t.dtype()) {
-    case DType::kI8: return static_cast<const int8_t*>(data)[i];
-    case DType::kU8: return static_cast<const uint8_t*>(data)[i];
-    case DType::kI4: return ir::get_packed4(static_cast<const uint8_t*>(data), i, true);
-    case DType::kU4: return ir::get_packed4(static_cast<const uint8_t*>(data), i, false);
-    case DType::kI32: return static_cast<const int32_t*>(data)[i];
-    case DType::kI64: return static_cast<const int64_t*>(data)[i];
-    case DType::kBool: return static_cast<const uint8_t*>(data)[i] != 0 ? 1 : 0;
-    default: break;
+    case DType::kI8:
+      return static_cast<const int8_t*>(data)[i];
+    case DType::kU8:
+      return static_cast<const uint8_t*>(data)[i];
+    case DType::kI4:
+      return ir::get_packed4(static_cast<const uint8_t*>(data), i, true);
+    case DType::kU4:
+      return ir::get_packed4(static_cast<const uint8_t*>(data), i, false);
+    case DType::kI32:
+      return static_cast<const int32_t*>(data)[i];
+    case DType::kI64:
+      return static_cast<const int64_t*>(data)[i];
+    case DType::kBool:
+      return static_cast<const uint8_t*>(data)[i] != 0 ? 1 : 0;
+    default:
+      break;
   }
   COMPRESS_INTERNAL_ASSERT(false, "integer_element on a {} tensor", ir::dtype_name(t.dtype()));
   return 0;

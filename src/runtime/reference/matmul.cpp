@@ -55,9 +55,8 @@ Expected<Tensors> linear(const ir::Node&, const Tensors& in) {
   COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, out_shape));
   int64_t rows = 1;
   for (int64_t d = 0; d + 1 < x.rank(); ++d) rows *= x.dim(d);
-  const RowMajorD wt = Eigen::Map<const RowMajorF>(weight.data<float>(), out_features, in_features)
-                           .cast<double>()
-                           .transpose();
+  const RowMajorD wt =
+      Eigen::Map<const RowMajorF>(weight.data<float>(), out_features, in_features).cast<double>().transpose();
   const float* xd = x.data<float>();
   const float* bd = bias ? bias->data<float>() : nullptr;
   float* yd = out.data<float>();

@@ -68,8 +68,7 @@ Expected<Tensors> layer_norm(const ir::Node& node, const Tensors& in) {
   for (size_t i = 1; i < in.size(); ++i) {
     COMPRESS_RETURN_IF_ERROR(check_f32(in[i], i == 1 ? "weight" : "bias"));
     COMPRESS_CHECK(in[i].shape() == normalized, kBad, "{} has shape {}, input {} needs {}", i == 1 ? "weight" : "bias",
-                   ir::shape_to_string(in[i].shape()), ir::shape_to_string(x.shape()),
-                   ir::shape_to_string(normalized));
+                   ir::shape_to_string(in[i].shape()), ir::shape_to_string(x.shape()), ir::shape_to_string(normalized));
   }
   const double eps = node.attr_float("eps");
   const int64_t size = ir::numel(normalized);

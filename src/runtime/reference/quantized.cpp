@@ -20,13 +20,24 @@ constexpr StatusCode kBad = StatusCode::kInvalidArgument;
 void store_integer(Tensor& t, int64_t i, int64_t q) {
   void* data = t.raw_data();
   switch (t.dtype()) {
-    case DType::kI8: static_cast<int8_t*>(data)[i] = static_cast<int8_t>(q); break;
-    case DType::kU8: static_cast<uint8_t*>(data)[i] = static_cast<uint8_t>(q); break;
+    case DType::kI8:
+      static_cast<int8_t*>(data)[i] = static_cast<int8_t>(q);
+      break;
+    case DType::kU8:
+      static_cast<uint8_t*>(data)[i] = static_cast<uint8_t>(q);
+      break;
     case DType::kI4:
-    case DType::kU4: ir::set_packed4(static_cast<uint8_t*>(data), i, static_cast<int>(q)); break;
-    case DType::kI32: static_cast<int32_t*>(data)[i] = static_cast<int32_t>(q); break;
-    case DType::kI64: static_cast<int64_t*>(data)[i] = q; break;
-    default: COMPRESS_INTERNAL_ASSERT(false, "store_integer on {}", ir::dtype_name(t.dtype()));
+    case DType::kU4:
+      ir::set_packed4(static_cast<uint8_t*>(data), i, static_cast<int>(q));
+      break;
+    case DType::kI32:
+      static_cast<int32_t*>(data)[i] = static_cast<int32_t>(q);
+      break;
+    case DType::kI64:
+      static_cast<int64_t*>(data)[i] = q;
+      break;
+    default:
+      COMPRESS_INTERNAL_ASSERT(false, "store_integer on {}", ir::dtype_name(t.dtype()));
   }
 }
 
@@ -303,8 +314,8 @@ Expected<Tensors> fake_quant(const ir::Node& node, const Tensors& in) {
     const size_t pi = per_tensor ? 0 : static_cast<size_t>(params.param_index(x.shape(), i));
     const float scale = params.scales()[pi];
     const int64_t zp = params.zero_points()[pi];
-    dst[i] = dequantize_value(quantize_value(src[i], quant_inv_scale(scale), zp, params.qmin(), params.qmax()), scale,
-                              zp);
+    dst[i] =
+        dequantize_value(quantize_value(src[i], quant_inv_scale(scale), zp, params.qmin(), params.qmax()), scale, zp);
   }
   return Tensors{std::move(out)};
 }

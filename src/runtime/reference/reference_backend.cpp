@@ -1,10 +1,9 @@
 // The reference backend: kernel dispatch per node, and a plan that walks the graph in order.
-#include "compress/runtime/reference.h"
-
 #include <unordered_map>
 
 #include "compress/ir/op_schema.h"
 #include "compress/ir/verifier.h"
+#include "compress/runtime/reference.h"
 #include "kernels.h"
 
 namespace compress::runtime {
@@ -80,7 +79,8 @@ Expected<Tensor> convert_float(const Tensor& t, DType to) {
   if (to == DType::kF32) {
     const uint16_t* src = t.data<uint16_t>();
     float* dst = out.data<float>();
-    for (int64_t i = 0; i < n; ++i) dst[i] = t.dtype() == DType::kF16 ? ir::half_to_float(src[i]) : ir::bf16_to_float(src[i]);
+    for (int64_t i = 0; i < n; ++i)
+      dst[i] = t.dtype() == DType::kF16 ? ir::half_to_float(src[i]) : ir::bf16_to_float(src[i]);
   } else {
     const float* src = t.data<float>();
     uint16_t* dst = out.data<uint16_t>();
@@ -93,8 +93,9 @@ std::string describe_inputs(const std::vector<Tensor>& inputs) {
   std::string s;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (i) s += ", ";
-    s += inputs[i].defined() ? fmt::format("{}{}", ir::dtype_name(inputs[i].dtype()), ir::shape_to_string(inputs[i].shape()))
-                             : std::string("<undefined>");
+    s += inputs[i].defined()
+             ? fmt::format("{}{}", ir::dtype_name(inputs[i].dtype()), ir::shape_to_string(inputs[i].shape()))
+             : std::string("<undefined>");
   }
   return s;
 }
@@ -212,8 +213,8 @@ class ReferencePlan final : public ExecutionPlan {
     std::vector<Tensor> slots(static_cast<size_t>(num_slots_));
     for (const auto& [s, t] : constants_) slots[s] = t;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      COMPRESS_RETURN_IF_ERROR(check_input(*declared[i], inputs[i]).with_context(
-          fmt::format("input {} '{}'", i, declared[i]->name())));
+      COMPRESS_RETURN_IF_ERROR(
+          check_input(*declared[i], inputs[i]).with_context(fmt::format("input {} '{}'", i, declared[i]->name())));
       slots[input_slots_[i]] = inputs[i];
     }
     std::vector<Tensor> args;
@@ -244,9 +245,8 @@ class ReferencePlan final : public ExecutionPlan {
     bool ok = t.defined() && t.dtype() == value.dtype() && t.rank() == static_cast<int64_t>(shape.size());
     for (size_t d = 1; ok && d < shape.size(); ++d) ok = t.shape()[d] == shape[d];
     if (ok) return Status::ok();
-    ir::Shape any_batch_desc = shape;
     return invalid_argument("expected {}{} (any batch), got {}", ir::dtype_name(value.dtype()),
-                            ir::shape_to_string(any_batch_desc),
+                            ir::shape_to_string(shape),
                             t.defined() ? fmt::format("{}{}", ir::dtype_name(t.dtype()), ir::shape_to_string(t.shape()))
                                         : std::string("an undefined tensor"));
   }

@@ -11,8 +11,7 @@ constexpr StatusCode kBad = StatusCode::kInvalidArgument;
 
 Expected<size_t> element_bytes(const Tensor& t) {
   COMPRESS_CHECK(!ir::is_packed(t.dtype()), StatusCode::kUnsupported,
-                 "{} tensors (two per byte) cannot be moved element-wise; dequantize first",
-                 ir::dtype_name(t.dtype()));
+                 "{} tensors (two per byte) cannot be moved element-wise; dequantize first", ir::dtype_name(t.dtype()));
   return static_cast<size_t>(ir::dtype_bits(t.dtype()) / 8);
 }
 
