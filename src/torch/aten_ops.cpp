@@ -435,6 +435,69 @@ Status attention(ImportContext& c, const jit::Node* n) {
   return bind(c, n, c.emit("scaled_dot_product_attention", inputs, {{"is_causal", int64_t{causal}}, {"scale", scale}}));
 }
 
+// PyTorch's fused inference path for nn.TransformerEncoderLayer (taken when a
+// model is traced in eval mode under no_grad), decomposed into op set v1:
+//   aten::_transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_w,
+//   qkv_b, proj_w, proj_b, use_gelu, norm_first, eps, norm_w1, norm_b1,
+//   norm_w2, norm_b2, ffn_w1, ffn_b1, ffn_w2, ffn_b2, mask, mask_type)
+// src is [B, L, E] (batch_first).
+Status transformer_encoder_layer(ImportContext& c, const jit::Node* n) {
+  TRY_ASSIGN(Value * x, c.ir_input(0));
+  TRY_ASSIGN(int64_t embed, c.int_input(1));
+  TRY_ASSIGN(int64_t heads, c.int_input(2));
+  TRY_ASSIGN(bool use_gelu, c.bool_input(7));
+  TRY_ASSIGN(bool norm_first, c.bool_input(8));
+  TRY_ASSIGN(double eps, c.double_input(9));
+  if (n->inputs().size() > 18 && !c.is_none(n->input(18))) {
+    return c.error(StatusCode::kUnsupported, "the fused encoder layer with an attention mask is not supported");
+  }
+  const ir::Shape& shape = x->shape();
+  if (shape.size() != 3 || shape[2] != embed || heads <= 0 || embed % heads != 0) {
+    return c.error(StatusCode::kUnsupported, "fused encoder layer: expected [batch, seq, embed] input");
+  }
+  const int64_t batch = shape[0], seq = shape[1], head_dim = embed / heads;
+  std::vector<Value*> w(18, nullptr);
+  for (size_t i : {3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17}) {
+    TRY_ASSIGN(w[i], c.ir_input(i));
+  }
+  auto norm = [&](Value* v, Value* weight, Value* bias) {
+    return c.emit("layer_norm", {v, weight, bias}, {{"normalized_ndim", int64_t{1}}, {"eps", eps}});
+  };
+  auto attention_block = [&](Value* h) -> Expected<Value*> {
+    TRY_ASSIGN(Value * qkv, c.emit("linear", {h, w[3], w[4]}));
+    TRY_ASSIGN(ir::Node * parts, c.emit_node("split", {qkv}, {{"axis", int64_t{2}}, {"sizes", Ints{embed, embed, embed}}}));
+    std::vector<Value*> qkv_heads;
+    for (size_t i = 0; i < 3; ++i) {
+      TRY_ASSIGN(Value * r, c.emit("reshape", {parts->output(i)}, {{"shape", Ints{batch, seq, heads, head_dim}}}));
+      TRY_ASSIGN(Value * t, c.emit("permute", {r}, {{"perm", Ints{0, 2, 1, 3}}}));
+      qkv_heads.push_back(t);
+    }
+    TRY_ASSIGN(Value * a, c.emit("scaled_dot_product_attention", qkv_heads));
+    TRY_ASSIGN(Value * merged, c.emit("permute", {a}, {{"perm", Ints{0, 2, 1, 3}}}));
+    TRY_ASSIGN(merged, c.emit("reshape", {merged}, {{"shape", Ints{batch, seq, embed}}}));
+    return c.emit("linear", {merged, w[5], w[6]});
+  };
+  auto feed_forward = [&](Value* h) -> Expected<Value*> {
+    TRY_ASSIGN(Value * up, c.emit("linear", {h, w[14], w[15]}));
+    TRY_ASSIGN(up, use_gelu ? c.emit("gelu", {up}) : c.emit("relu", {up}));
+    return c.emit("linear", {up, w[16], w[17]});
+  };
+  if (norm_first) {
+    TRY_ASSIGN(Value * h, norm(x, w[10], w[11]));
+    TRY_ASSIGN(Value * a, attention_block(h));
+    TRY_ASSIGN(x, c.emit("add", {x, a}));
+    TRY_ASSIGN(h, norm(x, w[12], w[13]));
+    TRY_ASSIGN(Value * f, feed_forward(h));
+    return bind(c, n, c.emit("add", {x, f}));
+  }
+  TRY_ASSIGN(Value * a, attention_block(x));
+  TRY_ASSIGN(x, c.emit("add", {x, a}));
+  TRY_ASSIGN(x, norm(x, w[10], w[11]));
+  TRY_ASSIGN(Value * f, feed_forward(x));
+  TRY_ASSIGN(x, c.emit("add", {x, f}));
+  return bind(c, n, norm(x, w[12], w[13]));
+}
+
 std::unordered_map<std::string, OpHandler> build() {
   std::unordered_map<std::string, OpHandler> t;
   auto un = [](const char* op) { return [op](ImportContext& c, const jit::Node* n) { return unary(c, n, op); }; };
@@ -483,6 +546,7 @@ std::unordered_map<std::string, OpHandler> build() {
   t["aten::softmax"] = softmax;
   t["aten::embedding"] = embedding;
   t["aten::scaled_dot_product_attention"] = attention;
+  t["aten::_transformer_encoder_layer_fwd"] = transformer_encoder_layer;
   for (const char* op : {"aten::dropout", "aten::feature_dropout", "aten::alpha_dropout", "aten::contiguous",
                          "aten::detach", "aten::clone"}) {
     t[op] = passthrough;

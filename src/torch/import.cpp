@@ -23,7 +23,14 @@ namespace jit = ::torch::jit;
 std::string ImportContext::where() const {
   if (current_ == nullptr) return source_;
   std::string s = current_->kind().toQualString();
-  if (auto loc = current_->sourceRange().file_line_col()) {
+  // A saved TorchScript file keeps, next to its serialized code, the range of
+  // the original Python source that generated each node: point there first.
+  const jit::SourceRange range = current_->sourceRange();
+  if (auto original = range.findSourceRangeThatGenerated()) {
+    if (auto loc = original->file_line_col()) {
+      s += fmt::format(" at {}:{}:{}", std::get<0>(*loc), std::get<1>(*loc), std::get<2>(*loc));
+    }
+  } else if (auto loc = range.file_line_col()) {
     s += fmt::format(" at {}:{}:{}", std::get<0>(*loc), std::get<1>(*loc), std::get<2>(*loc));
   }
   s += module_path_.empty() ? " in the top-level module" : " in module " + module_path_;
@@ -295,6 +302,10 @@ class Importer {
     if (kind == "prim::GetAttr") return import_get_attr(node);
     if (kind == "aten::size" || kind == "aten::dim") return import_size(node, kind);
     if (kind == "prim::ListUnpack" || kind == "prim::TupleUnpack") return import_unpack(node);
+    if ((kind == "aten::__getitem__" || kind == "prim::TupleIndex") &&
+        ctx_.known(node->input(0)).kind == Known::Kind::kList) {
+      return import_list_item(node);
+    }
     if (kind == "prim::ListConstruct" || kind == "prim::TupleConstruct") return import_list(node);
     if (!never_fold(kind) && all_inputs_constant(node) && node->outputs().size() > 0) return fold(node);
     const auto& handlers = aten_handlers();
@@ -417,6 +428,16 @@ class Importer {
       k.kind = Known::Kind::kList;
     }
     ctx_.bind(node->output(), std::move(k));
+    return Status::ok();
+  }
+
+  Status import_list_item(const jit::Node* node) {
+    const std::vector<Known>& items = ctx_.known(node->input(0)).items;
+    COMPRESS_ASSIGN_OR_RETURN(int64_t index, ctx_.int_input(1));
+    const int64_t size = static_cast<int64_t>(items.size());
+    if (index < 0) index += size;
+    if (index < 0 || index >= size) return ctx_.error(StatusCode::kInvalidArgument, "list index out of range");
+    ctx_.bind(node->output(), items[static_cast<size_t>(index)]);
     return Status::ok();
   }
 

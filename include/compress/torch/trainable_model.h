@@ -1,0 +1,72 @@
+// TrainableModel: runs an IR graph with torch ops so autograd can train it.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/ordered_dict.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compress/ir/graph.h"
+#include "compress/support/status.h"
+
+namespace compress::torch {
+
+struct TrainableOptions {
+  // Batch-norm running statistics are updated with this momentum in training
+  // mode (PyTorch's default).
+  double batch_norm_momentum = 0.1;
+};
+
+// Note [Trainable parameters]
+// Float constants of the graph become parameters (requires_grad), named as
+// in the IR ("layer1.0.conv1.weight"), except batch-norm running statistics
+// and rank-0 scalars, which are buffers. A weight with a sparse layout trains
+// through its mask: the forward pass multiplies by the mask, so pruned
+// entries stay exactly zero and get zero gradient. fake_quant nodes use
+// LibTorch's fake-quantize kernels (straight-through gradients), with the same
+// rounding (half to even) as the reference backend.
+//
+// The module owns a copy of the IR graph; write_back() stores the trained
+// values into that graph (and graph() hands it out) so that passes and
+// save_cmf() see the trained model.
+class TrainableModel : public ::torch::nn::Module {
+ public:
+  static Expected<std::shared_ptr<TrainableModel>> create(const ir::Graph& graph, TrainableOptions options = {});
+
+  // Runs the graph. Inputs in graph-input order; throws compress::Error on
+  // failure (this is a training-loop API; try_forward returns the Status).
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs);
+  at::Tensor forward(const at::Tensor& input);
+  Expected<std::vector<at::Tensor>> try_forward(const std::vector<at::Tensor>& inputs);
+
+  // Hide nn::Module's versions so the IR's dotted names are used.
+  std::vector<at::Tensor> parameters() const;
+  ::torch::OrderedDict<std::string, at::Tensor> named_parameters() const;
+  ::torch::OrderedDict<std::string, at::Tensor> named_buffers() const;
+
+  // Copies the trained parameters and buffers back into the owned graph
+  // (f32, on the CPU; sparse layouts keep their pattern).
+  Status write_back();
+  // The owned graph (call write_back() first to see trained values).
+  const ir::Graph& graph() const { return graph_; }
+  ir::Graph& graph() { return graph_; }
+
+ private:
+  TrainableModel(ir::Graph graph, TrainableOptions options) : graph_(std::move(graph)), options_(options) {}
+  Status init();
+
+  struct Slot {
+    std::string name;  // IR constant name
+    at::Tensor tensor;
+    at::Tensor mask;  // defined for sparse weights
+    bool trainable = false;
+  };
+  ir::Graph graph_;
+  TrainableOptions options_;
+  std::vector<Slot> slots_;
+  std::map<const ir::Value*, size_t> slot_of_;
+};
+
+}  // namespace compress::torch

@@ -1,0 +1,180 @@
+#include "compress/torch/trainable_model.h"
+
+#include <ATen/ATen.h>
+
+#include <unordered_map>
+
+#include "compress/ir/sparse_layout.h"
+#include "compress/ir/verifier.h"
+#include "compress/support/check.h"
+#include "compress/torch/tensor_convert.h"
+#include "torch_ops.h"
+
+namespace compress::torch {
+namespace {
+
+// nn::Module forbids dots in names; the IR names are kept in slots_.
+std::string module_safe(const std::string& name) {
+  std::string out = name;
+  for (char& ch : out) {
+    if (ch == '.') ch = '_';
+  }
+  return out;
+}
+
+bool is_running_stat(const ir::Value& value) {
+  for (const ir::Use& use : value.uses()) {
+    if (use.user->op() == "batch_norm" && use.input_index >= 3) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Expected<std::shared_ptr<TrainableModel>> TrainableModel::create(const ir::Graph& graph, TrainableOptions options) {
+  COMPRESS_RETURN_IF_ERROR(ir::verify(graph).with_context("TrainableModel"));
+  std::shared_ptr<TrainableModel> model(new TrainableModel(graph.clone(), options));
+  COMPRESS_RETURN_IF_ERROR(model->init());
+  return model;
+}
+
+Status TrainableModel::init() {
+  std::unordered_map<std::string, int> used_names;
+  for (const ir::Value* value : graph_.constants()) {
+    const ir::Tensor& tensor = value->constant();
+    Slot slot;
+    slot.name = value->name();
+    COMPRESS_ASSIGN_OR_RETURN(slot.tensor, to_aten(tensor));
+    if (tensor.is_sparse()) {
+      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, tensor.to_dense());
+      at::Tensor values = slot.tensor;
+      slot.mask = values.ne(0).to(values.scalar_type());
+      if (tensor.sparse_layout()->format == ir::SparseFormat::kMask) {
+        COMPRESS_ASSIGN_OR_RETURN(slot.mask, to_aten(tensor.sparse_layout()->indices[0]));
+        slot.mask = slot.mask.to(values.scalar_type());
+      }
+    }
+    slot.trainable = tensor.dtype() == ir::DType::kF32 && !tensor.is_quantized() && tensor.rank() > 0 &&
+                     !is_running_stat(*value);
+    std::string safe = module_safe(slot.name);
+    if (used_names[safe]++ > 0) safe += "_" + std::to_string(used_names[safe]);
+    if (slot.trainable) {
+      slot.tensor = register_parameter(safe, slot.tensor, /*requires_grad=*/true);
+    } else {
+      slot.tensor = register_buffer(safe, slot.tensor);
+    }
+    if (slot.mask.defined()) slot.mask = register_buffer(safe + "__mask", slot.mask);
+    slot_of_[value] = slots_.size();
+    slots_.push_back(std::move(slot));
+  }
+  return Status::ok();
+}
+
+Expected<std::vector<at::Tensor>> TrainableModel::try_forward(const std::vector<at::Tensor>& inputs) {
+  COMPRESS_CHECK(inputs.size() == graph_.inputs().size(), StatusCode::kInvalidArgument,
+                 "TrainableModel: {} inputs given, the graph takes {}", inputs.size(), graph_.inputs().size());
+  std::unordered_map<const ir::Value*, at::Tensor> env;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ir::Value* in = graph_.inputs()[i];
+    COMPRESS_CHECK(inputs[i].dim() == static_cast<int64_t>(in->shape().size()), StatusCode::kInvalidArgument,
+                   "TrainableModel: input '{}' has rank {}, expected {} ({})", in->name(), inputs[i].dim(),
+                   in->shape().size(), in->type().to_string());
+    env[in] = inputs[i];
+  }
+  const TorchRunContext context{is_training(), options_.batch_norm_momentum};
+  auto lookup = [&](const ir::Value* v) -> at::Tensor {
+    if (v->is_constant()) {
+      const Slot& slot = slots_[slot_of_.at(v)];
+      return slot.mask.defined() ? slot.tensor * slot.mask : slot.tensor;
+    }
+    return env.at(v);
+  };
+  for (const ir::Node* node : graph_.nodes()) {
+    std::vector<at::Tensor> args;
+    args.reserve(node->num_inputs());
+    for (const ir::Value* in : node->inputs()) args.push_back(lookup(in));
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<at::Tensor> outs, run_torch_node(*node, args, context));
+    for (size_t i = 0; i < outs.size(); ++i) env[node->output(i)] = std::move(outs[i]);
+  }
+  std::vector<at::Tensor> outputs;
+  for (const ir::Value* out : graph_.outputs()) outputs.push_back(lookup(out));
+  return outputs;
+}
+
+std::vector<at::Tensor> TrainableModel::forward(const std::vector<at::Tensor>& inputs) {
+  return value_or_throw(try_forward(inputs));
+}
+
+at::Tensor TrainableModel::forward(const at::Tensor& input) {
+  auto outputs = forward(std::vector<at::Tensor>{input});
+  if (outputs.size() != 1) {
+    throw Error(invalid_argument("TrainableModel::forward(Tensor): the graph has {} outputs", outputs.size()));
+  }
+  return outputs[0];
+}
+
+std::vector<at::Tensor> TrainableModel::parameters() const {
+  std::vector<at::Tensor> out;
+  for (const Slot& slot : slots_) {
+    if (slot.trainable) out.push_back(slot.tensor);
+  }
+  return out;
+}
+
+::torch::OrderedDict<std::string, at::Tensor> TrainableModel::named_parameters() const {
+  ::torch::OrderedDict<std::string, at::Tensor> out;
+  for (const Slot& slot : slots_) {
+    if (slot.trainable) out.insert(slot.name, slot.tensor);
+  }
+  return out;
+}
+
+::torch::OrderedDict<std::string, at::Tensor> TrainableModel::named_buffers() const {
+  ::torch::OrderedDict<std::string, at::Tensor> out;
+  for (const Slot& slot : slots_) {
+    if (!slot.trainable) out.insert(slot.name, slot.tensor);
+  }
+  return out;
+}
+
+Status TrainableModel::write_back() {
+  for (ir::Value* value : graph_.constants()) {
+    auto it = slot_of_.find(value);
+    if (it == slot_of_.end()) continue;
+    const Slot& slot = slots_[it->second];
+    const ir::Tensor& old = value->constant();
+    if (old.dtype() != ir::DType::kF32 || old.is_quantized()) continue;  // integer data is not trained
+    at::Tensor data = slot.tensor.detach().to(at::kCPU);
+    if (slot.mask.defined()) data = data * slot.mask.to(at::kCPU);
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor updated, from_aten(data));
+    if (old.is_sparse()) {
+      const ir::SparseLayout& layout = *old.sparse_layout();
+      switch (layout.format) {
+        case ir::SparseFormat::kMask: {
+          // Same mask, new values.
+          COMPRESS_ASSIGN_OR_RETURN(
+              updated, ir::Tensor::from_storage(updated.dtype(), updated.shape(), updated.storage(), nullptr,
+                                                old.sparse_layout()));
+          break;
+        }
+        case ir::SparseFormat::kCsr: {
+          COMPRESS_ASSIGN_OR_RETURN(updated, ir::to_csr_layout(updated));
+          break;
+        }
+        case ir::SparseFormat::kNM: {
+          COMPRESS_ASSIGN_OR_RETURN(updated, ir::to_nm_layout(updated, layout.n, layout.m));
+          break;
+        }
+        case ir::SparseFormat::kBlock: {
+          COMPRESS_ASSIGN_OR_RETURN(updated, ir::to_block_layout(updated, layout.block_h, layout.block_w));
+          break;
+        }
+        case ir::SparseFormat::kDense: break;
+      }
+    }
+    value->set_constant(std::move(updated));
+  }
+  return ir::verify(graph_).with_context("TrainableModel::write_back");
+}
+
+}  // namespace compress::torch
