@@ -298,6 +298,31 @@ Expected<Types> infer_softmax(const InferContext& c) {
 
 // ---- shape ops ---------------------------------------------------------------
 
+// Note [Quant params through shape ops]
+// Data-movement ops keep a quantized value quantized. Per-tensor params pass
+// through unchanged; per-axis/per-group params follow their axis through
+// permute/transpose and survive slice/split/concat along another axis. Ops
+// that would mix channels of a per-axis tensor (reshape/flatten across the
+// axis, concat/split/slice along it) are rejected: dequantize first.
+Expected<std::shared_ptr<const QuantParams>> moved_quant(const InferContext& c, const ValueType& x,
+                                                         int64_t new_axis) {
+  if (!x.quant || x.quant->granularity() == QuantGranularity::kPerTensor) return x.quant;
+  COMPRESS_CHECK(new_axis >= 0, kBad, "{}: would mix the channels of a per-axis quantized tensor {}; dequantize first",
+                 c.op, x.to_string());
+  if (new_axis == x.quant->axis()) return x.quant;
+  QuantParams::Spec spec{x.quant->storage(), x.quant->granularity(), new_axis, x.quant->group_size(),
+                         x.quant->scales(), x.quant->zero_points(), x.quant->qmin(), x.quant->qmax()};
+  COMPRESS_ASSIGN_OR_RETURN(QuantParams moved, QuantParams::create(std::move(spec)));
+  return std::make_shared<const QuantParams>(std::move(moved));
+}
+
+// The quant axis after an op that changes dims outside `axis` only, or -1
+// when `axis` is the quantized axis itself.
+int64_t axis_unless_touched(const ValueType& x, int64_t axis) {
+  if (!x.quant || x.quant->granularity() == QuantGranularity::kPerTensor) return 0;
+  return x.quant->axis() == axis ? -1 : x.quant->axis();
+}
+
 Expected<Types> infer_concat(const InferContext& c) {
   const ValueType& first = *c.inputs[0];
   COMPRESS_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(c, int_attr(c, "axis"), first.shape.size()));
@@ -306,6 +331,9 @@ Expected<Types> infer_concat(const InferContext& c) {
     const ValueType& t = *c.inputs[i];
     COMPRESS_CHECK(t.dtype == first.dtype && t.shape.size() == first.shape.size(), kBad,
                    "concat: input {} is {}, input 0 is {}", i, t.to_string(), first.to_string());
+    COMPRESS_CHECK((t.quant == nullptr) == (first.quant == nullptr) && (!t.quant || *t.quant == *first.quant), kBad,
+                   "concat: input {} is quantized differently from input 0 ({} vs {}); requantize first", i,
+                   t.to_string(), first.to_string());
     for (size_t d = 0; d < out.size(); ++d) {
       if (static_cast<int64_t>(d) == axis) continue;
       COMPRESS_CHECK(t.shape[d] == first.shape[d], kBad, "concat: input {} shape {} differs from {} outside axis {}",
@@ -313,7 +341,8 @@ Expected<Types> infer_concat(const InferContext& c) {
     }
     out[axis] += t.shape[axis];
   }
-  return Types{plain(first.dtype, std::move(out))};
+  COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, first, axis_unless_touched(first, axis)));
+  return Types{ValueType{first.dtype, std::move(out), quant}};
 }
 
 Expected<Types> infer_split(const InferContext& c) {
@@ -321,6 +350,7 @@ Expected<Types> infer_split(const InferContext& c) {
   COMPRESS_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(c, int_attr(c, "axis"), x.shape.size()));
   const auto& sizes = ints_attr(c, "sizes");
   COMPRESS_CHECK(!sizes.empty(), kBad, "split: 'sizes' must not be empty");
+  COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, x, axis_unless_touched(x, axis)));
   int64_t total = 0;
   Types outs;
   for (int64_t s : sizes) {
@@ -328,7 +358,7 @@ Expected<Types> infer_split(const InferContext& c) {
     total += s;
     Shape shape = x.shape;
     shape[axis] = s;
-    outs.push_back(plain(x.dtype, std::move(shape)));
+    outs.push_back(ValueType{x.dtype, std::move(shape), quant});
   }
   COMPRESS_CHECK(total == x.shape[axis], kBad, "split: sizes sum to {}, axis {} has {}", total, axis, x.shape[axis]);
   return outs;
@@ -347,7 +377,8 @@ Expected<Types> infer_slice(const InferContext& c) {
   end = std::clamp<int64_t>(end, 0, dim);
   Shape out = x.shape;
   out[axis] = end > start ? (end - start + step - 1) / step : 0;
-  return Types{plain(x.dtype, std::move(out))};
+  COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, x, axis_unless_touched(x, axis)));
+  return Types{ValueType{x.dtype, std::move(out), quant}};
 }
 
 Expected<Types> infer_reshape(const InferContext& c) {
@@ -373,7 +404,8 @@ Expected<Types> infer_reshape(const InferContext& c) {
   }
   COMPRESS_CHECK(numel(out) == *in_count, kBad, "reshape: cannot reshape {} ({} elements) into {}",
                  shape_to_string(x.shape), *in_count, shape_to_string(out));
-  return Types{ValueType{x.dtype, std::move(out), x.quant}};
+  COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, x, -1));
+  return Types{ValueType{x.dtype, std::move(out), quant}};
 }
 
 Expected<Types> infer_flatten(const InferContext& c) {
@@ -382,13 +414,14 @@ Expected<Types> infer_flatten(const InferContext& c) {
   COMPRESS_ASSIGN_OR_RETURN(int64_t start, normalize_axis(c, int_attr(c, "start_dim"), rank));
   COMPRESS_ASSIGN_OR_RETURN(int64_t end, normalize_axis(c, int_attr(c, "end_dim"), rank));
   COMPRESS_CHECK(start <= end, kBad, "flatten: start_dim {} > end_dim {}", start, end);
-  if (x.shape.empty()) return Types{ValueType{x.dtype, Shape{1}, x.quant}};
+  COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, x, -1));
+  if (x.shape.empty()) return Types{ValueType{x.dtype, Shape{1}, quant}};
   Shape out(x.shape.begin(), x.shape.begin() + start);
   int64_t merged = 1;
   for (int64_t d = start; d <= end; ++d) merged *= x.shape[d];
   out.push_back(merged);
   out.insert(out.end(), x.shape.begin() + end + 1, x.shape.end());
-  return Types{ValueType{x.dtype, std::move(out), x.quant}};
+  return Types{ValueType{x.dtype, std::move(out), quant}};
 }
 
 Expected<Types> infer_permute(const InferContext& c) {
@@ -404,7 +437,14 @@ Expected<Types> infer_permute(const InferContext& c) {
     seen[p] = true;
     out[i] = x.shape[p];
   }
-  return Types{ValueType{x.dtype, std::move(out), x.quant}};
+  int64_t new_axis = 0;
+  if (x.quant && x.quant->granularity() != QuantGranularity::kPerTensor) {
+    for (size_t i = 0; i < perm.size(); ++i) {
+      if ((perm[i] < 0 ? perm[i] + static_cast<int64_t>(perm.size()) : perm[i]) == x.quant->axis()) new_axis = i;
+    }
+  }
+  COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, x, new_axis));
+  return Types{ValueType{x.dtype, std::move(out), quant}};
 }
 
 Expected<Types> infer_transpose(const InferContext& c) {
@@ -414,7 +454,13 @@ Expected<Types> infer_transpose(const InferContext& c) {
   COMPRESS_ASSIGN_OR_RETURN(int64_t b, normalize_axis(c, int_attr(c, "dim1"), rank));
   Shape out = x.shape;
   std::swap(out[a], out[b]);
-  return Types{ValueType{x.dtype, std::move(out), x.quant}};
+  int64_t new_axis = 0;
+  if (x.quant && x.quant->granularity() != QuantGranularity::kPerTensor) {
+    const int64_t q = x.quant->axis();
+    new_axis = q == a ? b : q == b ? a : q;
+  }
+  COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, x, new_axis));
+  return Types{ValueType{x.dtype, std::move(out), quant}};
 }
 
 // ---- pooling ---------------------------------------------------------------
@@ -458,6 +504,7 @@ Expected<Types> infer_reduce_mean(const InferContext& c) {
   COMPRESS_RETURN_IF_ERROR(require_float(c, 0));
   const Shape& x = c.inputs[0]->shape;
   const bool keepdim = int_attr(c, "keepdim") != 0;
+  COMPRESS_CHECK(!ints_attr(c, "axes").empty(), kBad, "reduce_mean: 'axes' must name at least one axis");
   std::vector<bool> reduce(x.size(), false);
   for (int64_t a : ints_attr(c, "axes")) {
     COMPRESS_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(c, a, x.size()));

@@ -189,3 +189,32 @@ TEST_CASE("set_input shape then infer_types re-propagates the batch") {
   CHECK(g.find_value("fc")->shape() == Shape{5, 10});
   CHECK(verify(g).is_ok());
 }
+
+TEST_CASE("quant params flow through shape ops") {
+  Graph g;
+  Value* x = g.add_input("x", ValueType{DType::kF32, {2, 3, 4}, nullptr}).value();
+  Node* q = g.add_node("quantize", {x},
+                       {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.1}}, {"zero_point", std::vector<int64_t>{7}}},
+                       "q")
+                .value();
+  Value* t = g.add_node("transpose", {q->output()}, {{"dim0", int64_t{0}}, {"dim1", int64_t{2}}}, "t").value()->output();
+  Value* s = g.add_node("slice", {t}, {{"axis", int64_t{0}}, {"end", int64_t{2}}}, "s").value()->output();
+  Value* cat = g.add_node("concat", {s, s}, {{"axis", int64_t{0}}}, "cat").value()->output();
+  REQUIRE(cat->type().quant != nullptr);
+  CHECK(*cat->type().quant == *q->output()->type().quant);
+  CHECK(g.add_node("dequantize", {cat}, {}, "dq").has_value());
+
+  // Per-axis params move with their axis and block channel-mixing ops.
+  Node* qa = g.add_node("quantize", {x},
+                        {{"dtype", std::string("i8")}, {"scale", std::vector<double>{0.1, 0.2, 0.3}}, {"axis", int64_t{1}}},
+                        "qa")
+                 .value();
+  Value* p = g.add_node("permute", {qa->output()}, {{"perm", std::vector<int64_t>{1, 2, 0}}}, "p").value()->output();
+  CHECK(p->type().quant->axis() == 0);
+  auto mixed = g.add_node("reshape", {qa->output()}, {{"shape", std::vector<int64_t>{6, 4}}}, "r");
+  REQUIRE_FALSE(mixed.has_value());
+  CHECK(mixed.status().message().find("dequantize first") != std::string::npos);
+  CHECK_FALSE(g.add_node("slice", {qa->output()}, {{"axis", int64_t{1}}, {"end", int64_t{2}}}, "bad").has_value());
+  CHECK(g.add_node("slice", {qa->output()}, {{"axis", int64_t{2}}, {"end", int64_t{2}}}, "ok").has_value());
+  CHECK_FALSE(g.add_node("reduce_mean", {x}, {{"axes", std::vector<int64_t>{}}}, "empty").has_value());
+}
