@@ -4,6 +4,12 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS="${COMPRESS_JOBS:-$(nproc)}"
 
+# ccache (used by CMakeLists.txt when installed) hits across checkouts in
+# different folders, e.g. CI's fresh clone after a developer's build: paths
+# under ROOT are hashed relative to it.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+
 # configure_and_build BUILD_DIR [cmake args...]
 configure_and_build() {
   local build_dir="$1"

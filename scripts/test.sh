@@ -25,8 +25,10 @@ run_suite() {
 }
 
 run_suite release "$ROOT/build" -DCMAKE_BUILD_TYPE=Release
-# RelWithDebInfo keeps sanitizer runs fast enough while giving line numbers.
-run_suite sanitize "$ROOT/build-sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMPRESS_SANITIZE=ON
+# -O1 -g1: about half the compile time of -O2 -g on 2 cores, still fast under
+# ASan, and line tables for the reports. Without NDEBUG, so asserts stay on.
+run_suite sanitize "$ROOT/build-sanitize" -DCOMPRESS_SANITIZE=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
 
 echo
 echo "=== summary"
