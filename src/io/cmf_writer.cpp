@@ -1,5 +1,6 @@
 // The .cmf writer: serializes a verified graph (layout in docs/cmf-format.md).
 #include <cstring>
+#include <limits>
 #include <new>
 #include <unordered_map>
 
@@ -43,12 +44,33 @@ uint8_t attr_code(const ir::Attribute& a) {
   return 0xff;
 }
 
+// The writer refuses what the reader would refuse, so that save_cmf never
+// produces a file that load_cmf rejects.
+Status check_shape(const ir::Shape& shape, const std::string& what) {
+  if (shape.size() > static_cast<size_t>(ir::kMaxRank)) {
+    return invalid_argument("{}: rank {} exceeds the maximum rank {} of the .cmf format", what, shape.size(),
+                            ir::kMaxRank);
+  }
+  int64_t product = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return invalid_argument("{}: shape {} has a negative dimension", what, ir::shape_to_string(shape));
+    if (d != 0) {
+      if (product > std::numeric_limits<int64_t>::max() / d) {
+        return invalid_argument("{}: element count of shape {} overflows int64", what, ir::shape_to_string(shape));
+      }
+      product *= d;
+    }
+  }
+  return Status::ok();
+}
+
 class Serializer {
  public:
   explicit Serializer(std::string* header) : w_(header) {}
 
   Status tensor(const std::string& name, const ir::Tensor& t) {
     if (!t.defined()) return invalid_argument("constant '{}' has no tensor", name);
+    COMPRESS_RETURN_IF_ERROR(check_shape(t.shape(), fmt::format("constant '{}'", name)));
     w_.string(name);
     shape_and_dtype(t.dtype(), t.shape());
     w_.u64(static_cast<uint64_t>(t.stored_count()));
@@ -68,6 +90,7 @@ class Serializer {
         if (index.is_sparse() || index.is_quantized()) {
           return invalid_argument("tensor '{}': sparse index tensor {} must be dense and unquantized", name, i);
         }
+        COMPRESS_RETURN_IF_ERROR(check_shape(index.shape(), fmt::format("tensor '{}' index tensor {}", name, i)));
         shape_and_dtype(index.dtype(), index.shape());
         blob_ref(index);
       }
@@ -76,10 +99,12 @@ class Serializer {
     return Status::ok();
   }
 
-  void value_type(const ir::ValueType& type) {
+  Status value_type(const ir::ValueType& type, const std::string& what) {
+    COMPRESS_RETURN_IF_ERROR(check_shape(type.shape, what));
     shape_and_dtype(type.dtype, type.shape);
     w_.u8(type.quant ? 1 : 0);
     if (type.quant) quant(*type.quant);
+    return Status::ok();
   }
 
   void attribute(const std::string& name, const ir::Attribute& a) {
@@ -173,7 +198,7 @@ Expected<std::string> serialize(const ir::Graph& graph) {
   for (const ir::Value* in : graph.inputs()) {
     index.emplace(in, index.size());
     w.string(in->name());
-    s.value_type(in->type());
+    COMPRESS_RETURN_IF_ERROR(s.value_type(in->type(), fmt::format("graph input '{}'", in->name())));
   }
   w.u64(constants.size());
   for (size_t i = 0; i < constants.size(); ++i) {
@@ -201,7 +226,7 @@ Expected<std::string> serialize(const ir::Graph& graph) {
     for (const ir::Value* out : node->outputs()) {
       index.emplace(out, index.size());
       w.string(out->name());
-      s.value_type(out->type());
+      COMPRESS_RETURN_IF_ERROR(s.value_type(out->type(), fmt::format("node '{}' output '{}'", node->name(), out->name())));
     }
   }
   w.u64(graph.outputs().size());

@@ -340,3 +340,15 @@ TEST_CASE("load_cmf reports missing files and folders by name") {
     CHECK_THAT(piped.status().message(), Catch::Matchers::Contains("not a regular file"));
   }
 }
+
+TEST_CASE("save_cmf refuses what load_cmf would refuse (rank above the maximum)") {
+  TempDir dir;
+  Graph g;
+  Value* x = g.add_input("x", ValueType{DType::kF32, Shape(9, 1), nullptr}).value();
+  g.set_outputs({g.add_node("relu", {x}, {}, "relu").value()->output()});
+  if (!verify(g).is_ok()) return;  // the IR already refuses such graphs
+  const Status st = io::save_cmf(g, dir.file("m.cmf"));
+  REQUIRE_FALSE(st.is_ok());
+  CHECK_THAT(st.message(), Catch::Matchers::Contains("rank 9 exceeds the maximum rank 8"));
+  CHECK(dir.list().empty());
+}
