@@ -19,8 +19,13 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 
 std::optional<uint64_t> storage_bytes(DType dtype, uint64_t count) {
   const uint64_t bits = static_cast<uint64_t>(dtype_bits(dtype));
-  if (count > UINT64_MAX / bits) return std::nullopt;
-  return (count * bits + 7) / 8;
+  if (bits % 8 == 0) {
+    if (count > UINT64_MAX / (bits / 8)) return std::nullopt;
+    return count * (bits / 8);
+  }
+  // Packed: ceil(count * bits / 8) without forming count * bits.
+  const uint64_t per_byte = 8 / bits;
+  return count / per_byte + (count % per_byte != 0 ? 1 : 0);
 }
 
 float half_to_float(uint16_t h) {

@@ -103,6 +103,11 @@ Expected<int64_t> window_output(const InferContext& c, int64_t in, int64_t kerne
   COMPRESS_CHECK(kernel > 0 && stride > 0 && dilation > 0 && pad_lo >= 0 && pad_hi >= 0, kBad,
                  "{}: kernel {}, stride {}, dilation {} must be positive and padding {},{} non-negative", c.op, kernel,
                  stride, dilation, pad_lo, pad_hi);
+  // Attributes come from files too: keep every term far from int64 overflow.
+  constexpr int64_t kLimit = int64_t{1} << 40;
+  COMPRESS_CHECK(in < kLimit && kernel < kLimit && stride < kLimit && dilation < kLimit && pad_lo < kLimit &&
+                     pad_hi < kLimit && dilation * (kernel - 1) < kLimit,
+                 kBad, "{}: window attributes are out of range", c.op);
   const int64_t span = in + pad_lo + pad_hi - dilation * (kernel - 1) - 1;
   COMPRESS_CHECK(span >= 0, kBad, "{}: kernel {} (dilation {}) larger than padded input {}", c.op, kernel, dilation,
                  in + pad_lo + pad_hi);
@@ -395,6 +400,8 @@ Expected<Types> infer_reshape(const InferContext& c) {
       continue;
     }
     COMPRESS_CHECK(out[i] >= 0, kBad, "reshape: invalid dim {} in {}", out[i], shape_to_string(out));
+    COMPRESS_CHECK(out[i] == 0 || known <= INT64_MAX / out[i], kBad, "reshape: shape {} overflows",
+                   shape_to_string(out));
     known *= out[i];
   }
   if (infer_at >= 0) {
@@ -402,7 +409,7 @@ Expected<Types> infer_reshape(const InferContext& c) {
                    shape_to_string(x.shape), shape_to_string(out));
     out[infer_at] = *in_count / known;
   }
-  COMPRESS_CHECK(numel(out) == *in_count, kBad, "reshape: cannot reshape {} ({} elements) into {}",
+  COMPRESS_CHECK(checked_numel(out) == in_count, kBad, "reshape: cannot reshape {} ({} elements) into {}",
                  shape_to_string(x.shape), *in_count, shape_to_string(out));
   COMPRESS_ASSIGN_OR_RETURN(auto quant, moved_quant(c, x, -1));
   return Types{ValueType{x.dtype, std::move(out), quant}};

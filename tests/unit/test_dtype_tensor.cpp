@@ -161,3 +161,9 @@ TEST_CASE("quantized sparse tensors densify to the zero point") {
   CHECK(csr.stored_count() == 2);
   CHECK(csr.to_dense()->bitwise_equal(q));
 }
+
+TEST_CASE("storage_bytes never wraps") {
+  CHECK(*storage_bytes(DType::kU4, (uint64_t{1} << 62) + 1) == (uint64_t{1} << 61) + 1);
+  CHECK(*storage_bytes(DType::kU4, UINT64_MAX) == UINT64_MAX / 2 + 1);
+  CHECK_FALSE(storage_bytes(DType::kF32, UINT64_MAX / 2).has_value());
+}

@@ -218,3 +218,17 @@ TEST_CASE("quant params flow through shape ops") {
   CHECK(g.add_node("slice", {qa->output()}, {{"axis", int64_t{2}}, {"end", int64_t{2}}}, "ok").has_value());
   CHECK_FALSE(g.add_node("reduce_mean", {x}, {{"axes", std::vector<int64_t>{}}}, "empty").has_value());
 }
+
+TEST_CASE("hostile attributes are errors, not overflow") {
+  Graph g;
+  Value* x = g.add_input("x", ValueType{DType::kF32, {1, 1, 8, 8}, nullptr}).value();
+  Value* w = g.add_constant("w", test::filled({1, 1, 3, 3})).value();
+  auto huge_pad = g.add_node("conv2d", {x, w}, {{"padding", std::vector<int64_t>{INT64_MAX, 0, INT64_MAX, 0}}}, "c");
+  CHECK(huge_pad.status().message().find("out of range") != std::string::npos);
+  auto huge_dil = g.add_node("conv2d", {x, w}, {{"dilation", std::vector<int64_t>{INT64_MAX / 2, 1}}}, "c");
+  CHECK_FALSE(huge_dil.has_value());
+  auto huge_shape = g.add_node("reshape", {x}, {{"shape", std::vector<int64_t>{INT64_MAX, INT64_MAX, 0}}}, "r");
+  CHECK_FALSE(huge_shape.has_value());
+  auto wrap = g.add_node("reshape", {x}, {{"shape", std::vector<int64_t>{4611686018427387904, 4, -1}}}, "r");
+  CHECK_FALSE(wrap.has_value());
+}

@@ -1,0 +1,116 @@
+#include <cstdlib>
+#include <cstring>
+
+#include "compress/eval/dataset.h"
+#include "compress/io/npy.h"
+#include "compress/support/check.h"
+#include "in_memory_source.h"
+
+namespace compress::eval {
+
+InMemorySource::InMemorySource(ir::Tensor samples, std::vector<int64_t> labels, std::string description)
+    : samples_(std::move(samples)), labels_(std::move(labels)), description_(std::move(description)) {
+  sample_shape_.assign(samples_.shape().begin() + 1, samples_.shape().end());
+}
+
+Expected<Batch> InMemorySource::batch(int64_t start, int64_t count) const {
+  COMPRESS_CHECK(start >= 0 && count >= 0 && start <= size() && count <= size() - start,
+                 StatusCode::kInvalidArgument, "batch [{}, {}) is outside the dataset of {} samples", start,
+                 start + count, size());
+  ir::Shape shape = sample_shape_;
+  shape.insert(shape.begin(), count);
+  Batch b;
+  COMPRESS_ASSIGN_OR_RETURN(b.inputs, ir::Tensor::zeros(ir::DType::kF32, shape));
+  const int64_t per_sample = ir::numel(sample_shape_);
+  if (count > 0) {
+    std::memcpy(b.inputs.data<float>(), samples_.data<float>() + start * per_sample,
+                static_cast<size_t>(count * per_sample) * sizeof(float));
+  }
+  if (!labels_.empty()) b.labels.assign(labels_.begin() + start, labels_.begin() + start + count);
+  return b;
+}
+
+Expected<std::unique_ptr<DataSource>> from_tensor(ir::Tensor samples, std::vector<int64_t> labels,
+                                                  std::string description) {
+  COMPRESS_CHECK(samples.defined() && samples.dtype() == ir::DType::kF32 && !samples.is_sparse() &&
+                     samples.rank() >= 1,
+                 StatusCode::kInvalidArgument, "{}: samples must be a dense f32 tensor [N, ...]", description);
+  COMPRESS_CHECK(labels.empty() || static_cast<int64_t>(labels.size()) == samples.shape()[0],
+                 StatusCode::kInvalidArgument, "{}: {} labels for {} samples", description, labels.size(),
+                 samples.shape()[0]);
+  return std::unique_ptr<DataSource>(new InMemorySource(std::move(samples), std::move(labels), std::move(description)));
+}
+
+namespace {
+
+Expected<std::unique_ptr<DataSource>> open_npy(const std::string& samples_path, const std::string& labels_path,
+                                               const DatasetOptions& options) {
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor samples, io::load_npy(samples_path));
+  COMPRESS_CHECK(samples.dtype() == ir::DType::kF32 && samples.rank() >= 1, StatusCode::kInvalidArgument,
+                 "{}: samples must be f32 [N, ...], got {}{}", samples_path, ir::dtype_name(samples.dtype()),
+                 ir::shape_to_string(samples.shape()));
+  std::vector<int64_t> labels;
+  if (!labels_path.empty()) {
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor label_tensor, io::load_npy(labels_path));
+    COMPRESS_CHECK(label_tensor.rank() == 1 && !ir::is_float(label_tensor.dtype()), StatusCode::kInvalidArgument,
+                   "{}: labels must be an integer array [N]", labels_path);
+    for (int64_t i = 0; i < label_tensor.numel(); ++i) {
+      labels.push_back(static_cast<int64_t>(label_tensor.element_as_double(i)));
+    }
+  }
+  // NPY samples are taken as they are: normalization applies to raw pixels only.
+  if (options.limit >= 0 && options.limit < samples.shape()[0]) {
+    ir::Shape shape = samples.shape();
+    shape[0] = options.limit;
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor head, ir::Tensor::zeros(ir::DType::kF32, shape));
+    std::memcpy(head.raw_data(), samples.raw_data(), head.nbytes());
+    samples = head;
+    if (!labels.empty()) labels.resize(static_cast<size_t>(options.limit));
+  }
+  const int64_t n = samples.shape()[0];
+  return from_tensor(std::move(samples), std::move(labels), fmt::format("{} ({} samples)", samples_path, n));
+}
+
+std::pair<std::string, std::string> split_pair(const std::string& text) {
+  const auto comma = text.find(',');
+  if (comma == std::string::npos) return {text, ""};
+  return {text.substr(0, comma), text.substr(comma + 1)};
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<DataSource>> open_dataset(const std::string& spec, const DatasetOptions& options) {
+  const auto colon = spec.find(':');
+  COMPRESS_CHECK(colon != std::string::npos, StatusCode::kInvalidArgument,
+                 "dataset '{}': expected KIND:ARGS (fashion-mnist:train, fashion-mnist:test, idx:IMAGES,LABELS, "
+                 "npy:SAMPLES[,LABELS])",
+                 spec);
+  const std::string kind = spec.substr(0, colon);
+  const std::string args = spec.substr(colon + 1);
+  Expected<std::unique_ptr<DataSource>> source = Status(StatusCode::kInvalidArgument, "");
+  if (kind == "fashion-mnist") {
+    COMPRESS_CHECK(args == "train" || args == "test", StatusCode::kInvalidArgument,
+                   "dataset '{}': the split must be 'train' or 'test'", spec);
+    const char* env = std::getenv("COMPRESS_FASHION_MNIST_DIR");
+    const std::string dir = env != nullptr && *env != '\0' ? env : kFashionMnistDir;
+    const std::string prefix = args == "train" ? "train" : "t10k";
+    source = open_idx(dir + "/" + prefix + "-images-idx3-ubyte.gz", dir + "/" + prefix + "-labels-idx1-ubyte.gz",
+                      options);
+    if (!source && source.status().code() == StatusCode::kNotFound) {
+      return source.status().with_context(fmt::format(
+          "dataset '{}' (install Debian's dataset-fashion-mnist package, or set COMPRESS_FASHION_MNIST_DIR)", spec));
+    }
+  } else if (kind == "idx") {
+    const auto [images, labels] = split_pair(args);
+    source = open_idx(images, labels, options);
+  } else if (kind == "npy") {
+    const auto [samples, labels] = split_pair(args);
+    source = open_npy(samples, labels, options);
+  } else {
+    return invalid_argument("dataset '{}': unknown kind '{}' (use fashion-mnist, idx or npy)", spec, kind);
+  }
+  if (!source) return source.status().with_context(fmt::format("dataset '{}'", spec));
+  return source;
+}
+
+}  // namespace compress::eval
