@@ -19,6 +19,7 @@ configure_and_build() {
   if command -v ninja >/dev/null 2>&1 && [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
     generator=(-G Ninja)
   fi
-  cmake -S "$ROOT" -B "$build_dir" "${generator[@]}" "$@"
-  cmake --build "$build_dir" -j "$JOBS"
+  # &&, not two lines: callers test the result inside `if`, where set -e is off.
+  cmake -S "$ROOT" -B "$build_dir" "${generator[@]}" "$@" &&
+    cmake --build "$build_dir" -j "$JOBS"
 }

@@ -15,7 +15,11 @@ run_suite() {
   local name="$1" build_dir="$2"
   shift 2
   echo "=== $name: configure and build ($build_dir)"
-  configure_and_build "$build_dir" "$@"
+  if ! configure_and_build "$build_dir" "$@"; then
+    echo "$name: the build failed; no tests run" | tee "$LOG_DIR/$name.log"
+    status=1
+    return
+  fi
   echo "=== $name: ctest"
   # A failing suite does not stop the other one; the script fails at the end.
   if ! ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j "$JOBS" 2>&1 |
