@@ -49,6 +49,14 @@ const T& typed_attr(const Node& node, const std::string& name) {
 }
 }  // namespace
 
+void Node::set_name(std::string name) {
+  if (owner_ != nullptr) {
+    if (--owner_->node_name_count_[name_] <= 0) owner_->node_name_count_.erase(name_);
+    owner_->node_name_count_[name]++;
+  }
+  name_ = std::move(name);
+}
+
 int64_t Node::attr_int(const std::string& name) const { return typed_attr<int64_t>(*this, name); }
 double Node::attr_float(const std::string& name) const { return typed_attr<double>(*this, name); }
 const std::string& Node::attr_string(const std::string& name) const { return typed_attr<std::string>(*this, name); }
@@ -103,6 +111,9 @@ Graph& Graph::operator=(Graph&& other) noexcept {
   inputs_ = std::move(other.inputs_);
   outputs_ = std::move(other.outputs_);
   next_value_id_ = other.next_value_id_;
+  value_by_name_ = std::move(other.value_by_name_);
+  value_set_ = std::move(other.value_set_);
+  node_name_count_ = std::move(other.node_name_count_);
   for (auto& n : nodes_) n->owner_ = this;
   for (auto& v : values_) v->owner_ = this;
   return *this;
@@ -117,25 +128,32 @@ Value* Graph::new_value(Value::Kind kind, const std::string& name, ValueType typ
   value->kind_ = kind;
   value->name_ = name;
   value->type_ = std::move(type);
+  value_by_name_.emplace(name, value.get());
+  value_set_.insert(value.get());
   values_.push_back(std::move(value));
   return values_.back().get();
+}
+
+void Graph::forget_value(const Value* value) {
+  auto named = value_by_name_.find(value->name());
+  if (named != value_by_name_.end() && named->second == value) value_by_name_.erase(named);
+  value_set_.erase(value);
 }
 
 void Graph::destroy_value(Value* value) {
   auto it = std::find_if(values_.begin(), values_.end(), [&](const auto& v) { return v.get() == value; });
   COMPRESS_INTERNAL_ASSERT(it != values_.end(), "destroy_value: value not owned");
+  forget_value(value);
   values_.erase(it);
 }
 
 std::string Graph::unique_name(const std::string& base) const {
-  std::unordered_set<std::string> taken;
-  for (const auto& v : values_) taken.insert(v->name());
-  for (const auto& n : nodes_) taken.insert(n->name());
   const std::string stem = base.empty() ? std::string("v") : base;
-  if (!taken.count(stem)) return stem;
+  auto taken = [&](const std::string& name) { return value_by_name_.count(name) || node_name_count_.count(name); };
+  if (!taken(stem)) return stem;
   for (int64_t i = 1;; ++i) {
     std::string candidate = fmt::format("{}_{}", stem, i);
-    if (!taken.count(candidate)) return candidate;
+    if (!taken(candidate)) return candidate;
   }
 }
 
@@ -168,6 +186,7 @@ Node* Graph::add_node_unchecked(const std::string& op, const std::vector<Value*>
   raw->op_ = op;
   raw->schema_ = find_op(op);
   raw->name_ = name;
+  node_name_count_[name]++;
   raw->attrs_ = std::move(attrs);
   for (Value* v : inputs) raw->add_input(v);
   for (size_t i = 0; i < output_types.size(); ++i) {
@@ -241,6 +260,7 @@ Status Graph::remove_node(Node* node) {
   }
   for (size_t i = node->inputs_.size(); i-- > 0;) node->replace_input(i, nullptr);
   for (Value* out : node->outputs_) destroy_value(out);
+  if (--node_name_count_[node->name_] <= 0) node_name_count_.erase(node->name_);
   nodes_.erase(node->position_);
   return Status::ok();
 }
@@ -273,6 +293,7 @@ int Graph::remove_unused_constants() {
   for (size_t i = 0; i < values_.size();) {
     Value* v = values_[i].get();
     if (v->is_constant() && !v->has_uses() && std::find(outputs_.begin(), outputs_.end(), v) == outputs_.end()) {
+      forget_value(v);
       values_.erase(values_.begin() + static_cast<std::ptrdiff_t>(i));
       ++removed;
     } else {
@@ -415,10 +436,8 @@ std::vector<Value*> Graph::values() const {
 }
 
 Value* Graph::find_value(const std::string& name) const {
-  for (const auto& v : values_) {
-    if (v->name() == name) return v.get();
-  }
-  return nullptr;
+  auto it = value_by_name_.find(name);
+  return it == value_by_name_.end() ? nullptr : it->second;
 }
 
 Node* Graph::find_node(const std::string& name) const {
@@ -428,10 +447,7 @@ Node* Graph::find_node(const std::string& name) const {
   return nullptr;
 }
 
-bool Graph::owns(const Value* value) const {
-  return value != nullptr &&
-         std::any_of(values_.begin(), values_.end(), [&](const auto& v) { return v.get() == value; });
-}
+bool Graph::owns(const Value* value) const { return value != nullptr && value_set_.count(value) != 0; }
 
 bool Graph::owns(const Node* node) const {
   return node != nullptr && std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n.get() == node; });

@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "compress/ir/attributes.h"
@@ -83,7 +85,7 @@ class Node {
   const std::string& op() const { return op_; }
   const OpSchema* schema() const { return schema_; }  // null only for unknown ops
   const std::string& name() const { return name_; }
-  void set_name(std::string name) { name_ = std::move(name); }
+  void set_name(std::string name);
   const std::vector<Value*>& inputs() const { return inputs_; }
   const std::vector<Value*>& outputs() const { return outputs_; }
   Value* input(size_t i) const { return inputs_.at(i); }
@@ -194,14 +196,21 @@ class Graph {
   std::string unique_name(const std::string& base) const;
 
  private:
+  friend class Node;
   Value* new_value(Value::Kind kind, const std::string& name, ValueType type);
   void destroy_value(Value* value);
+  void forget_value(const Value* value);
 
   std::list<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<Value>> values_;
   std::vector<Value*> inputs_;
   std::vector<Value*> outputs_;
   int64_t next_value_id_ = 0;
+  // Name and ownership indexes, so building and rewriting large graphs stays
+  // linear (the verifier still checks names from scratch).
+  std::unordered_map<std::string, Value*> value_by_name_;
+  std::unordered_set<const Value*> value_set_;
+  std::unordered_map<std::string, int> node_name_count_;
 };
 
 }  // namespace compress::ir
