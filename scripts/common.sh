@@ -11,6 +11,7 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
 export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 
 # configure_and_build BUILD_DIR [cmake args...]
+# Builds everything, or only the targets in the BUILD_TARGETS array when set.
 configure_and_build() {
   local build_dir="$1"
   shift
@@ -21,5 +22,5 @@ configure_and_build() {
   fi
   # &&, not two lines: callers test the result inside `if`, where set -e is off.
   cmake -S "$ROOT" -B "$build_dir" "${generator[@]}" "$@" &&
-    cmake --build "$build_dir" -j "$JOBS"
+    cmake --build "$build_dir" -j "$JOBS" ${BUILD_TARGETS:+--target "${BUILD_TARGETS[@]}"}
 }
