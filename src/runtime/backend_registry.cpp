@@ -1,6 +1,9 @@
 // make_backend(): the list of backends compiled into this build, by name.
 #include "compress/runtime/backend.h"
 #include "compress/runtime/reference.h"
+#ifdef COMPRESS_HAVE_ONEDNN
+#include "compress/runtime/onednn.h"
+#endif
 
 namespace compress::runtime {
 namespace {
@@ -10,9 +13,17 @@ struct BackendFactory {
   std::unique_ptr<Backend> (*make)();
 };
 
-// Later backends (onednn, cuda) add a line here, guarded by their build option.
+#ifdef COMPRESS_HAVE_ONEDNN
+// Default options: f32, compress::num_threads() threads.
+std::unique_ptr<Backend> make_default_onednn_backend() { return make_onednn_backend(); }
+#endif
+
+// Later backends (cuda) add a line here, guarded by their build option.
 const BackendFactory kBackends[] = {
     {"reference", make_reference_backend},
+#ifdef COMPRESS_HAVE_ONEDNN
+    {"onednn", make_default_onednn_backend},
+#endif
 };
 
 }  // namespace

@@ -54,7 +54,9 @@ TEST_CASE("backends by name", "[runtime]") {
   auto backend = runtime::make_backend("reference");
   REQUIRE(backend.has_value());
   CHECK((*backend)->name() == "reference");
-  CHECK(runtime::available_backends() == std::vector<std::string>{"reference"});
+  // "reference" is always there and listed first; optional backends (onednn) follow.
+  REQUIRE_FALSE(runtime::available_backends().empty());
+  CHECK(runtime::available_backends().front() == "reference");
   auto unknown = runtime::make_backend("tpu");
   REQUIRE_FALSE(unknown.has_value());
   CHECK(unknown.status().code() == StatusCode::kNotFound);

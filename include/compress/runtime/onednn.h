@@ -1,0 +1,89 @@
+// The oneDNN CPU backend: IR graphs compiled into plans of fused oneDNN primitives, with its options and plan report.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compress/runtime/backend.h"
+
+namespace compress::runtime {
+
+// What conv2d / linear / matmul compute in. Quantized ops (qconv2d, qlinear,
+// qmatmul) always run in int8 with the exact contract of docs/ops.md.
+enum class OnednnCompute { kF32, kBF16 };
+
+struct OnednnOptions {
+  // kBF16: f32 conv/linear/matmul run with bf16 inputs and weights (f32
+  // accumulation), and activations stay bf16 between primitives; graph
+  // inputs and outputs stay f32.
+  OnednnCompute compute = OnednnCompute::kF32;
+  // Threads for oneDNN (OpenMP) at compile and run time; 0 means
+  // compress::num_threads() at compile time. oneDNN fixes a primitive's work
+  // split when it is created, so a plan keeps the count it was compiled with.
+  int threads = 0;
+  // Fuse bias/eltwise/residual-add post-ops and fold batch norm (off: one
+  // primitive per node; for tests and for measuring what fusion buys).
+  bool fuse = true;
+  // Input shapes (by batch) whose plans are kept; the least recently used
+  // one is dropped beyond this.
+  int max_cached_shapes = 8;
+};
+
+// A node the backend hands to the reference kernels, and why.
+struct OnednnFallback {
+  std::string node;
+  std::string op;
+  std::string reason;
+};
+
+// One executed step of a compiled plan.
+struct OnednnStep {
+  std::string kind;                 // "convolution", "reorder", "reference", "native", ...
+  std::vector<std::string> nodes;   // IR nodes it computes (several when fused); empty for inserted reorders
+  std::string implementation;       // oneDNN's impl_info_str ("brg:avx512_core", "jit:uni", ...), or ""
+  std::string detail;               // fusions, layouts, data types
+};
+
+// What a compiled plan does for one input shape (ctk bench --explain).
+struct OnednnPlanReport {
+  std::vector<std::vector<int64_t>> input_shapes;
+  OnednnCompute compute = OnednnCompute::kF32;
+  int threads = 0;
+  std::vector<OnednnStep> steps;
+  std::vector<OnednnFallback> fallbacks;
+  int reorders = 0;              // activation reorders inserted between primitives or at the boundaries
+  int fused_nodes = 0;           // nodes folded or fused into another node's primitive
+  size_t arena_bytes = 0;        // activation memory after buffer reuse
+  size_t unshared_bytes = 0;     // what the same buffers would take without reuse
+  size_t weight_bytes = 0;       // weights and biases in their reordered layouts
+  double compile_ms = 0;         // building this shape's primitives (first run of a new shape)
+
+  // Human-readable listing: one line per step, then the fallbacks with reasons.
+  std::string to_string() const;
+};
+
+// The plan the onednn backend compiles. Plans are not thread-safe.
+class OnednnPlan : public ExecutionPlan {
+ public:
+  // Report of the most recently compiled or run input shape.
+  virtual const OnednnPlanReport& report() const = 0;
+  // Fallbacks of every input shape compiled so far (shape-dependent ones
+  // included), one entry per node.
+  virtual std::vector<OnednnFallback> fallbacks() const = 0;
+  // Compiles (or finds) the plan for these input shapes without running it.
+  virtual Status prepare(const std::vector<std::vector<int64_t>>& input_shapes) = 0;
+  virtual const OnednnOptions& options() const = 0;
+};
+
+// The plan behind an ExecutionPlan from the onednn backend; null for other backends.
+const OnednnPlan* as_onednn_plan(const ExecutionPlan& plan);
+
+std::unique_ptr<Backend> make_onednn_backend(const OnednnOptions& options = {});
+
+// "oneDNN 2.6.3 (OpenMP threading, ISA avx512_core_bf16)": what this build links.
+std::string onednn_runtime_info();
+
+}  // namespace compress::runtime

@@ -1,0 +1,52 @@
+// Small oneDNN helpers of the onednn backend: the engine, dtype mapping, memory descriptors, thread scope.
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <optional>
+#include <string>
+
+#include "compress/ir/dtype.h"
+#include "compress/ir/tensor.h"
+
+namespace compress::runtime::onednn {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+using md_t = dnnl::memory::desc;
+using dims_t = dnnl::memory::dims;
+
+// The process-wide CPU engine (oneDNN engines are cheap to share and
+// creating one per plan would repeat the ISA detection).
+const dnnl::engine& cpu_engine();
+
+// oneDNN's data type for an IR dtype, when it has one.
+std::optional<dt> to_dnnl(ir::DType dtype);
+ir::DType from_dnnl(dt type);
+
+// Contiguous row-major descriptor of these dims (rank 0 becomes [1]).
+md_t plain_md(const ir::Shape& shape, dt type);
+dims_t to_dims(const ir::Shape& shape);
+bool is_plain(const md_t& md);
+
+// "f32 [1,64,56,56] nChw16c"-style text for reports.
+std::string describe_md(const md_t& md);
+
+// Sets the OpenMP thread count of the calling thread for a scope and
+// restores it afterwards (oneDNN's OpenMP build reads it when it creates a
+// primitive and when it runs one).
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int previous_;
+};
+
+// The implementation oneDNN picked ("jit:avx512_core", "ref:any", ...).
+std::string impl_name(const dnnl::primitive_desc_base& pd);
+
+}  // namespace compress::runtime::onednn

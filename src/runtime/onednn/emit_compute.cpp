@@ -1,0 +1,264 @@
+// Emitters for convolution, inner product and matmul in f32/bf16, with fused post-ops.
+#include <cmath>
+
+#include "builder.h"
+
+namespace compress::runtime::onednn {
+namespace {
+
+using ir::DType;
+using ir::Node;
+using ir::Value;
+constexpr StatusCode kUnsup = StatusCode::kUnsupported;
+
+std::vector<std::string> names(const Group& g) {
+  std::vector<std::string> out;
+  for (const Node* n : g.nodes()) out.push_back(n->name());
+  return out;
+}
+
+}  // namespace
+
+Expected<std::vector<EltwiseSpec>> eltwise_spec(const Node& node) {
+  using dnnl::algorithm;
+  const std::string& op = node.op();
+  if (op == "relu") return std::vector<EltwiseSpec>{{algorithm::eltwise_relu, 0.f, 0.f}};
+  if (op == "relu6") return std::vector<EltwiseSpec>{{algorithm::eltwise_clip_v2, 0.f, 6.f}};
+  if (op == "silu") return std::vector<EltwiseSpec>{{algorithm::eltwise_swish, 1.f, 0.f}};
+  if (op == "sigmoid") return std::vector<EltwiseSpec>{{algorithm::eltwise_logistic, 0.f, 0.f}};
+  if (op == "tanh") return std::vector<EltwiseSpec>{{algorithm::eltwise_tanh, 0.f, 0.f}};
+  if (op == "hardswish") return std::vector<EltwiseSpec>{{algorithm::eltwise_hardswish, 0.f, 0.f}};
+  // oneDNN 2.6 has no hardsigmoid: clip(x / 6 + 1/2, 0, 1).
+  if (op == "hardsigmoid") {
+    return std::vector<EltwiseSpec>{{algorithm::eltwise_linear, 1.f / 6.f, 0.5f}, {algorithm::eltwise_clip_v2, 0.f, 1.f}};
+  }
+  if (op == "gelu") {
+    const bool tanh = node.attr_string("approximate") == "tanh";
+    return std::vector<EltwiseSpec>{{tanh ? algorithm::eltwise_gelu_tanh : algorithm::eltwise_gelu_erf, 0.f, 0.f}};
+  }
+  if (op == "clamp") {
+    // The bounds are rounded to the tensor's type (f32) first, as docs/ops.md says.
+    const float lo = static_cast<float>(node.attr_float("min"));
+    const float hi = static_cast<float>(node.attr_float("max"));
+    return std::vector<EltwiseSpec>{{algorithm::eltwise_clip_v2, lo, hi}};
+  }
+  return unsupported("'{}' is not a oneDNN eltwise op", op);
+}
+
+Status append_posts(const Group& g, dnnl::post_ops& ops) {
+  for (const Node* post : g.posts) {
+    if (post->op() == "add") {
+      ops.append_sum(1.0f);
+      continue;
+    }
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<EltwiseSpec> specs, eltwise_spec(*post));
+    for (const EltwiseSpec& s : specs) ops.append_eltwise(1.0f, s.alg, s.alpha, s.beta);
+  }
+  return Status::ok();
+}
+
+std::string post_summary(const Group& g) {
+  std::string s;
+  for (const Node* post : g.posts) s += (s.empty() ? "" : ", ") + (post->op() == "add" ? std::string("sum") : post->op());
+  return s.empty() ? std::string() : "post-ops: " + s;
+}
+
+namespace {
+
+// The destination of a group's main primitive: in place over the residual
+// when the group ends in a fused add and the residual's buffer is free,
+// else a new buffer (with the residual copied in first for the sum).
+Expected<int> group_destination(Builder& b, const Group& g, const md_t& dst_md, const std::vector<int>& reads,
+                                std::string* detail) {
+  const Value* out = g.output();
+  if (g.residual == nullptr) return b.new_stored(out, dst_md);
+  const int r = b.natural(g.residual);
+  if (b.stored(r).md == dst_md && b.can_overwrite(r, reads)) {
+    *detail += ", sum in place";
+    return b.share(out, r);
+  }
+  const int dst = b.new_stored(out, dst_md);
+  COMPRESS_RETURN_IF_ERROR(b.add_reorder(r, dst, md_t(), md_t(), "residual for the sum post-op"));
+  return dst;
+}
+
+Status check_f32_constant(const Value* v, const char* what, const Node& n) {
+  COMPRESS_CHECK(v->is_constant() && v->dtype() == DType::kF32, kUnsup,
+                 "{} with a non-constant or non-f32 {} (oneDNN reorders weights once at compile time)", n.op(), what);
+  return Status::ok();
+}
+
+dnnl::primitive_attr base_attr(const Group& g, Status* status) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::post_ops ops;
+  *status = append_posts(g, ops);
+  attr.set_post_ops(ops);
+  return attr;
+}
+
+}  // namespace
+
+Status emit_conv(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  const Value* w = n.input(1);
+  const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
+  COMPRESS_CHECK(x->dtype() == DType::kF32, kUnsup, "conv2d on {} input", ir::dtype_name(x->dtype()));
+  COMPRESS_RETURN_IF_ERROR(check_f32_constant(w, "weight", n));
+  if (bias != nullptr) COMPRESS_RETURN_IF_ERROR(check_f32_constant(bias, "bias", n));
+  const ir::Shape& xs = x->shape();
+  const ir::Shape& ws = w->shape();
+  const ir::Shape& ys = n.output(0)->shape();
+  COMPRESS_CHECK(xs.size() == 4 && ws.size() == 4 && ys.size() == 4, kUnsup, "conv2d needs rank-4 operands");
+  const int64_t groups = n.attr_int("groups");
+  const auto& stride = n.attr_ints("stride");
+  const auto& pad = n.attr_ints("padding");
+  const auto& dil = n.attr_ints("dilation");
+  const dt cdt = b.compute_type();
+  const dims_t wdims = groups > 1 ? dims_t{groups, ws[0] / groups, ws[1], ws[2], ws[3]} : to_dims(ws);
+
+  Status posts;
+  dnnl::primitive_attr attr = base_attr(g, &posts);
+  COMPRESS_RETURN_IF_ERROR(posts);
+  const md_t src_any(to_dims(xs), cdt, tag::any);
+  const md_t w_any(wdims, cdt, tag::any);
+  const md_t b_md = bias ? plain_md({ws[0]}, dt::f32) : md_t();
+  const md_t dst_any(to_dims(ys), cdt, tag::any);
+  dnnl::convolution_forward::primitive_desc pd;
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("convolution", [&] {
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                      src_any, w_any, b_md, dst_any, {stride[0], stride[1]},
+                                      {dil[0] - 1, dil[1] - 1}, {pad[0], pad[1]}, {pad[2], pad[3]});
+    pd = dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
+  }));
+
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get(x, pd.src_desc()));
+  COMPRESS_ASSIGN_OR_RETURN(
+      dnnl::memory wmem, b.weight(w, "conv", plain_md(ir::Shape(wdims.begin(), wdims.end()), dt::f32),
+                                  w->constant().raw_data(), pd.weights_desc()));
+  std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
+  if (bias != nullptr) {
+    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory bmem,
+                              b.weight(bias, "bias", b_md, bias->constant().raw_data(), pd.bias_desc()));
+    fixed.emplace_back(DNNL_ARG_BIAS, bmem);
+  }
+  OnednnStep info;
+  info.kind = "convolution";
+  info.nodes = names(g);
+  info.detail = fmt::format("{} -> {}, weights {}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()),
+                            describe_md(pd.weights_desc()));
+  COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, pd.dst_desc(), {src}, &info.detail));
+  const std::string posts_text = post_summary(g);
+  if (!posts_text.empty()) info.detail += "; " + posts_text;
+  b.add_primitive(dnnl::convolution_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed,
+                  info);
+  return Status::ok();
+}
+
+Status emit_linear(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  const Value* w = n.input(1);
+  const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
+  COMPRESS_CHECK(x->dtype() == DType::kF32, kUnsup, "linear on {} input", ir::dtype_name(x->dtype()));
+  COMPRESS_RETURN_IF_ERROR(check_f32_constant(w, "weight", n));
+  if (bias != nullptr) COMPRESS_RETURN_IF_ERROR(check_f32_constant(bias, "bias", n));
+  const ir::Shape& xs = x->shape();
+  COMPRESS_CHECK(!xs.empty() && w->shape().size() == 2, kUnsup, "linear needs a rank >= 1 input and a 2-D weight");
+  const int64_t k = xs.back(), out = w->shape()[0];
+  const int64_t m = k == 0 ? 0 : ir::numel(xs) / k;
+  COMPRESS_CHECK(m > 0 && k > 0 && out > 0, kUnsup, "linear with an empty dimension");
+  const dt cdt = b.compute_type();
+
+  Status posts;
+  dnnl::primitive_attr attr = base_attr(g, &posts);
+  COMPRESS_RETURN_IF_ERROR(posts);
+  // Leading dims collapse into the rows of one inner product (plain layout only).
+  const md_t src_md = plain_md({m, k}, cdt);
+  const md_t w_any({out, k}, cdt, tag::any);
+  const md_t b_md = bias ? plain_md({out}, dt::f32) : md_t();
+  const md_t dst_md = plain_md({m, out}, cdt);
+  dnnl::inner_product_forward::primitive_desc pd;
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("inner product", [&] {
+    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, src_md, w_any, b_md, dst_md);
+    pd = dnnl::inner_product_forward::primitive_desc(d, attr, cpu_engine());
+  }));
+  COMPRESS_CHECK(pd.src_desc() == src_md && pd.dst_desc() == dst_md, kUnsup,
+                 "oneDNN's inner product wants src {} / dst {}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()));
+
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(x, from_dnnl(cdt)));
+  COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem, b.weight(w, "linear", plain_md(w->shape(), dt::f32),
+                                                        w->constant().raw_data(), pd.weights_desc()));
+  std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
+  if (bias != nullptr) {
+    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory bmem,
+                              b.weight(bias, "bias", b_md, bias->constant().raw_data(), pd.bias_desc()));
+    fixed.emplace_back(DNNL_ARG_BIAS, bmem);
+  }
+  OnednnStep info;
+  info.kind = "inner_product";
+  info.nodes = names(g);
+  info.detail = fmt::format("{} x weights {}", describe_md(src_md), describe_md(pd.weights_desc()));
+  COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, plain_md(g.output()->shape(), cdt), {src}, &info.detail));
+  const std::string posts_text = post_summary(g);
+  if (!posts_text.empty()) info.detail += "; " + posts_text;
+  b.add_primitive(dnnl::inner_product_forward(pd), pd, {{DNNL_ARG_SRC, src, src_md}, {DNNL_ARG_DST, dst, dst_md}},
+                  fixed, info);
+  return Status::ok();
+}
+
+Status emit_matmul(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* a = n.input(0);
+  const Value* w = n.input(1);
+  COMPRESS_CHECK(a->dtype() == DType::kF32 && w->dtype() == DType::kF32, kUnsup, "matmul on non-f32 operands");
+  ir::Shape as = a->shape(), ws = w->shape();
+  const ir::Shape& ys = n.output(0)->shape();
+  COMPRESS_CHECK(as.size() >= 2 && ws.size() >= 2, kUnsup, "matmul with a 1-D operand (torch.matmul's vector forms)");
+  const size_t rank = ys.size();
+  while (as.size() < rank) as.insert(as.begin(), 1);
+  while (ws.size() < rank) ws.insert(ws.begin(), 1);
+  const dt cdt = b.compute_type();
+
+  Status posts;
+  dnnl::primitive_attr attr = base_attr(g, &posts);
+  COMPRESS_RETURN_IF_ERROR(posts);
+  const md_t a_md = plain_md(as, cdt);
+  const md_t w_md = w->is_constant() ? md_t(to_dims(ws), cdt, tag::any) : plain_md(ws, cdt);
+  const md_t dst_md = plain_md(ys, cdt);
+  dnnl::matmul::primitive_desc pd;
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("matmul", [&] {
+    dnnl::matmul::desc d(a_md, w_md, dst_md);
+    pd = dnnl::matmul::primitive_desc(d, attr, cpu_engine());
+  }));
+
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(a, from_dnnl(cdt)));
+  std::vector<StepArg> args = {{DNNL_ARG_SRC, src, a_md}};
+  std::vector<std::pair<int, dnnl::memory>> fixed;
+  std::vector<int> reads = {src};
+  if (w->is_constant()) {
+    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem, b.weight(w, "matmul", plain_md(ws, dt::f32),
+                                                          w->constant().raw_data(), pd.weights_desc()));
+    fixed.emplace_back(DNNL_ARG_WEIGHTS, wmem);
+  } else {
+    COMPRESS_ASSIGN_OR_RETURN(int wid, b.get_plain(w, from_dnnl(cdt)));
+    args.push_back({DNNL_ARG_WEIGHTS, wid, w_md});
+    reads.push_back(wid);
+  }
+  OnednnStep info;
+  info.kind = "matmul";
+  info.nodes = names(g);
+  info.detail = fmt::format("{} x {}", describe_md(a_md), describe_md(pd.weights_desc()));
+  COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, dst_md, reads, &info.detail));
+  const std::string posts_text = post_summary(g);
+  if (!posts_text.empty()) info.detail += "; " + posts_text;
+  args.push_back({DNNL_ARG_DST, dst, {}});
+  b.add_primitive(dnnl::matmul(pd), pd, args, fixed, info);
+  return Status::ok();
+}
+
+}  // namespace compress::runtime::onednn

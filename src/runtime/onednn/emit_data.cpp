@@ -1,0 +1,326 @@
+// Emitters for data movement (concat, reshape, permute, slice, split) and the native quantize/dequantize/embedding kernels.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "builder.h"
+#include "compress/runtime/quant_arith.h"
+
+namespace compress::runtime::onednn {
+namespace {
+
+using ir::DType;
+using ir::Node;
+using ir::Value;
+constexpr StatusCode kUnsup = StatusCode::kUnsupported;
+
+std::vector<std::string> names(const Group& g) {
+  std::vector<std::string> out;
+  for (const Node* n : g.nodes()) out.push_back(n->name());
+  return out;
+}
+
+int64_t normalize_axis(int64_t axis, size_t rank) { return axis < 0 ? axis + static_cast<int64_t>(rank) : axis; }
+
+dims_t plain_strides(const ir::Shape& shape) {
+  dims_t strides(std::max<size_t>(shape.size(), 1), 1);
+  for (size_t i = shape.size(); i-- > 1;) strides[i - 1] = strides[i] * std::max<int64_t>(shape[i], 1);
+  return strides;
+}
+
+Status check_dnnl_type(const Value* v, const Node& n) {
+  COMPRESS_CHECK(to_dnnl(v->dtype()).has_value(), kUnsup, "{} of {} data (oneDNN has no {} type)", n.op(),
+                 ir::dtype_name(v->dtype()), ir::dtype_name(v->dtype()));
+  COMPRESS_CHECK(ir::numel(v->shape()) > 0, kUnsup, "{} of empty data", n.op());
+  return Status::ok();
+}
+
+// Copies the part of `src` that `view` describes (a strided descriptor over
+// src's plain bytes) into a new plain buffer for `out`.
+Status copy_view(Builder& b, const Group& g, const Value* out, int src, const md_t& view) {
+  const int dst = b.new_stored(out, plain_md(out->shape(), view.data_type()));
+  return b.add_reorder(src, dst, view, md_t(), "", &g);
+}
+
+// Strided view [start : start + len*step : step] along `axis` of a plain tensor.
+md_t slice_view(const Stored& src, const ir::Shape& out_shape, int64_t axis, int64_t start, int64_t step) {
+  const dims_t strides = plain_strides(src.shape);
+  dims_t view_strides = strides;
+  view_strides[static_cast<size_t>(axis)] *= step;
+  md_t md(to_dims(out_shape), src.md.data_type(), view_strides);
+  md.data.offset0 = start * strides[static_cast<size_t>(axis)];
+  return md;
+}
+
+}  // namespace
+
+Status emit_concat(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* out = n.output(0);
+  for (const Value* v : n.inputs()) COMPRESS_RETURN_IF_ERROR(check_dnnl_type(v, n));
+  const int axis = static_cast<int>(normalize_axis(n.attr_int("axis"), out->shape().size()));
+  std::vector<int> srcs;
+  std::vector<md_t> mds;
+  bool same_type = true;
+  for (const Value* v : n.inputs()) {
+    srcs.push_back(b.natural(v));
+    mds.push_back(b.stored(srcs.back()).md);
+    same_type = same_type && mds.back().data_type() == mds.front().data_type();
+  }
+  // Mixed types (a bf16 activation and an f32 constant) meet in the IR type, plain.
+  const bool convert = !same_type;
+  if (convert) {
+    for (size_t i = 0; i < mds.size(); ++i) mds[i] = plain_md(n.input(i)->shape(), to_dnnl(n.input(i)->dtype()).value());
+  }
+  dnnl::concat::primitive_desc pd;
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("concat", [&] {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    pd = dnnl::concat::primitive_desc(md_t(to_dims(out->shape()), mds.front().data_type(), tag::any), axis, mds,
+                                      cpu_engine(), attr);
+  }));
+  b.consume(g);
+  std::vector<StepArg> args;
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    int id = srcs[i];
+    if (convert) {
+      COMPRESS_ASSIGN_OR_RETURN(id, b.get(n.input(i), mds[i]));
+    }
+    args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), id, {}});
+  }
+  const int dst = b.new_stored(out, pd.dst_desc());
+  args.push_back({DNNL_ARG_DST, dst, {}});
+  OnednnStep info;
+  info.kind = "concat";
+  info.nodes = names(g);
+  info.detail = fmt::format("{} inputs along axis {} -> {}", srcs.size(), axis, describe_md(pd.dst_desc()));
+  b.add_primitive(dnnl::concat(pd), pd, args, {}, info);
+  return Status::ok();
+}
+
+Status emit_reshape(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  int src = b.natural(x);
+  if (!b.stored(src).plain) {
+    COMPRESS_ASSIGN_OR_RETURN(src, b.get_plain_any(x));
+  }
+  b.consume(g);
+  // No step: the output is the same bytes under its own shape.
+  b.alias(n.output(0), src, n.output(0)->shape());
+  return Status::ok();
+}
+
+Status emit_permute(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  COMPRESS_RETURN_IF_ERROR(check_dnnl_type(x, n));
+  const size_t rank = x->shape().size();
+  std::vector<int64_t> perm(rank);
+  if (n.op() == "transpose") {
+    for (size_t i = 0; i < rank; ++i) perm[i] = static_cast<int64_t>(i);
+    std::swap(perm[static_cast<size_t>(normalize_axis(n.attr_int("dim0"), rank))],
+              perm[static_cast<size_t>(normalize_axis(n.attr_int("dim1"), rank))]);
+  } else {
+    perm = n.attr_ints("perm");
+    for (auto& p : perm) p = normalize_axis(p, rank);
+  }
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
+  // y[i0, i1, ...] = x[... i_k at position perm[k] ...]: x's strides, permuted.
+  const dims_t xstrides = plain_strides(x->shape());
+  dims_t strides(rank);
+  for (size_t i = 0; i < rank; ++i) strides[i] = xstrides[static_cast<size_t>(perm[i])];
+  const md_t view(to_dims(n.output(0)->shape()), b.stored(src).md.data_type(), strides);
+  return copy_view(b, g, n.output(0), src, view);
+}
+
+Status emit_slice(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  COMPRESS_RETURN_IF_ERROR(check_dnnl_type(x, n));
+  COMPRESS_CHECK(ir::numel(n.output(0)->shape()) > 0, kUnsup, "slice with an empty result");
+  const int64_t axis = normalize_axis(n.attr_int("axis"), x->shape().size());
+  const int64_t dim = x->shape()[static_cast<size_t>(axis)];
+  int64_t start = n.attr_int("start");
+  if (start < 0) start += dim;
+  start = std::clamp<int64_t>(start, 0, dim);
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
+  return copy_view(b, g, n.output(0), src, slice_view(b.stored(src), n.output(0)->shape(), axis, start, n.attr_int("step")));
+}
+
+Status emit_split(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  COMPRESS_RETURN_IF_ERROR(check_dnnl_type(x, n));
+  for (const Value* out : n.outputs()) {
+    COMPRESS_CHECK(ir::numel(out->shape()) > 0, kUnsup, "split with an empty part");
+  }
+  const int64_t axis = normalize_axis(n.attr_int("axis"), x->shape().size());
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
+  int64_t start = 0;
+  for (const Value* out : n.outputs()) {
+    COMPRESS_RETURN_IF_ERROR(copy_view(b, g, out, src, slice_view(b.stored(src), out->shape(), axis, start, 1)));
+    start += out->shape()[static_cast<size_t>(axis)];
+  }
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------- native kernels
+
+namespace {
+
+// Per-tensor or per-axis parameters of a value, as index arithmetic.
+struct ParamIndex {
+  int64_t inner = 1, dim = 1;  // element i uses parameter (i / inner) % dim
+  std::vector<float> scales;
+  std::vector<float> inv_scales;
+  std::vector<int32_t> zero_points;
+  int64_t qmin = 0, qmax = 0;
+};
+
+Expected<ParamIndex> param_index(const ir::QuantParams* q, const ir::Shape& shape, const char* what) {
+  COMPRESS_CHECK(q != nullptr, kUnsup, "{} without quant params", what);
+  ParamIndex p;
+  if (q->granularity() == ir::QuantGranularity::kPerAxis) {
+    const int64_t axis = normalize_axis(q->axis(), shape.size());
+    COMPRESS_CHECK(axis >= 0 && axis < static_cast<int64_t>(shape.size()) &&
+                       static_cast<int64_t>(q->scales().size()) == shape[static_cast<size_t>(axis)],
+                   kUnsup, "{} params {} do not fit shape {}", what, q->to_string(), ir::shape_to_string(shape));
+    p.dim = shape[static_cast<size_t>(axis)];
+    for (size_t d = static_cast<size_t>(axis) + 1; d < shape.size(); ++d) p.inner *= shape[d];
+  } else {
+    COMPRESS_CHECK(q->granularity() == ir::QuantGranularity::kPerTensor, kUnsup, "{} quantized {}", what,
+                   q->to_string());
+  }
+  p.scales = q->scales();
+  for (float s : p.scales) p.inv_scales.push_back(quant_inv_scale(s));
+  p.zero_points = q->zero_points();
+  if (p.zero_points.empty()) p.zero_points.assign(p.scales.size(), 0);
+  p.qmin = q->qmin();
+  p.qmax = q->qmax();
+  return p;
+}
+
+template <typename T>
+void quantize_loop(const float* x, T* q, int64_t n, const ParamIndex& p) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t c = static_cast<size_t>((i / p.inner) % p.dim);
+    q[i] = static_cast<T>(quantize_value(x[i], p.inv_scales[c], p.zero_points[c], p.qmin, p.qmax));
+  }
+}
+
+template <typename T>
+void dequantize_loop(const T* q, float* x, int64_t n, const ParamIndex& p) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t c = static_cast<size_t>((i / p.inner) % p.dim);
+    x[i] = dequantize_value(q[i], p.scales[c], p.zero_points[c]);
+  }
+}
+
+}  // namespace
+
+Status emit_quantize(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  const Value* out = n.output(0);
+  COMPRESS_CHECK(x->dtype() == DType::kF32 && (out->dtype() == DType::kI8 || out->dtype() == DType::kU8), kUnsup,
+                 "quantize to {} (the native kernel writes i8/u8)", ir::dtype_name(out->dtype()));
+  COMPRESS_ASSIGN_OR_RETURN(ParamIndex p, param_index(out->type().quant.get(), out->shape(), "quantize output"));
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(x, DType::kF32));
+  const int dst = b.new_stored_raw(out, out->dtype(), out->shape());
+  const int64_t count = ir::numel(x->shape());
+  const bool is_signed = out->dtype() == DType::kI8;
+  auto fn = [src, dst, count, p, is_signed](StepContext& ctx) -> Status {
+    const float* xs = static_cast<const float*>(ctx.ptr(src));
+    if (is_signed) {
+      quantize_loop(xs, static_cast<int8_t*>(ctx.ptr(dst)), count, p);
+    } else {
+      quantize_loop(xs, static_cast<uint8_t*>(ctx.ptr(dst)), count, p);
+    }
+    return Status::ok();
+  };
+  OnednnStep info;
+  info.kind = "native";
+  info.nodes = names(g);
+  info.detail = fmt::format("quantize f32 -> {} (exact contract)", ir::dtype_name(out->dtype()));
+  b.add_function(fn, {src}, {dst}, info);
+  return Status::ok();
+}
+
+Status emit_dequantize(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  const Value* out = n.output(0);
+  const DType t = x->dtype();
+  COMPRESS_CHECK(t == DType::kI8 || t == DType::kU8 || t == DType::kI32, kUnsup,
+                 "dequantize from {} (the native kernel reads i8/u8/i32)", ir::dtype_name(t));
+  const ir::QuantParams* q = x->type().quant.get();
+  if (x->is_constant() && x->constant().quant()) q = x->constant().quant().get();
+  COMPRESS_ASSIGN_OR_RETURN(ParamIndex p, param_index(q, x->shape(), "dequantize input"));
+  b.consume(g);
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(x, t));
+  const int dst = b.new_stored_raw(out, DType::kF32, out->shape());
+  const int64_t count = ir::numel(x->shape());
+  auto fn = [src, dst, count, p, t](StepContext& ctx) -> Status {
+    float* xs = static_cast<float*>(ctx.ptr(dst));
+    const void* qs = ctx.ptr(src);
+    if (t == DType::kI8) dequantize_loop(static_cast<const int8_t*>(qs), xs, count, p);
+    if (t == DType::kU8) dequantize_loop(static_cast<const uint8_t*>(qs), xs, count, p);
+    if (t == DType::kI32) dequantize_loop(static_cast<const int32_t*>(qs), xs, count, p);
+    return Status::ok();
+  };
+  OnednnStep info;
+  info.kind = "native";
+  info.nodes = names(g);
+  info.detail = fmt::format("dequantize {} -> f32 (exact contract)", ir::dtype_name(t));
+  b.add_function(fn, {src}, {dst}, info);
+  return Status::ok();
+}
+
+Status emit_embedding(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* idx = n.input(0);
+  const Value* table = n.input(1);
+  COMPRESS_CHECK(idx->dtype() == DType::kI64 || idx->dtype() == DType::kI32, kUnsup, "embedding indices of {}",
+                 ir::dtype_name(idx->dtype()));
+  COMPRESS_CHECK(table->dtype() == DType::kF32 && table->shape().size() == 2, kUnsup,
+                 "embedding table must be f32 [rows, width]");
+  b.consume(g);
+  const int src = b.natural(idx);
+  COMPRESS_ASSIGN_OR_RETURN(int tab, b.get_plain(table, DType::kF32));
+  const Value* out = n.output(0);
+  const int dst = b.new_stored_raw(out, DType::kF32, out->shape());
+  const int64_t count = ir::numel(idx->shape());
+  const int64_t rows = table->shape()[0], width = table->shape()[1];
+  const bool wide = idx->dtype() == DType::kI64;
+  const std::string name = n.name();
+  const ir::Shape idx_shape = idx->shape();
+  auto fn = [=](StepContext& ctx) -> Status {
+    const float* t = static_cast<const float*>(ctx.ptr(tab));
+    float* y = static_cast<float*>(ctx.ptr(dst));
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t row = wide ? static_cast<const int64_t*>(ctx.ptr(src))[i] : static_cast<const int32_t*>(ctx.ptr(src))[i];
+      // Indices are data: a bad one is the caller's error, never an out-of-bounds read.
+      COMPRESS_CHECK(row >= 0 && row < rows, StatusCode::kInvalidArgument,
+                     "node '{}' (embedding): index {} at position {} of indices {} is out of range for a table of {} rows",
+                     name, row, i, ir::shape_to_string(idx_shape), rows);
+      if (width > 0) std::memcpy(y + i * width, t + row * width, static_cast<size_t>(width) * sizeof(float));
+    }
+    return Status::ok();
+  };
+  OnednnStep info;
+  info.kind = "native";
+  info.nodes = names(g);
+  info.detail = fmt::format("embedding gather {} rows of {}", count, width);
+  b.add_function(fn, {src, tab}, {dst}, info);
+  return Status::ok();
+}
+
+}  // namespace compress::runtime::onednn
