@@ -5,6 +5,7 @@
 #include "compress/ir/verifier.h"
 #include "compress/runtime/reference.h"
 #include "compress/torch/import.h"
+#include "compress/torch/tensor_convert.h"
 #include "torch_test_util.h"
 
 using namespace compress;
@@ -109,4 +110,42 @@ TEST_CASE("an unsupported op names the op, its source location and module path")
   CHECK(message.find("aten::erfinv") != std::string::npos);
   CHECK(message.find("make_torch_fixtures.py:") != std::string::npos);
   CHECK(message.find("top-level module") != std::string::npos);
+}
+
+TEST_CASE("import_sequential hands a C++-frontend model over in-process") {
+  namespace nn = ::torch::nn;
+  ::torch::manual_seed(3);
+  nn::Sequential seq;
+  seq->push_back("conv", nn::Conv2d(nn::Conv2dOptions(2, 4, 3).padding(1).stride(2)));
+  seq->push_back("bn", nn::BatchNorm2d(4));
+  seq->push_back("act", nn::Hardtanh(nn::HardtanhOptions().min_val(0).max_val(6)));
+  seq->push_back("pool", nn::AvgPool2d(nn::AvgPool2dOptions(2)));
+  seq->push_back("gap", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})));
+  seq->push_back("flat", nn::Flatten());
+  seq->push_back("drop", nn::Dropout(0.5));
+  seq->push_back("fc", nn::Linear(4, 3));
+  seq->push_back("gelu", nn::GELU());
+  {
+    ::torch::NoGradGuard guard;
+    auto* bn = seq[1]->as<nn::BatchNorm2dImpl>();
+    bn->running_mean.uniform_(-0.5, 0.5);
+    bn->running_var.uniform_(0.5, 1.5);
+  }
+  seq->eval();
+  auto graph = compress::torch::import_sequential(seq, {"x", {3, 2, 8, 8}});
+  INFO((graph ? "" : graph.status().message()));
+  REQUIRE(graph.has_value());
+  CHECK(graph->find_value("conv.weight") != nullptr);
+  CHECK(graph->find_node("act")->op() == "relu6");
+  const at::Tensor x = at::randn({3, 2, 8, 8});
+  const at::Tensor expected = seq->forward(x).detach();
+  auto out = runtime::run_reference(*graph, {compress::torch::from_aten(x).value()});
+  REQUIRE(out.has_value());
+  CHECK(test::compare((*out)[0], compress::torch::from_aten(expected).value()).relative() < 1e-5);
+
+  nn::Sequential unsupported;
+  unsupported->push_back("lstm", nn::LSTM(4, 4));
+  auto bad = compress::torch::import_sequential(unsupported, {"x", {1, 4}});
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.status().message().find("child 'lstm'") != std::string::npos);
 }

@@ -10,6 +10,9 @@
 namespace torch::jit {
 struct Module;
 }  // namespace torch::jit
+namespace torch::nn {
+class Sequential;
+}  // namespace torch::nn
 
 namespace compress::torch {
 
@@ -44,5 +47,13 @@ Expected<InputSpec> parse_input_spec(const std::string& text);
 Expected<ir::Graph> import_file(const std::string& path, const ImportOptions& options = {});
 // Imports a module already in memory (a LibTorch training program's model).
 Expected<ir::Graph> import_module(const ::torch::jit::Module& module, const ImportOptions& options);
+
+// Imports a LibTorch C++-frontend torch::nn::Sequential (the way C++ training
+// programs build models) without a TorchScript round trip. Supported
+// children: Conv2d, BatchNorm2d, Linear, ReLU, ReLU6, SiLU, GELU, Sigmoid,
+// Tanh, Hardtanh, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, and
+// Dropout/Identity (dropped). Parameters are named "<child name>.weight".
+// Any other child is an error naming it.
+Expected<ir::Graph> import_sequential(const ::torch::nn::Sequential& model, const InputSpec& input);
 
 }  // namespace compress::torch
