@@ -14,4 +14,7 @@ int run_inspect(const std::vector<std::string>& args);
 extern const CommandDoc kInferDoc;
 int run_infer(const std::vector<std::string>& args);
 
+extern const CommandDoc kBenchDoc;
+int run_bench(const std::vector<std::string>& args);
+
 }  // namespace compress::cli

@@ -16,9 +16,10 @@ namespace {
 
 // Adding a command: write cmd_<name>.cpp (a CommandDoc and a run function),
 // declare both in commands.h and add one line here.
-constexpr std::array<Command, 2> kCommands = {{
+constexpr std::array<Command, 3> kCommands = {{
     {&kInspectDoc, &run_inspect},
     {&kInferDoc, &run_infer},
+    {&kBenchDoc, &run_bench},
 }};
 
 const Command* find_command(const std::string& name) {
