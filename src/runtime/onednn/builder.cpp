@@ -274,6 +274,16 @@ Expected<int> Builder::get(const ir::Value* v, const md_t& want) {
     if (stored(id).md == want) return id;
     if (stored(id).dtype == from_dnnl(want.data_type()) && stored(source).dtype != stored(id).dtype) source = id;
   }
+  if (want.dims() != to_dims(v->shape())) {
+    // The same elements under other dims (a broadcast operand with leading
+    // 1s): read a plain variant through a plain descriptor of those dims.
+    COMPRESS_ASSIGN_OR_RETURN(int plain, get_plain_any(v));
+    const dims_t dims = want.dims();
+    const md_t view = plain_md(ir::Shape(dims.begin(), dims.end()), stored(plain).md.data_type());
+    const int to = new_stored(v, want);
+    COMPRESS_RETURN_IF_ERROR(add_reorder(plain, to, view));
+    return to;
+  }
   const int to = new_stored(v, want);
   COMPRESS_RETURN_IF_ERROR(add_reorder(source, to));
   return to;

@@ -68,6 +68,28 @@ bool is_plain(const md_t& md) {
   return md == plain_md(ir::Shape(d.dims, d.dims + d.ndims), md.data_type());
 }
 
+std::optional<tag> activation_tag(const md_t& md) {
+  static const std::vector<tag> k2 = {tag::ab, tag::ba};
+  static const std::vector<tag> k3 = {tag::abc, tag::acb, tag::aBc16b, tag::aBc8b, tag::aBc4b};
+  static const std::vector<tag> k4 = {tag::abcd, tag::acdb, tag::aBcd16b, tag::aBcd8b, tag::aBcd4b};
+  static const std::vector<tag> k5 = {tag::abcde, tag::acdeb, tag::aBcde16b, tag::aBcde8b, tag::aBcde4b};
+  const int rank = md.data.ndims;
+  const std::vector<tag>* candidates = rank == 2 ? &k2 : rank == 3 ? &k3 : rank == 4 ? &k4 : rank == 5 ? &k5 : nullptr;
+  if (candidates == nullptr || md.data.format_kind != dnnl_blocked) return std::nullopt;
+  const dims_t dims = md.dims();
+  for (tag t : *candidates) {
+    if (md_t(dims, md.data_type(), t) == md) return t;
+  }
+  return std::nullopt;
+}
+
+md_t like(const md_t& model, const dims_t& dims, dt type) {
+  if (static_cast<int>(dims.size()) == model.data.ndims) {
+    if (auto t = activation_tag(model)) return md_t(dims, type, *t);
+  }
+  return plain_md(ir::Shape(dims.begin(), dims.end()), type);
+}
+
 std::string describe_md(const md_t& md) {
   const dnnl_memory_desc_t& d = md.data;
   const char* type = "?";

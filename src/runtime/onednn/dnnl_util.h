@@ -29,6 +29,12 @@ md_t plain_md(const ir::Shape& shape, dt type);
 dims_t to_dims(const ir::Shape& shape);
 bool is_plain(const md_t& md);
 
+// The activation format tag of a descriptor (abcd, acdb, aBcd16b, ...) when
+// it is one of the common ones, so another tensor can take the same layout.
+std::optional<tag> activation_tag(const md_t& md);
+// A descriptor of `dims` in the layout of `model` (plain when that layout has no common tag).
+md_t like(const md_t& model, const dims_t& dims, dt type);
+
 // "f32 [1,64,56,56] nChw16c"-style text for reports.
 std::string describe_md(const md_t& md);
 

@@ -125,13 +125,27 @@ Status emit_conv(Builder& b, const Group& g) {
   const md_t w_any(wdims, cdt, tag::any);
   const md_t b_md = bias ? plain_md({ws[0]}, dt::f32) : md_t();
   const md_t dst_any(to_dims(ys), cdt, tag::any);
+  auto make_pd = [&](const md_t& src, const md_t& dst) {
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                      w_any, b_md, dst, {stride[0], stride[1]}, {dil[0] - 1, dil[1] - 1},
+                                      {pad[0], pad[1]}, {pad[2], pad[3]});
+    return dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
+  };
   dnnl::convolution_forward::primitive_desc pd;
-  COMPRESS_RETURN_IF_ERROR(try_dnnl("convolution", [&] {
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      src_any, w_any, b_md, dst_any, {stride[0], stride[1]},
-                                      {dil[0] - 1, dil[1] - 1}, {pad[0], pad[1]}, {pad[2], pad[3]});
-    pd = dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
-  }));
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("convolution", [&] { pd = make_pd(src_any, dst_any); }));
+  // Note [Keeping the producer's layout]
+  // The layout oneDNN prefers for a conv can differ from its neighbours'
+  // (grouped convs pick nChw8c where the rest of a net is nhwc): a conv that
+  // runs well on the layout it is handed saves a reorder on each side.
+  const md_t& have = b.stored(b.natural(x)).md;
+  if (have != pd.src_desc() && have.data_type() == cdt && !is_plain(have)) {
+    try {
+      auto kept = make_pd(have, have);
+      if (impl_name(kept).find("ref") == std::string::npos) pd = kept;
+    } catch (const dnnl::error&) {
+      // No implementation for that layout: keep the preferred one.
+    }
+  }
 
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get(x, pd.src_desc()));

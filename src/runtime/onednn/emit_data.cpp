@@ -68,18 +68,41 @@ Status emit_concat(Builder& b, const Group& g) {
     mds.push_back(b.stored(srcs.back()).md);
     same_type = same_type && mds.back().data_type() == mds.front().data_type();
   }
-  // Mixed types (a bf16 activation and an f32 constant) meet in the IR type, plain.
-  const bool convert = !same_type;
-  if (convert) {
+  bool convert = false;
+  if (!same_type) {
+    // Mixed types (a bf16 activation and an f32 constant) meet in the IR type, plain.
+    convert = true;
     for (size_t i = 0; i < mds.size(); ++i) mds[i] = plain_md(n.input(i)->shape(), to_dnnl(n.input(i)->dtype()).value());
   }
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  auto make_pd = [&](const std::vector<md_t>& srcs) {
+    return dnnl::concat::primitive_desc(md_t(to_dims(out->shape()), srcs.front().data_type(), tag::any), axis, srcs,
+                                        cpu_engine(), attr);
+  };
   dnnl::concat::primitive_desc pd;
-  COMPRESS_RETURN_IF_ERROR(try_dnnl("concat", [&] {
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    pd = dnnl::concat::primitive_desc(md_t(to_dims(out->shape()), mds.front().data_type(), tag::any), axis, mds,
-                                      cpu_engine(), attr);
-  }));
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("concat", [&] { pd = make_pd(mds); }));
+  if (impl_name(pd).find("ref") != std::string::npos) {
+    // Mixed layouts (nhwc conv outputs next to a plain split) take oneDNN's
+    // reference concat; with all inputs in the first non-plain layout it is a copy.
+    const md_t* model = nullptr;
+    for (const md_t& md : mds) {
+      if (model == nullptr && !is_plain(md) && activation_tag(md)) model = &md;
+    }
+    if (model != nullptr) {
+      std::vector<md_t> alike;
+      for (const md_t& md : mds) alike.push_back(like(*model, md.dims(), md.data_type()));
+      try {
+        auto faster = make_pd(alike);
+        if (impl_name(faster).find("ref") == std::string::npos) {
+          pd = faster;
+          mds = alike;
+          convert = true;
+        }
+      } catch (const dnnl::error&) {
+      }
+    }
+  }
   b.consume(g);
   std::vector<StepArg> args;
   for (size_t i = 0; i < srcs.size(); ++i) {

@@ -92,48 +92,70 @@ Status emit_binary(Builder& b, const Group& g) {
                               : op == "sub" ? dnnl::algorithm::binary_sub
                               : op == "mul" ? dnnl::algorithm::binary_mul
                                             : dnnl::algorithm::binary_div;
-  const int src0 = b.natural(a);
-  const md_t md0 = b.stored(src0).md;
+  const md_t natural0 = b.stored(b.natural(a)).md;
   const bool same_shape = c->shape() == ys;
   ir::Shape cs = c->shape();
   while (cs.size() < ys.size()) cs.insert(cs.begin(), 1);
-  // The broadcast operand is read plain (it is small: a channel vector, a scalar).
-  md_t md1;
-  if (same_shape) {
-    md1 = md0;
-  } else {
-    const int c0 = b.natural(c);
-    const auto type = to_dnnl(b.stored(c0).dtype);
-    COMPRESS_CHECK(type.has_value(), kUnsup, "{} operand of type {}", op, ir::dtype_name(b.stored(c0).dtype));
-    md1 = plain_md(cs, *type);
+  // The broadcast operand (a channel vector, a scalar) takes src0's layout
+  // family: oneDNN's jit binary kernels broadcast only between like layouts.
+  const bool constant1 = c->is_constant() && !c->constant().is_sparse();
+  std::optional<dt> type1;
+  if (!same_shape) {
+    const ir::DType t1 = constant1 ? c->constant().dtype() : b.stored(b.natural(c)).dtype;
+    type1 = to_dnnl(t1);
+    COMPRESS_CHECK(type1.has_value(), kUnsup, "{} operand of type {}", op, ir::dtype_name(t1));
   }
   dnnl::primitive_attr attr = scratch_attr();
   dnnl::post_ops ops;
   COMPRESS_RETURN_IF_ERROR(append_posts(g, ops));
   attr.set_post_ops(ops);
+  md_t md0 = natural0, md1;
+  auto make_pd = [&](const md_t& m0) {
+    md1 = same_shape ? m0 : like(m0, to_dims(cs), *type1);
+    return dnnl::binary::primitive_desc(dnnl::binary::desc(alg, m0, md1, m0), attr, cpu_engine());
+  };
   dnnl::binary::primitive_desc pd;
-  COMPRESS_RETURN_IF_ERROR(try_dnnl("binary", [&] {
-    dnnl::binary::desc d(alg, md0, md1, md0);
-    pd = dnnl::binary::primitive_desc(d, attr, cpu_engine());
-  }));
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("binary", [&] { pd = make_pd(md0); }));
+  if (impl_name(pd).find("ref") != std::string::npos && ys.size() >= 3 && ys.size() <= 5) {
+    // oneDNN 2.6's jit binary covers plain, channels-last and 16-channel
+    // blocks; an nChw8c input (grouped convs) would take the reference loop.
+    const tag channels_last = ys.size() == 3 ? tag::acb : ys.size() == 4 ? tag::acdb : tag::acdeb;
+    const md_t nhwc(to_dims(ys), natural0.data_type(), channels_last);
+    try {
+      auto faster = make_pd(nhwc);
+      if (impl_name(faster).find("ref") == std::string::npos) {
+        pd = faster;
+        md0 = nhwc;
+      }
+    } catch (const dnnl::error&) {
+    }
+    if (md0 != nhwc) md1 = same_shape ? md0 : like(md0, to_dims(cs), *type1);
+  }
 
   b.consume(g);
-  int src1 = -1;
-  if (same_shape) {
-    COMPRESS_ASSIGN_OR_RETURN(src1, b.get(c, md0));
+  COMPRESS_ASSIGN_OR_RETURN(const int src0, b.get(a, md0));
+  std::vector<StepArg> args = {{DNNL_ARG_SRC_0, src0, {}}};
+  std::vector<std::pair<int, dnnl::memory>> fixed;
+  std::vector<int> reads = {src0};
+  if (!same_shape && constant1) {
+    // A constant operand is put in that layout once, at compile time.
+    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory m, b.weight(c, "binary operand", plain_md(cs, md1.data_type()),
+                                                       c->constant().raw_data(), md1));
+    fixed.emplace_back(DNNL_ARG_SRC_1, m);
   } else {
-    COMPRESS_ASSIGN_OR_RETURN(src1, b.get_plain(c, from_dnnl(md1.data_type())));
+    COMPRESS_ASSIGN_OR_RETURN(int src1, b.get(c, md1));
+    args.push_back({DNNL_ARG_SRC_1, src1, {}});
+    reads.push_back(src1);
   }
-  const int dst = destination(b, g.output(), src0, md0, {src1});
+  const int dst = destination(b, g.output(), src0, md0, reads);
+  args.push_back({DNNL_ARG_DST, dst, {}});
   OnednnStep info;
   info.kind = "binary";
   info.nodes = names(g);
   info.detail = fmt::format("{} {} with {}{}", op, describe_md(md0), describe_md(md1), src0 == dst ? " in place" : "");
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
-  b.add_primitive(dnnl::binary(pd), pd,
-                  {{DNNL_ARG_SRC_0, src0, {}}, {DNNL_ARG_SRC_1, src1, same_shape ? md_t() : md1}, {DNNL_ARG_DST, dst, {}}},
-                  {}, info);
+  b.add_primitive(dnnl::binary(pd), pd, args, fixed, info);
   return Status::ok();
 }
 
