@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "model_loading.h"
 #include "compress/support/logging.h"
 #include "compress/support/progress.h"
 #include "compress/support/threads.h"
@@ -17,7 +18,10 @@ po::options_description global_options() {
       ("log-level", po::value<std::string>()->value_name("LEVEL"),
        "debug, info, warning, error or off (default: warning, or $COMPRESS_LOG_LEVEL)")
       ("threads", po::value<int>()->value_name("N"), "compute threads (default: all cores, or $COMPRESS_NUM_THREADS)")
-      ("quiet,q", po::bool_switch(), "errors only: no progress bars, no info or warning logs");
+      ("quiet,q", po::bool_switch(), "errors only: no progress bars, no info or warning logs")
+      ("input-shape", po::value<std::vector<std::string>>()->composing()->value_name("SHAPE"),
+       "input shape of a TorchScript MODEL, once per input: 1,3,224,224 (or i64:2,16 for token ids); "
+       "not needed when the file records its shapes");
   return global;
 }
 
@@ -35,6 +39,7 @@ void apply_global_options(const po::variables_map& vm) {
     }
     set_log_level(level);
   }
+  if (vm.count("input-shape")) set_torchscript_input_shapes(vm["input-shape"].as<std::vector<std::string>>());
   if (vm.count("threads")) {
     const int n = vm["threads"].as<int>();
     if (n < 0) throw UsageError(fmt::format("bad --threads {} (use a count >= 1, or 0 for the default)", n));

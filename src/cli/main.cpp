@@ -16,10 +16,11 @@ namespace {
 
 // Adding a command: write cmd_<name>.cpp (a CommandDoc and a run function),
 // declare both in commands.h and add one line here.
-constexpr std::array<Command, 3> kCommands = {{
+constexpr std::array<Command, 4> kCommands = {{
     {&kInspectDoc, &run_inspect},
     {&kInferDoc, &run_infer},
     {&kBenchDoc, &run_bench},
+    {&kConvertDoc, &run_convert},
 }};
 
 const Command* find_command(const std::string& name) {
@@ -32,7 +33,8 @@ const Command* find_command(const std::string& name) {
 void print_main_help() {
   std::string text =
       "usage: ctk [global options] <command> [options]\n\n"
-      "compress toolkit: inspect and run neural network models stored as .cmf files.\n\n"
+      "compress toolkit: inspect, convert, run and benchmark neural network models\n"
+      "(.cmf files, or TorchScript .pt files imported on the fly).\n\n"
       "Commands:\n";
   size_t width = 0;
   for (const Command& c : kCommands) width = std::max(width, c.doc->name.size());

@@ -7,6 +7,9 @@
 #include <system_error>
 
 #include "compress/io/cmf.h"
+#ifdef COMPRESS_HAVE_TORCH
+#include "compress/torch/import.h"
+#endif
 
 namespace compress::cli {
 namespace {
@@ -31,11 +34,31 @@ bool is_torchscript_path(const std::string& path) {
   return ext == ".pt" || ext == ".pth" || ext == ".ts" || ext == ".torchscript";
 }
 
+namespace {
+std::vector<std::string>& input_shapes() {
+  static std::vector<std::string> shapes;
+  return shapes;
+}
+}  // namespace
+
+void set_torchscript_input_shapes(std::vector<std::string> shapes) { input_shapes() = std::move(shapes); }
+const std::vector<std::string>& torchscript_input_shapes() { return input_shapes(); }
+
 Expected<ir::Graph> import_torchscript(const std::string& path) {
+#ifdef COMPRESS_HAVE_TORCH
+  torch::ImportOptions options;
+  for (const std::string& text : input_shapes()) {
+    auto spec = torch::parse_input_spec(text);
+    if (!spec) return spec.status().with_context("--input-shape");
+    options.inputs.push_back(*spec);
+  }
+  return torch::import_file(path, options);
+#else
   return unsupported(
-      "{}: TorchScript import is not built yet in this version of compress; convert the model to .cmf "
-      "or use a build with the torch layer",
+      "{}: this ctk was built without LibTorch, so it cannot import TorchScript; convert the model to .cmf "
+      "with a build that has it (install libtorch-dev)",
       path);
+#endif
 }
 
 Expected<ir::Graph> load_model(const std::string& path) {

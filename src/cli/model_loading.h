@@ -1,7 +1,8 @@
-// Loading a MODEL argument: .cmf files now, TorchScript once src/torch exists.
+// Loading a MODEL argument: a .cmf file, or a TorchScript file imported on the fly.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "compress/ir/graph.h"
 #include "compress/support/status.h"
@@ -16,7 +17,11 @@ bool is_torchscript_path(const std::string& path);
 // Errors name the file.
 Expected<ir::Graph> load_model(const std::string& path);
 
-// The one place where TorchScript import plugs into the CLI.
+// The one place where TorchScript import plugs into the CLI. Input shapes
+// come from --input-shape (set_torchscript_input_shapes) or from the file.
 Expected<ir::Graph> import_torchscript(const std::string& path);
+// The --input-shape values of this ctk invocation (validated on use).
+void set_torchscript_input_shapes(std::vector<std::string> shapes);
+const std::vector<std::string>& torchscript_input_shapes();
 
 }  // namespace compress::cli
