@@ -361,6 +361,51 @@ TEST_CASE("data movement: concat, split, slice, reshape, flatten, transpose, per
   }
 }
 
+TEST_CASE("scaled_dot_product_attention from matmul + softmax + matmul: masks, causal, broadcast, scale",
+          "[onednn][ops]") {
+  struct AttentionCase {
+    std::string name;
+    ir::Shape q, k, v;
+    ir::AttributeMap attrs;
+    int mask;  // 0 none, 1 float constant, 2 bool constant, 3 float input
+    ir::Shape mask_shape;
+  };
+  const std::vector<AttentionCase> cases = {
+      {"plain", {2, 4, 7, 8}, {2, 4, 9, 8}, {2, 4, 9, 6}, {}, 0, {}},
+      {"causal, explicit scale", {2, 3, 6, 8}, {2, 3, 6, 8}, {2, 3, 6, 8}, {{"is_causal", int64_t{1}}, {"scale", 0.3}}, 0, {}},
+      {"float mask", {1, 2, 5, 4}, {1, 2, 5, 4}, {1, 2, 5, 4}, {}, 1, {5, 5}},
+      {"bool mask", {2, 2, 5, 4}, {2, 2, 5, 4}, {2, 2, 5, 4}, {}, 2, {2, 1, 5, 5}},
+      {"float mask input, causal", {2, 6, 4}, {2, 6, 4}, {2, 6, 4}, {{"is_causal", int64_t{1}}}, 3, {2, 6, 6}},
+      {"key/value batch broadcast", {2, 4, 5, 8}, {1, 4, 7, 8}, {1, 4, 7, 8}, {}, 0, {}},
+  };
+  int index = 0;
+  for (const AttentionCase& c : cases) {
+    GraphBuilder g;
+    Value* q = g.input("q", c.q);
+    Value* k = g.input("k", c.k);
+    Value* v = g.input("v", c.v);
+    std::vector<Value*> ins = {q, k, v};
+    std::vector<Tensor> data = {random_f32(c.q, 1 + index), random_f32(c.k, 2 + index), random_f32(c.v, 3 + index)};
+    if (c.mask == 1) ins.push_back(g.constant("mask", random_f32(c.mask_shape, 4, -2, 0)));
+    if (c.mask == 2) {
+      std::vector<uint8_t> keep(static_cast<size_t>(ir::numel(c.mask_shape)));
+      for (size_t i = 0; i < keep.size(); ++i) keep[i] = (i * 7 % 3) != 0;
+      for (size_t j = 0; j < 5; ++j) keep[j] = 0;  // the first row of image 0 fully masked: NaN, as the reference
+      ins.push_back(g.constant("mask", Tensor::from_vector<uint8_t>(DType::kBool, c.mask_shape, keep)));
+    }
+    if (c.mask == 3) {
+      ins.push_back(g.input("mask", c.mask_shape));
+      data.push_back(random_f32(c.mask_shape, 5, -1, 1));
+    }
+    g.outputs({g.node("scaled_dot_product_attention", ins, c.attrs, "attention")});
+    INFO("attention case " << c.name);
+    check_against_reference(g.graph, data, f32_options(), kTranscendental);
+    // bf16 mode keeps attention in f32, so the same bound holds.
+    check_against_reference(g.graph, data, bf16_options(), kTranscendental);
+    ++index;
+  }
+}
+
 TEST_CASE("NaN and Inf inputs: propagated as the reference does, except where oneDNN documents otherwise",
           "[onednn][ops][nan]") {
   // Note [NaN through oneDNN]

@@ -135,15 +135,14 @@ TEST_CASE("ops oneDNN lacks run on the reference, node by node, and the plan lis
   Value* x = g.input("x", {2, 8, 7, 7});
   Value* c = g.node("relu", {conv(g, x, 8, 1)}, {}, "relu");
   Value* pooled = g.node("adaptive_avg_pool2d", {c}, {{"output_size", std::vector<int64_t>{3, 3}}}, "uneven_pool");
-  Value* seq = g.node("reshape", {pooled}, {{"shape", std::vector<int64_t>{2, 8, 9}}}, "to_seq");
-  Value* att = g.node("scaled_dot_product_attention", {seq, seq, seq}, {}, "attention");
-  g.outputs({g.node("sigmoid", {att}, {}, "after")});
+  Value* fq = g.node("fake_quant", {pooled}, {{"scale", std::vector<double>{0.05}}}, "fake_quant");
+  g.outputs({g.node("sigmoid", {fq}, {}, "after")});
 
   auto backend = runtime::make_onednn_backend();
   CHECK(backend->supports(*g.graph.find_node("relu")).supported);
-  const runtime::SupportDecision d = backend->supports(*g.graph.find_node("attention"));
+  const runtime::SupportDecision d = backend->supports(*g.graph.find_node("fake_quant"));
   CHECK_FALSE(d.supported);
-  CHECK_THAT(d.reason, Catch::Contains("no attention primitive"));
+  CHECK_THAT(d.reason, Catch::Contains("training-time op"));
 
   RunResult r = run_both(g.graph, {random_f32({2, 8, 7, 7}, 2)});
   const Comparison cmp = compare(r.got[0], r.want[0], Bound{1e-5, 1e-6});
@@ -152,11 +151,11 @@ TEST_CASE("ops oneDNN lacks run on the reference, node by node, and the plan lis
   REQUIRE(r.fallbacks.size() == 2);
   CHECK(r.fallbacks[0].node == "uneven_pool");
   CHECK_THAT(r.fallbacks[0].reason, Catch::Contains("uneven bins"));
-  CHECK(r.fallbacks[1].node == "attention");
-  CHECK(r.fallbacks[1].op == "scaled_dot_product_attention");
+  CHECK(r.fallbacks[1].node == "fake_quant");
+  CHECK(r.fallbacks[1].op == "fake_quant");
   const std::string text = r.report.to_string();
   CHECK_THAT(text, Catch::Contains("fallbacks to the reference backend: 2"));
-  CHECK_THAT(text, Catch::Contains("attention (scaled_dot_product_attention)"));
+  CHECK_THAT(text, Catch::Contains("fake_quant (fake_quant): fake_quant is a training-time op"));
   CHECK(count_kind(r.report, "reference") == 2);
 }
 

@@ -467,10 +467,18 @@ Status Builder::emit_group(const Group& g) {
       {"quantize", emit_quantize},
       {"dequantize", emit_dequantize},
       {"embedding", emit_embedding},
+      {"scaled_dot_product_attention", emit_attention},
   };
   auto it = kEmitters.find(g.main->op());
-  if (it == kEmitters.end()) return unsupported("oneDNN has no primitive for '{}'", g.main->op());
+  if (it == kEmitters.end()) return Status(StatusCode::kUnsupported, unmapped_reason(g.main->op()));
   return it->second(*this, g);
+}
+
+std::string unmapped_reason(const std::string& op) {
+  if (op == "fake_quant") {
+    return "fake_quant is a training-time op; runs on the reference kernel (deploy with quantize/qconv2d)";
+  }
+  return fmt::format("no oneDNN mapping for op '{}'", op);
 }
 
 Status Builder::emit_fallback(const ir::Node& node, const std::string& reason) {

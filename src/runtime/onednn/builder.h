@@ -189,6 +189,10 @@ class Builder {
   std::unordered_map<const ir::Value*, int> pending_;
 };
 
+// Why an op has no oneDNN mapping at all (the reason Backend::supports and
+// the plan report give).
+std::string unmapped_reason(const std::string& op);
+
 // The emitters, one per op family. Each returns kUnsupported (and changes
 // nothing) when oneDNN cannot do the group, so the builder can fall back.
 Status emit_conv(Builder& b, const Group& g);
@@ -212,6 +216,7 @@ Status emit_split(Builder& b, const Group& g);
 Status emit_quantize(Builder& b, const Group& g);
 Status emit_dequantize(Builder& b, const Group& g);
 Status emit_embedding(Builder& b, const Group& g);
+Status emit_attention(Builder& b, const Group& g);
 
 // The group's posts as oneDNN post-ops, in order (a fused add is the sum
 // post-op); kUnsupported for an op oneDNN lacks.

@@ -27,7 +27,7 @@ const char* const kMappedOps[] = {
     "hardsigmoid", "gelu",       "clamp",     "add",           "sub",         "mul",         "div",
     "concat",     "split",       "slice",     "reshape",       "flatten",     "transpose",   "permute",
     "max_pool2d", "avg_pool2d",  "adaptive_avg_pool2d",        "adaptive_max_pool2d",       "reduce_mean",
-    "softmax",    "embedding",   "quantize",  "dequantize",
+    "softmax",    "embedding",   "quantize",  "dequantize",  "scaled_dot_product_attention",
 };
 
 bool is_mapped(const std::string& op) {
@@ -161,13 +161,7 @@ class OnednnBackend final : public Backend {
 
   SupportDecision supports(const ir::Node& node) const override {
     if (is_mapped(node.op())) return {};
-    if (node.op() == "scaled_dot_product_attention") {
-      return {false, "oneDNN 2.6 has no attention primitive; runs on the reference kernel"};
-    }
-    if (node.op() == "fake_quant") {
-      return {false, "fake_quant is a training-time op; runs on the reference kernel (deploy with quantize/qconv2d)"};
-    }
-    return {false, fmt::format("no oneDNN mapping for op '{}'", node.op())};
+    return {false, onednn::unmapped_reason(node.op())};
   }
 
   Expected<std::unique_ptr<ExecutionPlan>> compile(const ir::Graph& graph) override {
