@@ -17,6 +17,9 @@ int run_infer(const std::vector<std::string>& args);
 extern const CommandDoc kBenchDoc;
 int run_bench(const std::vector<std::string>& args);
 
+extern const CommandDoc kEvalDoc;
+int run_eval(const std::vector<std::string>& args);
+
 extern const CommandDoc kConvertDoc;
 int run_convert(const std::vector<std::string>& args);
 

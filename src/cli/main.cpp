@@ -16,9 +16,10 @@ namespace {
 
 // Adding a command: write cmd_<name>.cpp (a CommandDoc and a run function),
 // declare both in commands.h and add one line here.
-constexpr std::array<Command, 4> kCommands = {{
+constexpr std::array<Command, 5> kCommands = {{
     {&kInspectDoc, &run_inspect},
     {&kInferDoc, &run_infer},
+    {&kEvalDoc, &run_eval},
     {&kBenchDoc, &run_bench},
     {&kConvertDoc, &run_convert},
 }};
