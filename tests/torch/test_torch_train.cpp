@@ -103,7 +103,7 @@ TEST_CASE("masked (pruned) weights stay zero and get zero gradient") {
   auto model = TrainableModel::create(g).value();
   at::Tensor input = at::randn({2, 4});
   model->forward(input).sum().backward();
-  const at::Tensor& param = *model->named_parameters().find("fc.weight");
+  const at::Tensor param = *model->named_parameters().find("fc.weight");
   const at::Tensor mask = param.detach().ne(0);
   CHECK(param.grad().masked_select(mask.logical_not()).abs().max().item<float>() == 0.0f);
   // An optimizer step with weight decay would make pruned entries nonzero in
