@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -269,3 +270,78 @@ TEST_CASE("infer rejects an input of the wrong shape or dtype", "[cli]") {
   const Run r = ctk({"infer", model, "--input", wrong_shape, "--input", wrong_shape, "--output", y_path});
   CHECK(r.exit_code == 2);
 }
+
+TEST_CASE("ctk eval: top-1 over an npy dataset, text and --json", "[cli]") {
+  TempDir dir;
+  const std::string model = save_tiny_model(dir);
+  // Labels = the reference model's own argmax for two of three samples.
+  ir::Tensor x = ramp({3, 2, 5, 5}, 0.3f, 0.5f);
+  for (int64_t i = 50; i < 100; ++i) x.data<float>()[i] *= -1.0f;
+  auto out = runtime::run_reference(tiny_model(), {x}).value()[0];
+  std::vector<int64_t> labels;
+  for (int64_t r = 0; r < 3; ++r) {
+    const float* row = out.data<float>() + r * 3;
+    labels.push_back(std::max_element(row, row + 3) - row);
+  }
+  labels[2] = (labels[2] + 1) % 3;  // one wrong
+  REQUIRE(io::save_npy(x, dir.file("x.npy")).is_ok());
+  REQUIRE(io::save_npy(ir::Tensor::from_vector(ir::DType::kI64, {3}, labels), dir.file("y.npy")).is_ok());
+  const std::string data = "npy:" + dir.file("x.npy") + "," + dir.file("y.npy");
+  const Run r = ctk({"eval", model, "--data", data, "--backend", "reference", "--json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["samples"] == 3);
+  CHECK(j["correct"] == 2);
+  CHECK(j["top1"].get<double>() == Approx(200.0 / 3.0));
+  const Run text = ctk({"eval", model, "--data", data, "--backend", "reference", "--quiet"});
+  CHECK(text.out.find("top-1 66.67% (2/3)") != std::string::npos);
+  // Mistakes: missing --data is usage (2); a bad spec or unreadable file is a failure (1).
+  CHECK(ctk({"eval", model}).exit_code == 2);
+  const Run bad = ctk({"eval", model, "--data", "cifar:test"});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("unknown kind 'cifar'") != std::string::npos);
+  CHECK(ctk({"eval", model, "--data", data, "--std", "0"}).exit_code == 2);
+}
+
+TEST_CASE("ctk eval on the trained Fashion-MNIST fixture", "[cli]") {
+  const std::string model = std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf";
+  const Run r = ctk({"eval", model, "--data", "fashion-mnist:test", "--mean", "0.286", "--std", "0.353", "--backend",
+                     "reference", "--limit", "1000", "--json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["samples"] == 1000);
+  CHECK(j["top1"].get<double>() > 85.0);
+}
+
+#ifdef COMPRESS_HAVE_TORCH
+TEST_CASE("ctk convert: .cmf -> TorchScript -> .cmf computes the same", "[cli]") {
+  TempDir dir;
+  const std::string model = save_tiny_model(dir);
+  const Run to_pt = ctk({"convert", model, dir.file("tiny.pt")});
+  INFO(to_pt.err);
+  REQUIRE(to_pt.exit_code == 0);
+  // The export records its input shapes, so no --input-shape is needed back.
+  const Run back = ctk({"convert", dir.file("tiny.pt"), dir.file("back.cmf")});
+  INFO(back.err);
+  REQUIRE(back.exit_code == 0);
+  const ir::Tensor x = ramp({1, 2, 5, 5}, 0.3f, 0.5f);
+  const auto expected = runtime::run_reference(tiny_model(), {x}).value()[0];
+  const auto again = runtime::run_reference(io::load_cmf(dir.file("back.cmf")).value(), {x}).value()[0];
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    CHECK(again.data<float>()[i] == Approx(expected.data<float>()[i]).epsilon(1e-6));
+  }
+  // A TorchScript MODEL works for every command, e.g. inspect.
+  const Run inspect = ctk({"inspect", dir.file("tiny.pt"), "--json"});
+  REQUIRE(inspect.exit_code == 0);
+  CHECK(nlohmann::json::parse(inspect.out)["num_params"] == 187);
+  // Wrong --input-shape: a clear failure and no output file.
+  const Run wrong = ctk({"convert", dir.file("tiny.pt"), dir.file("bad.cmf"), "--input-shape", "1,2,,5"});
+  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.err.find("'1,2,,5'") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir.file("bad.cmf")));
+  // Same path in and out is a usage error.
+  CHECK(ctk({"convert", model, model}).exit_code == 2);
+}
+#endif
