@@ -1,0 +1,48 @@
+// The Pass interface: a named graph rewrite with typed options, its context and its result.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "compress/ir/graph.h"
+#include "compress/support/status.h"
+
+namespace compress::eval {
+class DataSource;  // passes only read samples through it; no link dependency on eval
+}
+
+namespace compress::pass {
+
+// What a pass did, for logs and reports. `layers` maps a node name to its
+// statistics ("weight_scale_min" -> ...); `counters` are pass-wide.
+struct PassResult {
+  bool changed = false;
+  std::map<std::string, std::map<std::string, double>> layers;
+  std::map<std::string, double> counters;
+};
+
+// What the outside world provides to a pass. Nothing in it is owned by the
+// pass, and a pass keeps no state in it between runs.
+struct PassContext {
+  const eval::DataSource* calibration = nullptr;  // calibration samples (PTQ)
+  std::mt19937_64 rng{0x5eed};                    // the only randomness a pass may use
+  int threads = 0;                                // 0: the process default
+  bool progress = true;                           // show progress bars
+};
+
+// Note [Passes]
+// A pass is a small class: its options are a plain struct given to the
+// constructor, name() is the registry key ("quant.ptq"), and run() rewrites
+// the graph in place. A failed run returns a Status; the PassManager then
+// discards the graph, so a pass need not roll back partial rewrites.
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual std::string name() const = 0;
+  virtual Expected<PassResult> run(ir::Graph& graph, PassContext& context) = 0;
+};
+
+}  // namespace compress::pass

@@ -1,0 +1,56 @@
+// Which conv2d/linear nodes PTQ quantizes, and the exact params each boundary gets.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compress/ir/graph.h"
+#include "compress/ir/quant_params.h"
+#include "compress/quant/calibration.h"
+
+namespace compress::quant {
+
+// One quantized layer. Names, not pointers, so one plan converts any clone
+// of the graph it was made for (the int8 and the fake-quant variant).
+struct LayerQuant {
+  std::string node;            // the conv2d/linear
+  std::string relu;            // a ReLU fused into the output range ("" if none)
+  std::string input;           // the f32 value the layer reads
+  std::string output;          // the value the layer's result replaces (the ReLU's output when fused)
+  ir::QuantParams input_params;
+  ir::QuantParams weight_params;
+  std::optional<ir::QuantParams> output_params;  // u8 requantized output; nullopt: f32 output
+};
+
+// conv2d/linear nodes with a constant f32 weight (and constant bias, if any).
+std::vector<std::string> quantizable_nodes(const ir::Graph& graph);
+
+// The values calibration must observe for `nodes`: each input and each
+// (ReLU-fused) output.
+std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::vector<std::string>& nodes);
+
+// Note [PTQ boundaries]
+// - A ReLU that is the only user of a layer's output is fused: the output is
+//   requantized with zero point 0 over [0, max] (the observed ReLU output
+//   widened to include 0), so clamping at qmin = 0 is the ReLU.
+// - A layer output that is a graph output stays f32 (out_dtype f32); every
+//   other output is requantized to u8 over its observed range.
+// - A layer input reached from another layer's u8 output through ops that
+//   only move or select values (max_pool2d, flatten, reshape) reuses that
+//   output's params: requantizing such values is then lossless. Any other
+//   input gets params from its own observed range.
+Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
+                                              const CalibrationResult& calibration);
+
+// Rewrites `graph` into the deployable int8 graph: quantize (u8) at the
+// boundaries, qconv2d/qlinear with i8 per-channel weights and the f32 bias,
+// dequantize before ops that are not quantized.
+Status convert_to_int8(ir::Graph& graph, const std::vector<LayerQuant>& layers);
+
+// Rewrites `graph` into the f32 simulation of the same int8 graph: a
+// fake_quant with the same params at every place the int8 graph quantizes
+// (inputs, weights, requantized outputs). Runs on any backend.
+Status convert_to_fake_quant(ir::Graph& graph, const std::vector<LayerQuant>& layers);
+
+}  // namespace compress::quant

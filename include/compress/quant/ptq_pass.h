@@ -1,0 +1,35 @@
+// quant.ptq: post-training quantization to a real int8 graph (or its fake-quant simulation).
+#pragma once
+
+#include <string>
+
+#include "compress/pass/pass.h"
+#include "compress/pass/registry.h"
+
+namespace compress::quant {
+
+// Calibrates on PassContext::calibration, plans the boundaries (Note [PTQ
+// boundaries]) and converts. Run transforms.fold_batch_norm first so the
+// batch norms do not stay as f32 ops between quantized layers. A graph with
+// nothing to quantize is left unchanged (changed = false, a warning).
+class PtqPass : public pass::Pass {
+ public:
+  struct Options {
+    std::string observer = "minmax";  // minmax | percentile
+    int64_t samples = 512;
+    int64_t batch = 64;
+    std::string calibration_backend = "reference";
+    bool fake_quant = false;  // emit the f32 simulation instead of the int8 graph
+  };
+  PtqPass() = default;
+  explicit PtqPass(Options options) : options_(std::move(options)) {}
+  std::string name() const override { return "quant.ptq"; }
+  Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+
+ private:
+  Options options_;
+};
+
+Status register_quant_passes(pass::PassRegistry& registry);
+
+}  // namespace compress::quant

@@ -1,0 +1,76 @@
+// Calibration over a DataSource with a progress bar.
+#include "compress/quant/calibration.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "compress/runtime/backend.h"
+#include "compress/support/logging.h"
+#include "compress/support/progress.h"
+
+namespace compress::quant {
+
+Expected<CalibrationResult> calibrate(const ir::Graph& graph, const std::vector<std::string>& values,
+                                      const eval::DataSource& data, const CalibrationOptions& options) {
+  if (options.samples < 1 || options.batch < 1) {
+    return invalid_argument("calibration needs samples >= 1 and batch >= 1 (got {} and {})", options.samples,
+                            options.batch);
+  }
+  if (graph.inputs().size() != 1) {
+    return unsupported("calibration feeds one input; the graph has {}", graph.inputs().size());
+  }
+  const int64_t total = std::min(options.samples, data.size());
+  if (total < 1) return invalid_argument("calibration data {} is empty", data.describe());
+
+  ir::Graph probe = graph.clone();
+  std::vector<size_t> output_index;
+  std::vector<std::unique_ptr<Observer>> observers;
+  for (const std::string& name : values) {
+    ir::Value* v = probe.find_value(name);
+    if (v == nullptr) return not_found("calibration: no value named '{}'", name);
+    if (v->dtype() != ir::DType::kF32) return invalid_argument("calibration: value '{}' is not f32", name);
+    const auto& outs = probe.outputs();
+    auto it = std::find(outs.begin(), outs.end(), v);
+    if (it == outs.end()) {
+      probe.add_output(v);
+      output_index.push_back(probe.outputs().size() - 1);
+    } else {
+      output_index.push_back(static_cast<size_t>(it - outs.begin()));
+    }
+    COMPRESS_ASSIGN_OR_RETURN(auto observer, make_observer(options.observer));
+    observers.push_back(std::move(observer));
+  }
+
+  COMPRESS_ASSIGN_OR_RETURN(auto backend, runtime::make_backend(options.backend));
+  COMPRESS_ASSIGN_OR_RETURN(auto plan, backend->compile(probe));
+  ProgressReporter progress("calibrating", total,
+                            options.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
+  for (int64_t start = 0; start < total; start += options.batch) {
+    const int64_t count = std::min(options.batch, total - start);
+    COMPRESS_ASSIGN_OR_RETURN(eval::Batch batch, data.batch(start, count));
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs, plan->run({batch.inputs}));
+    for (size_t i = 0; i < observers.size(); ++i) {
+      const ir::Tensor& t = outputs.at(output_index[i]);
+      observers[i]->observe(t.data<float>(), t.numel());
+    }
+    progress.advance(count);
+  }
+  progress.finish();
+
+  CalibrationResult result;
+  result.samples = total;
+  for (size_t i = 0; i < observers.size(); ++i) {
+    const Observer& o = *observers[i];
+    if (o.skipped_count() > 0) {
+      log_warning("calibration: {} non-finite values of '{}' skipped ({} finite used)", o.skipped_count(), values[i],
+                  o.finite_count());
+      result.skipped[values[i]] = o.skipped_count();
+    }
+    Expected<Range> range = o.range();
+    if (!range.has_value()) return range.status().with_context(fmt::format("calibrating '{}'", values[i]));
+    result.ranges[values[i]] = *range;
+  }
+  return result;
+}
+
+}  // namespace compress::quant

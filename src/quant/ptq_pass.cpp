@@ -1,0 +1,54 @@
+// quant.ptq: calibrate, plan, convert.
+#include "compress/quant/ptq_pass.h"
+
+#include <algorithm>
+
+#include "compress/quant/calibration.h"
+#include "compress/quant/layer_plan.h"
+#include "compress/support/logging.h"
+
+namespace compress::quant {
+
+Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& context) {
+  pass::PassResult result;
+  const std::vector<std::string> nodes = quantizable_nodes(graph);
+  if (nodes.empty()) {
+    log_warning("quant.ptq: the graph has no conv2d/linear with constant f32 weights; nothing to quantize");
+    return result;
+  }
+  if (context.calibration == nullptr) return invalid_argument("quant.ptq needs calibration data (none was given)");
+  CalibrationOptions copts;
+  copts.observer = options_.observer;
+  copts.samples = options_.samples;
+  copts.batch = options_.batch;
+  copts.backend = options_.calibration_backend;
+  copts.progress = context.progress;
+  COMPRESS_ASSIGN_OR_RETURN(CalibrationResult calib,
+                            calibrate(graph, values_to_observe(graph, nodes), *context.calibration, copts));
+  COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(graph, nodes, calib));
+  if (options_.fake_quant) {
+    COMPRESS_RETURN_IF_ERROR(convert_to_fake_quant(graph, layers));
+  } else {
+    COMPRESS_RETURN_IF_ERROR(convert_to_int8(graph, layers));
+  }
+  for (const LayerQuant& l : layers) {
+    auto& s = result.layers[l.node];
+    const auto& ws = l.weight_params.scales();
+    s["input_scale"] = l.input_params.scales()[0];
+    s["input_zero_point"] = l.input_params.zero_points()[0];
+    s["weight_scale_min"] = *std::min_element(ws.begin(), ws.end());
+    s["weight_scale_max"] = *std::max_element(ws.begin(), ws.end());
+    s["relu_fused"] = l.relu.empty() ? 0.0 : 1.0;
+    if (l.output_params) s["output_scale"] = l.output_params->scales()[0];
+  }
+  result.counters["quantized_layers"] = static_cast<double>(layers.size());
+  result.counters["calibration_samples"] = static_cast<double>(calib.samples);
+  result.changed = true;
+  return result;
+}
+
+Status register_quant_passes(pass::PassRegistry& registry) {
+  return registry.add("quant.ptq", [] { return std::make_unique<PtqPass>(); });
+}
+
+}  // namespace compress::quant

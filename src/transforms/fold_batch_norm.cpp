@@ -1,0 +1,94 @@
+// transforms.fold_batch_norm: batch norm folded into the preceding conv2d/linear.
+#include "compress/transforms/fold_batch_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "compress/support/logging.h"
+
+namespace compress::transforms {
+namespace {
+
+bool is_f32_constant(const ir::Value* v) { return v->is_constant() && v->dtype() == ir::DType::kF32; }
+
+// The conv2d/linear whose only use is `bn`'s input 0, or null when folding
+// would change another consumer or the parameters are not plain constants.
+ir::Node* foldable_producer(const ir::Node& bn) {
+  ir::Value* x = bn.input(0);
+  ir::Node* p = x->producer();
+  if (p == nullptr || (p->op() != "conv2d" && p->op() != "linear")) return nullptr;
+  if (x->uses().size() != 1) return nullptr;
+  for (const ir::Value* g : bn.owner()->outputs()) {
+    if (g == x) return nullptr;
+  }
+  if (!is_f32_constant(p->input(1))) return nullptr;
+  if (p->num_inputs() > 2 && !is_f32_constant(p->input(2))) return nullptr;
+  for (size_t i = 1; i < 5; ++i) {
+    if (!is_f32_constant(bn.input(i))) return nullptr;
+  }
+  // linear output [N, C] (BatchNorm1d): channel axis 1 is the last one.
+  if (p->op() == "linear" && x->shape().size() != 2) return nullptr;
+  return p;
+}
+
+}  // namespace
+
+Expected<pass::PassResult> FoldBatchNormPass::run(ir::Graph& graph, pass::PassContext& /*context*/) {
+  (void)options_;
+  pass::PassResult result;
+  for (ir::Node* bn : graph.nodes()) {
+    if (bn->op() != "batch_norm") continue;
+    ir::Node* producer = foldable_producer(*bn);
+    if (producer == nullptr) {
+      log_info("fold_batch_norm: {} kept (its input is not a conv2d/linear with constant parameters used only here)",
+               bn->name());
+      continue;
+    }
+    const ir::Tensor& w = producer->input(1)->constant();
+    const int64_t channels = w.dim(0);
+    const int64_t per_channel = w.numel() / channels;
+    const float* gamma = bn->input(1)->constant().data<float>();
+    const float* beta = bn->input(2)->constant().data<float>();
+    const float* mean = bn->input(3)->constant().data<float>();
+    const float* var = bn->input(4)->constant().data<float>();
+    const double eps = bn->attr_float("eps");
+    const float* b = producer->num_inputs() > 2 ? producer->input(2)->constant().data<float>() : nullptr;
+
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor new_w, ir::Tensor::zeros(ir::DType::kF32, w.shape()));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor new_b, ir::Tensor::zeros(ir::DType::kF32, {channels}));
+    for (int64_t c = 0; c < channels; ++c) {
+      const double k = static_cast<double>(gamma[c]) / std::sqrt(static_cast<double>(var[c]) + eps);
+      for (int64_t i = 0; i < per_channel; ++i) {
+        const int64_t at = c * per_channel + i;
+        new_w.data<float>()[at] = static_cast<float>(static_cast<double>(w.data<float>()[at]) * k);
+      }
+      const double bias = b != nullptr ? b[c] : 0.0;
+      new_b.data<float>()[c] = static_cast<float>((bias - mean[c]) * k + beta[c]);
+    }
+    COMPRESS_ASSIGN_OR_RETURN(ir::Value * w_value,
+                              graph.add_constant(graph.unique_name(producer->input(1)->name() + ".folded"), new_w));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Value * b_value,
+                              graph.add_constant(graph.unique_name(producer->name() + ".bias.folded"), new_b));
+    // The folded node takes the producer's name (recipes and reports name
+    // layers by it); the old node is renamed away first.
+    const std::string layer = producer->name();
+    producer->set_name(graph.unique_name(layer + ".unfolded"));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * folded, graph.add_node(producer->op(), {producer->input(0), w_value, b_value},
+                                                                producer->attrs(), layer, bn));
+    graph.replace_all_uses_with(bn->output(), folded->output());
+    COMPRESS_RETURN_IF_ERROR(graph.remove_node(bn));
+    COMPRESS_RETURN_IF_ERROR(graph.remove_node(producer));
+    folded->set_name(layer);  // add_node had to pick another while the old node's output held the name
+    result.layers[layer]["folded_batch_norm"] = 1.0;
+    result.changed = true;
+  }
+  if (result.changed) graph.remove_unused_constants();
+  result.counters["folded"] = static_cast<double>(result.layers.size());
+  return result;
+}
+
+Status register_transform_passes(pass::PassRegistry& registry) {
+  return registry.add("transforms.fold_batch_norm", [] { return std::make_unique<FoldBatchNormPass>(); });
+}
+
+}  // namespace compress::transforms

@@ -1,0 +1,203 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "compress/eval/dataset.h"
+#include "compress/eval/metrics.h"
+#include "compress/io/cmf.h"
+#include "compress/ir/verifier.h"
+#include "compress/pass/pass_manager.h"
+#include "compress/quant/calibration.h"
+#include "compress/quant/layer_plan.h"
+#include "compress/quant/ptq_pass.h"
+#include "compress/transforms/fold_batch_norm.h"
+#include "quant_test_util.h"
+
+using namespace compress;
+using namespace compress::quant_test;
+
+namespace {
+
+const eval::Normalization kFashionNorm{0.2860f, 0.3530f};
+
+struct FixtureVariants {
+  ir::Graph f32;  // batch norms folded
+  ir::Graph int8;
+  ir::Graph fake;
+};
+
+// The fixture, folded, calibrated once on 512 training images, converted
+// both ways from the same plan. Built on first use and shared by the tests.
+const FixtureVariants& fixture_variants() {
+  static const FixtureVariants variants = [] {
+    ir::Graph g =
+        io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf").value();
+    pass::PassContext ctx;
+    ctx.progress = false;
+    transforms::FoldBatchNormPass().run(g, ctx).value();
+    auto calib_data = eval::open_dataset("fashion-mnist:train", {kFashionNorm, 512}).value();
+    quant::CalibrationOptions opts;
+    opts.progress = false;
+    const auto nodes = quant::quantizable_nodes(g);
+    auto calib = quant::calibrate(g, quant::values_to_observe(g, nodes), *calib_data, opts).value();
+    auto layers = quant::plan_layers(g, nodes, calib).value();
+    FixtureVariants v{g.clone(), g.clone(), g.clone()};
+    throw_if_error(quant::convert_to_int8(v.int8, layers));
+    throw_if_error(quant::convert_to_fake_quant(v.fake, layers));
+    return v;
+  }();
+  return variants;
+}
+
+ir::Tensor test_images(int64_t count) {
+  auto data = eval::open_dataset("fashion-mnist:test", {kFashionNorm, count}).value();
+  return data->batch(0, count).value().inputs;
+}
+
+}  // namespace
+
+TEST_CASE("PTQ fixture: the int8 graph verifies and is made of the expected ops") {
+  const FixtureVariants& v = fixture_variants();
+  REQUIRE(ir::verify(v.int8).is_ok());
+  REQUIRE(ir::verify(v.fake).is_ok());
+  CHECK(count_ops(v.int8, "qconv2d") == 2);
+  CHECK(count_ops(v.int8, "qlinear") == 2);
+  CHECK(count_ops(v.int8, "conv2d") == 0);
+  CHECK(count_ops(v.int8, "linear") == 0);
+  CHECK(count_ops(v.int8, "relu") == 0);  // fused into the u8 output ranges
+  // image quantize, a requantize after each of the two max pools.
+  CHECK(count_ops(v.int8, "quantize") == 3);
+  CHECK(v.int8.outputs()[0]->dtype() == ir::DType::kF32);
+  const ir::Value* w = v.int8.find_node("conv1")->input(1);
+  REQUIRE(w->is_constant());
+  CHECK(w->dtype() == ir::DType::kI8);
+  CHECK(w->type().quant->granularity() == ir::QuantGranularity::kPerAxis);
+  // fake-quant: 4 weights, 3 requantized outputs, and the inputs of conv1,
+  // conv2 (after pool1) and fc1 (after pool2 + flatten); fc2 reads relu3's
+  // fake-quantized output directly, as qlinear fc2 reads qlinear fc1's u8 output.
+  CHECK(count_ops(v.fake, "fake_quant") == 10);
+}
+
+TEST_CASE("PTQ fixture: int8 graph on reference and onednn is bit-exact") {
+  const FixtureVariants& v = fixture_variants();
+  const ir::Tensor x = test_images(256);
+  const ir::Tensor ref = run_graph(v.int8, "reference", x)[0];
+  const ir::Tensor dnn = run_graph(v.int8, "onednn", x)[0];
+  CHECK(ref.bitwise_equal(dnn));
+  for (int64_t i = 0; i < ref.numel(); ++i) REQUIRE(std::isfinite(ref.data<float>()[i]));
+}
+
+// Note [Simulation vs deployment]
+// The fake-quant graph quantizes at the same places with the same params,
+// but computes each conv/linear as an f32 dot product of dequantized values
+// where the int8 graph sums exact integers and scales once. The two reals
+// differ by f32 rounding (~1e-6 relative); only when that straddles a
+// rounding boundary of the requantization does one u8 value differ by one
+// step, and the logits then differ by that step's effect. Measured on 1000
+// test images: see the WARN lines.
+TEST_CASE("PTQ fixture: fake-quant simulation agrees with the int8 graph") {
+  const FixtureVariants& v = fixture_variants();
+  const ir::Tensor x = test_images(1000);
+  const ir::Tensor deployed = run_graph(v.int8, "onednn", x)[0];
+  const ir::Tensor simulated = run_graph(v.fake, "reference", x)[0];
+  const ir::Tensor f32 = run_graph(v.f32, "reference", x)[0];
+  const float sim_gap = max_abs_diff(deployed, simulated);
+  const float quant_err = max_abs_diff(deployed, f32);
+  int64_t argmax_differs = 0;
+  const int64_t classes = deployed.dim(1);
+  for (int64_t n = 0; n < deployed.dim(0); ++n) {
+    auto argmax = [&](const ir::Tensor& t) {
+      const float* r = t.data<float>() + n * classes;
+      return std::max_element(r, r + classes) - r;
+    };
+    argmax_differs += argmax(deployed) != argmax(simulated) ? 1 : 0;
+  }
+  WARN("fake-quant vs int8: max |logit diff| " << sim_gap << ", argmax differs on " << argmax_differs
+                                               << "/1000; int8 vs f32 max |diff| " << quant_err);
+  // The gap is f32 rounding, orders of magnitude below the quantization error itself.
+  CHECK(sim_gap <= 0.05f);
+  CHECK(sim_gap <= 0.05f * quant_err);
+  CHECK(argmax_differs <= 1);
+}
+
+TEST_CASE("PTQ fixture: int8 top-1 on Fashion-MNIST test within 0.3 points of fp32 (90.35%)") {
+  const FixtureVariants& v = fixture_variants();
+  auto test = eval::open_dataset("fashion-mnist:test", {kFashionNorm, -1}).value();
+  auto backend = runtime::make_backend("onednn").value();
+  auto plan = backend->compile(v.int8).value();
+  auto result = eval::evaluate_top1(*plan, *test, 500, false);
+  REQUIRE(result.has_value());
+  WARN("fashion_cnn int8 (minmax, per-channel, 512 calibration images) top-1 " << result->top1() << "% ("
+                                                                              << result->correct << "/10000)");
+  CHECK(result->samples == 10000);
+  CHECK(result->top1() >= 90.35 - 0.3);
+}
+
+TEST_CASE("PTQ pass: zero-range weights and NaN calibration samples give finite scales and outputs") {
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 2, 4, 4}, nullptr}).value();
+  ir::Tensor w = random_tensor({3, 2, 3, 3}, 3);
+  float* wd = static_cast<float*>(w.raw_data());
+  REQUIRE(w.numel() == 54);
+  std::fill(wd + 18, wd + 36, 0.0f);  // channel 1 pruned
+  ir::Value* wv = g.add_constant("conv.weight", w).value();
+  ir::Value* bv = g.add_constant("conv.bias", random_tensor({3}, 8)).value();
+  ir::Node* conv = g.add_node("conv2d", {x, wv, bv}, {{"padding", std::vector<int64_t>{1, 1, 1, 1}}}, "conv").value();
+  ir::Node* relu = g.add_node("relu", {conv->output()}, {}, "relu").value();
+  ir::Node* flat = g.add_node("flatten", {relu->output()}, {}, "flatten").value();
+  ir::Node* fc = g.add_node("linear", {flat->output(), g.add_constant("fc.weight", random_tensor({2, 48}, 4)).value()},
+                            {}, "fc")
+                     .value();
+  g.set_outputs({fc->output()});
+
+  // 8 samples, two of them poisoned with NaN and Inf.
+  ir::Tensor samples = random_tensor({8, 2, 4, 4}, 5);
+  samples.data<float>()[3] = std::numeric_limits<float>::quiet_NaN();
+  samples.data<float>()[40] = std::numeric_limits<float>::infinity();
+  auto data = eval::from_tensor(samples, {}, "poisoned").value();
+
+  for (bool fake : {false, true}) {
+    ir::Graph q = g.clone();
+    pass::PassContext ctx;
+    ctx.calibration = data.get();
+    ctx.progress = false;
+    quant::PtqPass::Options opts;
+    opts.samples = 8;
+    opts.fake_quant = fake;
+    pass::PassManager pm;
+    pm.add(std::make_unique<quant::PtqPass>(opts));
+    auto r = pm.run(q, ctx);
+    INFO((r ? "" : r.status().to_string()));
+    REQUIRE(r.has_value());
+    const auto& stats = r->at(0).second.layers.at("conv");
+    CHECK(stats.at("weight_scale_max") == 1.0);  // the pruned channel's fallback
+    CHECK(std::isfinite(stats.at("input_scale")));
+    CHECK(stats.at("relu_fused") == 1.0);
+    const ir::Tensor out = run_graph(q, "reference", random_tensor({1, 2, 4, 4}, 6))[0];
+    for (int64_t i = 0; i < out.numel(); ++i) CHECK(std::isfinite(out.data<float>()[i]));
+    if (!fake) {
+      const ir::Tensor x1 = random_tensor({1, 2, 4, 4}, 9);
+      CHECK(run_graph(q, "reference", x1)[0].bitwise_equal(run_graph(q, "onednn", x1)[0]));
+    }
+  }
+}
+
+TEST_CASE("PTQ pass: a graph with nothing to quantize is left unchanged; no calibration data is an error") {
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 4}, nullptr}).value();
+  ir::Node* relu = g.add_node("relu", {x}, {}, "relu").value();
+  g.set_outputs({relu->output()});
+  pass::PassContext ctx;
+  auto r = quant::PtqPass().run(g, ctx);
+  REQUIRE(r.has_value());
+  CHECK_FALSE(r->changed);
+  CHECK(g.num_nodes() == 1);
+
+  ir::Value* w = g.add_constant("w", random_tensor({3, 4}, 1)).value();
+  ir::Node* fc = g.add_node("linear", {relu->output(), w}, {}, "fc").value();
+  g.set_outputs({fc->output()});
+  auto missing = quant::PtqPass().run(g, ctx);
+  REQUIRE_FALSE(missing.has_value());
+  CHECK_THAT(missing.status().message(), Catch::Contains("calibration"));
+}
