@@ -3,9 +3,9 @@
 //   bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2]
 //                            [--rounds 5] [--iters 10] [--append bench/RESULTS.md]
 //
-// Every variant runs in the same process on the same input, in interleaved
-// rounds (round r times each variant `iters` times), so load from other
-// processes on a shared machine falls on all of them alike. Reported: the
+// Every variant runs in the same process on the same input, interleaved run
+// by run (rounds x iters runs each), so load from other processes on a
+// shared machine falls on all of them alike. Reported: the
 // median, p90 and minimum of the per-iteration latencies, and the ratio of
 // each median to LibTorch frozen's. "first run" is the onednn compile plus
 // its first run; it is not part of the timed iterations.
@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -180,13 +181,13 @@ int main(int argc, char** argv) {
       }
       for (Variant& v : variants) v.run();  // warm-up (first LibTorch runs profile and optimize)
       for (Variant& v : variants) v.run();
-      for (int r = 0; r < args.rounds; ++r) {
+      // One run of each variant in turn: a burst of load from elsewhere
+      // lands on all of them, not on whichever was being timed.
+      for (int r = 0; r < args.rounds * args.iters; ++r) {
         for (Variant& v : variants) {
-          for (int i = 0; i < args.iters; ++i) {
-            const auto t0 = Clock::now();
-            v.run();
-            v.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-          }
+          const auto t0 = Clock::now();
+          v.run();
+          v.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
         }
       }
       const double base = percentile(variants[0].ms, 0.5);
@@ -205,10 +206,11 @@ int main(int argc, char** argv) {
   const std::string section = fmt::format(
       "\n## bench_onednn_vs_libtorch — onednn backend vs LibTorch frozen TorchScript\n\n"
       "- Date: {}\n- Machine: {} ({}), {} threads; load average {:.1f} before, {:.1f} after (shared machine)\n"
-      "- Runtime: {}\n- Input: random N(0,1) [batch, 3, {}, {}]; {} rounds x {} iterations per variant, interleaved\n"
-      "- Command (from the repository root, Release build):\n\n```\n{}\n```\n\n{}",
+      "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}]; {} x {} runs per variant, interleaved run by run\n"
+      "- Command (Release build):\n\n```\n{}\n```\n\n{}",
       now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before, load_average(),
-      runtime::onednn_runtime_info(), args.size, args.size, args.rounds, args.iters, args.command, table);
+      runtime::onednn_runtime_info(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
+      args.size, args.size, args.rounds, args.iters, args.command, table);
   std::printf("%s", section.c_str());
   if (!args.append.empty()) {
     std::ofstream out(args.append, std::ios::app);

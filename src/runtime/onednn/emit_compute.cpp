@@ -140,7 +140,7 @@ Status emit_conv(Builder& b, const Group& g) {
   const md_t& have = b.stored(b.natural(x)).md;
   if (have != pd.src_desc() && have.data_type() == cdt && !is_plain(have)) {
     try {
-      auto kept = make_pd(have, have);
+      auto kept = make_pd(have, like(have, to_dims(ys), cdt));
       if (impl_name(kept).find("ref") == std::string::npos) pd = kept;
     } catch (const dnnl::error&) {
       // No implementation for that layout: keep the preferred one.
