@@ -23,4 +23,7 @@ int run_eval(const std::vector<std::string>& args);
 extern const CommandDoc kConvertDoc;
 int run_convert(const std::vector<std::string>& args);
 
+extern const CommandDoc kQuantizeDoc;
+int run_quantize(const std::vector<std::string>& args);
+
 }  // namespace compress::cli

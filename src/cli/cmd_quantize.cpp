@@ -1,0 +1,100 @@
+// `ctk quantize MODEL OUT.cmf --calib SPEC`: the default PTQ pipeline (fold batch norm, quant.ptq).
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "compress/eval/dataset.h"
+#include "compress/io/cmf.h"
+#include "compress/pass/pass_manager.h"
+#include "compress/quant/ptq_pass.h"
+#include "compress/transforms/fold_batch_norm.h"
+#include "model_loading.h"
+
+namespace compress::cli {
+
+const CommandDoc kQuantizeDoc = {
+    "quantize",
+    "post-training int8 quantization with calibration data",
+    "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|percentile] "
+    "[--fake-quant]",
+    "Folds batch norms into the preceding conv2d/linear, calibrates activation\n"
+    "ranges on the first N samples of the dataset (f32 graph on the reference\n"
+    "backend, or --calib-backend onednn) and writes the int8 graph: u8\n"
+    "asymmetric activations per tensor, s8 symmetric weights per output channel,\n"
+    "f32 bias, ReLU fused into the output range, f32 logits. It runs on the\n"
+    "onednn and reference backends with identical results. --fake-quant writes\n"
+    "the f32 simulation of the same int8 graph instead (fake_quant nodes with\n"
+    "the same params; see docs/quantization.md). Datasets as for ctk eval.",
+    "  ctk quantize fashion_cnn.cmf fashion_int8.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353\n"
+    "  ctk quantize fashion_cnn.cmf sim.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353 --fake-quant\n",
+};
+
+int run_quantize(const std::vector<std::string>& args) {
+  CommandLine cl(kQuantizeDoc);
+  cl.options().add_options()
+      ("calib,c", po::value<std::string>()->value_name("SPEC"), "calibration dataset (see ctk eval --help)")
+      ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
+      ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
+      ("samples", po::value<int64_t>()->default_value(512)->value_name("N"), "calibration samples")
+      ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | percentile")
+      ("calib-backend", po::value<std::string>()->default_value("reference")->value_name("NAME"),
+       "backend that runs the f32 graph during calibration")
+      ("fake-quant", po::bool_switch(), "write the fake-quant simulation instead of the int8 graph");
+  cl.add_positional("model");
+  cl.add_positional("out");
+  if (!cl.parse(args)) return kExitOk;
+  const std::string path = cl.required_positional("model", "MODEL");
+  const std::string out = cl.required_positional("out", "OUT.cmf");
+  if (!cl.has("calib")) cl.usage_error("missing --calib");
+  quant::PtqPass::Options ptq;
+  ptq.samples = cl.vm()["samples"].as<int64_t>();
+  ptq.observer = cl.vm()["observer"].as<std::string>();
+  ptq.calibration_backend = cl.vm()["calib-backend"].as<std::string>();
+  ptq.fake_quant = cl.vm()["fake-quant"].as<bool>();
+  if (ptq.samples < 1) cl.usage_error(fmt::format("bad --samples {} (use >= 1)", ptq.samples));
+  if (ptq.observer != "minmax" && ptq.observer != "percentile") {
+    cl.usage_error(fmt::format("unknown --observer '{}' (use minmax or percentile)", ptq.observer));
+  }
+  eval::DatasetOptions options;
+  options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};
+  options.limit = ptq.samples;
+  if (!(options.normalization.std > 0.0f)) cl.usage_error("--std must be > 0");
+
+  Expected<ir::Graph> graph = load_model(path);
+  if (!graph.has_value()) return report_failure(kQuantizeDoc, graph.status());
+  auto data = eval::open_dataset(cl.vm()["calib"].as<std::string>(), options);
+  if (!data.has_value()) return report_failure(kQuantizeDoc, data.status());
+
+  pass::PassManager pipeline;
+  pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
+  pipeline.add(std::make_unique<quant::PtqPass>(ptq));
+  pass::PassContext context;
+  context.calibration = data->get();
+  context.progress = !cl.vm()["quiet"].as<bool>();
+  auto results = pipeline.run(*graph, context);
+  if (!results.has_value()) return report_failure(kQuantizeDoc, results.status().with_context(path));
+  const pass::PassResult& ptq_result = results->back().second;
+  if (!ptq_result.changed) {
+    return report_failure(kQuantizeDoc,
+                          invalid_argument("{}: nothing to quantize (no conv2d/linear with constant f32 weights); "
+                                           "no output written",
+                                           path));
+  }
+  Status saved = io::save_cmf(*graph, out);
+  if (!saved.is_ok()) return report_failure(kQuantizeDoc, saved);
+  std::cout << fmt::format("{}: {} layers quantized ({}), {} calibration samples of {}, {} observer -> {}\n", path,
+                           ptq_result.layers.size(), ptq.fake_quant ? "fake-quant simulation" : "int8",
+                           ptq_result.counters.at("calibration_samples"), (*data)->describe(), ptq.observer, out);
+  for (const auto& [layer, s] : ptq_result.layers) {
+    std::cout << fmt::format("  {:<12} in scale {:.6g} zp {:g}, weight scales [{:.3g}, {:.3g}]{}{}\n", layer,
+                             s.at("input_scale"), s.at("input_zero_point"), s.at("weight_scale_min"),
+                             s.at("weight_scale_max"),
+                             s.count("output_scale") ? fmt::format(", out scale {:.6g}", s.at("output_scale"))
+                                                     : std::string(", f32 out"),
+                             s.at("relu_fused") != 0.0 ? " (relu fused)" : "");
+  }
+  return kExitOk;
+}
+
+}  // namespace compress::cli

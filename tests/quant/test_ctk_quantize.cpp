@@ -1,0 +1,81 @@
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "compress/io/cmf.h"
+#include "compress/ir/verifier.h"
+#include "quant_test_util.h"
+
+using namespace compress;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int exit_code = -1;
+  std::string out;
+};
+
+// Runs ctk with stdout captured and stderr discarded.
+Run ctk(const std::string& args, const fs::path& dir) {
+  const fs::path out = dir / "stdout.txt";
+  const std::string cmd = std::string(CTK_PATH) + " " + args + " >" + out.string() + " 2>/dev/null </dev/null";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(out);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("compress_quant_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+const std::string kFixture = std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf";
+const std::string kCalib = " --calib fashion-mnist:train --mean 0.2860 --std 0.3530 --samples 64 -q";
+
+}  // namespace
+
+TEST_CASE("ctk quantize: int8 and fake-quant .cmf files of the fixture") {
+  const fs::path dir = fresh_dir("ok");
+  Run r = ctk("quantize " + kFixture + " " + (dir / "int8.cmf").string() + kCalib, dir);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("4 layers quantized (int8)"));
+  auto g = io::load_cmf((dir / "int8.cmf").string());
+  REQUIRE(g.has_value());
+  CHECK(ir::verify(*g).is_ok());
+  CHECK(quant_test::count_ops(*g, "qconv2d") == 2);
+  CHECK(quant_test::count_ops(*g, "batch_norm") == 0);
+
+  r = ctk("quantize " + kFixture + " " + (dir / "fq.cmf").string() + kCalib + " --fake-quant --observer percentile", dir);
+  REQUIRE(r.exit_code == 0);
+  auto f = io::load_cmf((dir / "fq.cmf").string());
+  REQUIRE(f.has_value());
+  CHECK(quant_test::count_ops(*f, "fake_quant") == 10);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("ctk quantize: bad input is an error and writes nothing") {
+  const fs::path dir = fresh_dir("bad");
+  // A model with nothing to quantize.
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 1, 28, 28}, nullptr}).value();
+  g.set_outputs({g.add_node("relu", {x}, {}, "relu").value()->output()});
+  REQUIRE(io::save_cmf(g, (dir / "relu.cmf").string()).is_ok());
+  CHECK(ctk("quantize " + (dir / "relu.cmf").string() + " " + (dir / "out.cmf").string() + kCalib, dir).exit_code == 1);
+  CHECK_FALSE(fs::exists(dir / "out.cmf"));
+  CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --observer kl", dir).exit_code == 2);
+  CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " -q", dir).exit_code == 2);  // no --calib
+  CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " --calib npy:/nonexistent.npy -q", dir)
+            .exit_code == 1);
+  CHECK_FALSE(fs::exists(dir / "out.cmf"));
+  fs::remove_all(dir);
+}
