@@ -1,4 +1,5 @@
-// Benchmark: the onednn backend (f32, bf16) against LibTorch's frozen TorchScript on the same model, inputs and threads.
+// Benchmark: the onednn backend (f32, bf16) against LibTorch's frozen TorchScript on the same model, inputs and
+// threads.
 //
 //   bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2]
 //                            [--rounds 5] [--iters 10] [--append bench/RESULTS.md]
@@ -10,6 +11,7 @@
 // each median to LibTorch frozen's. "first run" is the onednn compile plus
 // its first run; it is not part of the timed iterations.
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/script.h>
 
@@ -25,8 +27,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "compress/runtime/onednn.h"
 #include "compress/support/threads.h"
@@ -134,7 +134,8 @@ int main(int argc, char** argv) {
   at::set_num_threads(args.threads);
   set_num_threads(args.threads);
   const double load_before = load_average();
-  std::string table = fmt::format("| model | batch | variant | p50 ms | p90 ms | min ms | p50 / torch frozen | first run ms |\n");
+  std::string table =
+      fmt::format("| model | batch | variant | p50 ms | p90 ms | min ms | p50 / torch frozen | first run ms |\n");
   table += "|---|---|---|---|---|---|---|---|\n";
   for (const std::string& path : args.models) {
     const std::string name = std::filesystem::path(path).stem().string();
@@ -160,7 +161,8 @@ int main(int argc, char** argv) {
       std::vector<Variant> variants;
       c10::InferenceMode guard;
       variants.push_back({"LibTorch frozen", [&] { frozen.forward({torch_input}); }, {}, 0});
-      variants.push_back({"LibTorch frozen + optimize_for_inference", [&] { optimized.forward({torch_input}); }, {}, 0});
+      variants.push_back(
+          {"LibTorch frozen + optimize_for_inference", [&] { optimized.forward({torch_input}); }, {}, 0});
       std::vector<std::unique_ptr<runtime::ExecutionPlan>> plans;
       for (runtime::OnednnCompute compute : {runtime::OnednnCompute::kF32, runtime::OnednnCompute::kBF16}) {
         runtime::OnednnOptions options;
@@ -177,7 +179,9 @@ int main(int argc, char** argv) {
         const double first = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         plans.push_back(std::move(*plan));
         variants.push_back({compute == runtime::OnednnCompute::kF32 ? "compress onednn f32" : "compress onednn bf16",
-                            [p, &input] { (void)p->run({input}); }, {}, first});
+                            [p, &input] { (void)p->run({input}); },
+                            {},
+                            first});
       }
       for (Variant& v : variants) v.run();  // warm-up (first LibTorch runs profile and optimize)
       for (Variant& v : variants) v.run();
@@ -193,10 +197,9 @@ int main(int argc, char** argv) {
       const double base = percentile(variants[0].ms, 0.5);
       for (const Variant& v : variants) {
         const double p50 = percentile(v.ms, 0.5);
-        const std::string line =
-            fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {} |\n", name, batch, v.name, p50,
-                        percentile(v.ms, 0.9), percentile(v.ms, 0.0), p50 / base,
-                        v.first_ms > 0 ? fmt::format("{:.0f}", v.first_ms) : std::string("-"));
+        const std::string line = fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {} |\n", name, batch,
+                                             v.name, p50, percentile(v.ms, 0.9), percentile(v.ms, 0.0), p50 / base,
+                                             v.first_ms > 0 ? fmt::format("{:.0f}", v.first_ms) : std::string("-"));
         std::fputs(line.c_str(), stdout);
         std::fflush(stdout);
         table += line;
@@ -206,7 +209,8 @@ int main(int argc, char** argv) {
   const std::string section = fmt::format(
       "\n## bench_onednn_vs_libtorch — onednn backend vs LibTorch frozen TorchScript\n\n"
       "- Date: {}\n- Machine: {} ({}), {} threads; load average {:.1f} before, {:.1f} after (shared machine)\n"
-      "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}]; {} x {} runs per variant, interleaved run by run\n"
+      "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}]; {} x {} runs per variant, "
+      "interleaved run by run\n"
       "- Command (Release build):\n\n```\n{}\n```\n\n{}",
       now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before, load_average(),
       runtime::onednn_runtime_info(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",

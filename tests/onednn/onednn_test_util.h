@@ -2,7 +2,6 @@
 #pragma once
 
 #include <catch2/catch.hpp>
-
 #include <random>
 #include <string>
 #include <vector>
@@ -51,9 +50,9 @@ struct Bound {
 };
 
 struct Comparison {
-  double max_abs = 0;     // max |got - want|
-  double max_ref = 0;     // max |want|
-  double worst = 0;       // max of |got - want| / (rtol |want| + atol max|want|) (<= 1 passes)
+  double max_abs = 0;  // max |got - want|
+  double max_ref = 0;  // max |want|
+  double worst = 0;    // max of |got - want| / (rtol |want| + atol max|want|) (<= 1 passes)
   int64_t nan_mismatches = 0;
   int64_t elements = 0;
   int64_t mismatched = 0;  // integer outputs: elements that differ
@@ -78,8 +77,7 @@ RunResult run_both(const ir::Graph& graph, const std::vector<ir::Tensor>& inputs
 // run_both, then every output checked against the bound (integer outputs: exact
 // when bound.atol is 0, else within bound.atol steps). Returns the worst comparison.
 Comparison check_against_reference(const ir::Graph& graph, const std::vector<ir::Tensor>& inputs,
-                                   const runtime::OnednnOptions& options, Bound bound,
-                                   bool expect_no_fallback = true);
+                                   const runtime::OnednnOptions& options, Bound bound, bool expect_no_fallback = true);
 
 runtime::OnednnOptions f32_options(bool fuse = true);
 runtime::OnednnOptions bf16_options(bool fuse = true);

@@ -1,11 +1,10 @@
 // End-to-end tests of `ctk bench`: JSON keys, --explain with fallback reasons, usage errors.
-#include <catch2/catch.hpp>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "compress/io/cmf.h"
@@ -39,8 +38,9 @@ Run ctk(const std::string& arguments) {
 std::string save_model() {
   GraphBuilder g;
   Value* x = g.input("x", {1, 4, 8, 8});
-  Value* c = g.node("relu", {g.node("conv2d", {x, g.constant("w", random_f32({8, 4, 3, 3}, 1))},
-                                    {{"padding", std::vector<int64_t>{1, 1, 1, 1}}}, "conv")},
+  Value* c = g.node("relu",
+                    {g.node("conv2d", {x, g.constant("w", random_f32({8, 4, 3, 3}, 1))},
+                            {{"padding", std::vector<int64_t>{1, 1, 1, 1}}}, "conv")},
                     {}, "relu");
   g.outputs({g.node("fake_quant", {c}, {{"scale", std::vector<double>{0.05}}}, "fq")});
   const std::string path =
@@ -56,8 +56,8 @@ std::string save_model() {
 TEST_CASE("ctk bench --json prints latency, throughput and peak memory", "[onednn][cli]") {
   const std::string model = save_model();
   for (const char* backend : {"onednn", "reference"}) {
-    const Run r = ctk(fmt::format("bench {} --backend {} --threads 1 --batch 3 --min-runs 3 --min-time 0 --json", model,
-                                  backend));
+    const Run r = ctk(
+        fmt::format("bench {} --backend {} --threads 1 --batch 3 --min-runs 3 --min-time 0 --json", model, backend));
     INFO(r.out);
     REQUIRE(r.exit_code == 0);
     const nlohmann::json j = nlohmann::json::parse(r.out);

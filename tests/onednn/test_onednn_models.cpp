@@ -1,6 +1,5 @@
 // Whole-model parity of the onednn backend with the reference on the imported torchvision and transformer fixtures.
 #include <catch2/catch.hpp>
-
 #include <string>
 
 #include "compress/io/npy.h"
@@ -74,7 +73,8 @@ void check_model(const std::string& name, bool also_bf16) {
     INFO(name << " bf16 vs reference: " << c.to_string() << "\n" << r.report.to_string());
     CHECK(c.worst <= 1.0);
     if (r.want[0].rank() == 2) {
-      for (int64_t row = 0; row < r.want[0].dim(0); ++row) CHECK(argmax_row(r.got[0], row) == argmax_row(r.want[0], row));
+      for (int64_t row = 0; row < r.want[0].dim(0); ++row)
+        CHECK(argmax_row(r.got[0], row) == argmax_row(r.want[0], row));
     }
   }
 }

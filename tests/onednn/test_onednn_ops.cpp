@@ -1,6 +1,5 @@
 // Every f32/bf16 op of the onednn backend against the reference backend, with a stated bound per op and dtype.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -98,8 +97,14 @@ TEST_CASE("conv2d: strided, padded (asymmetric), dilated, grouped, depthwise, wi
   };
   const std::vector<ConvCase> cases = {
       {{2, 3, 17, 15}, {16, 3, 3, 3}, {{"padding", std::vector<int64_t>{1, 1, 1, 1}}}, true},
-      {{1, 8, 16, 16}, {24, 8, 3, 3}, {{"stride", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{0, 1, 2, 1}}}, false},
-      {{1, 16, 12, 12}, {16, 16, 3, 3}, {{"dilation", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{2, 2, 2, 2}}}, true},
+      {{1, 8, 16, 16},
+       {24, 8, 3, 3},
+       {{"stride", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{0, 1, 2, 1}}},
+       false},
+      {{1, 16, 12, 12},
+       {16, 16, 3, 3},
+       {{"dilation", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{2, 2, 2, 2}}},
+       true},
       {{2, 32, 9, 9}, {32, 1, 3, 3}, {{"groups", int64_t{32}}, {"padding", std::vector<int64_t>{1, 1, 1, 1}}}, true},
       {{1, 16, 9, 9}, {32, 4, 3, 3}, {{"groups", int64_t{4}}, {"stride", std::vector<int64_t>{2, 1}}}, true},
       {{1, 8, 10, 10}, {16, 1, 5, 5}, {{"groups", int64_t{8}}, {"padding", std::vector<int64_t>{2, 2, 2, 2}}}, false},
@@ -127,7 +132,8 @@ TEST_CASE("linear (2-D and 3-D inputs) and matmul (batched, broadcast, constant 
     {
       GraphBuilder g;
       Value* x = g.input("x", {4, 40});
-      g.outputs({g.node("linear", {x, g.constant("w", random_f32({24, 40}, 1)), g.constant("b", random_f32({24}, 2))})});
+      g.outputs(
+          {g.node("linear", {x, g.constant("w", random_f32({24, 40}, 1)), g.constant("b", random_f32({24}, 2))})});
       check_against_reference(g.graph, {random_f32({4, 40}, 3)}, options, bound);
     }
     {
@@ -171,8 +177,9 @@ TEST_CASE("binary ops: same shape, channel and scalar broadcast, first-operand b
         Value* b = g.input("b", {2, 16, 6, 6});
         Value* ea = bf16 ? identity_entry(g, a) : a;
         g.outputs({g.node(op, {ea, b})});
-        check_against_reference(g.graph, {random_f32({2, 16, 6, 6}, 1, -2, 2, true), random_f32({2, 16, 6, 6}, 2, 0.5f, 2, true)},
-                                options, bound);
+        check_against_reference(
+            g.graph, {random_f32({2, 16, 6, 6}, 1, -2, 2, true), random_f32({2, 16, 6, 6}, 2, 0.5f, 2, true)}, options,
+            bound);
       }
       {
         GraphBuilder g;  // a per-channel constant (SE blocks, scales)
@@ -194,7 +201,8 @@ TEST_CASE("binary ops: same shape, channel and scalar broadcast, first-operand b
     Value* a = g.input("a", {1, 16, 1, 1});
     Value* b = g.input("b", {2, 16, 4, 4});
     g.outputs({g.node("add", {a, b})});
-    check_against_reference(g.graph, {random_f32({1, 16, 1, 1}, 6), random_f32({2, 16, 4, 4}, 7)}, f32_options(), kExact);
+    check_against_reference(g.graph, {random_f32({1, 16, 1, 1}, 6), random_f32({2, 16, 4, 4}, 7)}, f32_options(),
+                            kExact);
   }
   {
     GraphBuilder g;  // sub whose first operand broadcasts has no oneDNN form: reference fallback
@@ -219,12 +227,42 @@ TEST_CASE("pooling: max (padding, dilation, ceil mode), avg (count_include_pad b
   };
   using V = std::vector<int64_t>;
   const std::vector<PoolCase> cases = {
-      {"max_pool2d", {2, 16, 13, 13}, {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"padding", V{1, 1, 1, 1}}}, kExact, kBf16Exact, false},
-      {"max_pool2d", {1, 16, 14, 14}, {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"ceil_mode", int64_t{1}}}, kExact, kBf16Exact, false},
-      {"max_pool2d", {1, 16, 12, 12}, {{"kernel", V{2, 2}}, {"stride", V{1, 1}}, {"dilation", V{2, 2}}}, kExact, kBf16Exact, false},
-      {"avg_pool2d", {2, 16, 9, 9}, {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"padding", V{1, 1, 1, 1}}}, kNorm, kBf16Norm, false},
-      {"avg_pool2d", {2, 16, 9, 9}, {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"padding", V{1, 1, 1, 1}}, {"count_include_pad", int64_t{0}}}, kNorm, kBf16Norm, false},
-      {"avg_pool2d", {1, 16, 10, 10}, {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"ceil_mode", int64_t{1}}, {"count_include_pad", int64_t{0}}}, kNorm, kBf16Norm, false},
+      {"max_pool2d",
+       {2, 16, 13, 13},
+       {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"padding", V{1, 1, 1, 1}}},
+       kExact,
+       kBf16Exact,
+       false},
+      {"max_pool2d",
+       {1, 16, 14, 14},
+       {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"ceil_mode", int64_t{1}}},
+       kExact,
+       kBf16Exact,
+       false},
+      {"max_pool2d",
+       {1, 16, 12, 12},
+       {{"kernel", V{2, 2}}, {"stride", V{1, 1}}, {"dilation", V{2, 2}}},
+       kExact,
+       kBf16Exact,
+       false},
+      {"avg_pool2d",
+       {2, 16, 9, 9},
+       {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"padding", V{1, 1, 1, 1}}},
+       kNorm,
+       kBf16Norm,
+       false},
+      {"avg_pool2d",
+       {2, 16, 9, 9},
+       {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"padding", V{1, 1, 1, 1}}, {"count_include_pad", int64_t{0}}},
+       kNorm,
+       kBf16Norm,
+       false},
+      {"avg_pool2d",
+       {1, 16, 10, 10},
+       {{"kernel", V{3, 3}}, {"stride", V{2, 2}}, {"ceil_mode", int64_t{1}}, {"count_include_pad", int64_t{0}}},
+       kNorm,
+       kBf16Norm,
+       false},
       {"adaptive_avg_pool2d", {2, 32, 7, 7}, {{"output_size", V{1, 1}}}, kNorm, kBf16Norm, false},
       {"adaptive_avg_pool2d", {1, 16, 8, 12}, {{"output_size", V{2, 3}}}, kNorm, kBf16Norm, false},
       {"adaptive_max_pool2d", {1, 16, 8, 8}, {{"output_size", V{4, 4}}}, kExact, kBf16Exact, false},
@@ -264,10 +302,11 @@ TEST_CASE("batch_norm (standalone, with fused relu) and layer_norm (1 or 2 dims,
       Value* x = g.input("x", {2, c, 5, 5});
       Value* e = bf16 ? identity_entry(g, x) : x;
       // Not after a conv's only use, so it stays a batch-norm primitive.
-      Value* bn = g.node("batch_norm",
-                         {e, g.constant("gamma", random_f32({c}, 1, 0.5f, 1.5f)), g.constant("beta", random_f32({c}, 2)),
-                          g.constant("mean", random_f32({c}, 3)), g.constant("var", random_f32({c}, 4, 0.5f, 2.0f))},
-                         {}, "bn");
+      Value* bn =
+          g.node("batch_norm",
+                 {e, g.constant("gamma", random_f32({c}, 1, 0.5f, 1.5f)), g.constant("beta", random_f32({c}, 2)),
+                  g.constant("mean", random_f32({c}, 3)), g.constant("var", random_f32({c}, 4, 0.5f, 2.0f))},
+                 {}, "bn");
       Value* y = relu ? g.node("relu", {bn}) : bn;
       g.outputs(bf16 ? std::vector<Value*>{y, e} : std::vector<Value*>{y});
       INFO("batch_norm relu " << relu << " bf16 " << bf16);
@@ -328,7 +367,8 @@ TEST_CASE("data movement: concat, split, slice, reshape, flatten, transpose, per
       Value* a = g.node("conv2d", {x, g.constant("wa", random_f32({16, 16, 1, 1}, 1, -1, 1, true))});
       Value* b = g.node("conv2d", {x, g.constant("wb", random_f32({32, 16, 1, 1}, 2, -1, 1, true))});
       g.outputs({g.node("concat", {a, b, y}, {{"axis", int64_t{1}}})});
-      check_against_reference(g.graph, {random_f32({2, 16, 5, 5}, 3, -1, 1, true), random_f32({2, 8, 5, 5}, 4, -1, 1, true)},
+      check_against_reference(g.graph,
+                              {random_f32({2, 16, 5, 5}, 3, -1, 1, true), random_f32({2, 8, 5, 5}, 4, -1, 1, true)},
                               options, bf16 ? kBf16Gemm : kGemm);
     }
     {
@@ -372,7 +412,13 @@ TEST_CASE("scaled_dot_product_attention from matmul + softmax + matmul: masks, c
   };
   const std::vector<AttentionCase> cases = {
       {"plain", {2, 4, 7, 8}, {2, 4, 9, 8}, {2, 4, 9, 6}, {}, 0, {}},
-      {"causal, explicit scale", {2, 3, 6, 8}, {2, 3, 6, 8}, {2, 3, 6, 8}, {{"is_causal", int64_t{1}}, {"scale", 0.3}}, 0, {}},
+      {"causal, explicit scale",
+       {2, 3, 6, 8},
+       {2, 3, 6, 8},
+       {2, 3, 6, 8},
+       {{"is_causal", int64_t{1}}, {"scale", 0.3}},
+       0,
+       {}},
       {"float mask", {1, 2, 5, 4}, {1, 2, 5, 4}, {1, 2, 5, 4}, {}, 1, {5, 5}},
       {"bool mask", {2, 2, 5, 4}, {2, 2, 5, 4}, {2, 2, 5, 4}, {}, 2, {2, 1, 5, 5}},
       {"float mask input, causal", {2, 6, 4}, {2, 6, 4}, {2, 6, 4}, {{"is_causal", int64_t{1}}}, 3, {2, 6, 6}},

@@ -1,6 +1,5 @@
 // onednn plans: fusion patterns, fallbacks with reasons, batch changes, determinism, threads, memory reuse, errors.
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -115,9 +114,11 @@ TEST_CASE("conv + add + relu: the residual add is a sum post-op written in place
 TEST_CASE("linear + gelu is one inner product; a residual add after a linear is a sum post-op", "[onednn][fusion]") {
   GraphBuilder g;
   Value* x = g.input("x", {2, 6, 32});
-  Value* h = g.node("gelu", {g.node("linear", {x, g.constant("w1", random_f32({64, 32}, 1)), g.constant("b1", random_f32({64}, 2))},
-                                    {}, "fc1")},
-                    {}, "act");
+  Value* h =
+      g.node("gelu",
+             {g.node("linear", {x, g.constant("w1", random_f32({64, 32}, 1)), g.constant("b1", random_f32({64}, 2))},
+                     {}, "fc1")},
+             {}, "act");
   Value* y = g.node("linear", {h, g.constant("w2", random_f32({32, 64}, 3))}, {}, "fc2");
   g.outputs({g.node("add", {x, y}, {}, "residual")});
   RunResult r = run_both(g.graph, {random_f32({2, 6, 32}, 4)});

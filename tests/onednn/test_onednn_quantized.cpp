@@ -1,6 +1,6 @@
-// int8 on the onednn backend: qconv2d / qlinear / qmatmul / quantize / dequantize bit for bit against the reference contract.
+// int8 on the onednn backend: qconv2d / qlinear / qmatmul / quantize / dequantize bit for bit against the reference
+// contract.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 #include "onednn_test_util.h"
@@ -72,7 +72,8 @@ TEST_CASE("qconv2d is bit-exact: u8/s8 activations, zero points, per-channel sca
   using V = std::vector<int64_t>;
   std::vector<QConvCase> cases;
   {
-    QConvCase c{"u8 zp 128, per-channel, f32 bias, u8 out zp 3", {2, 16, 9, 9}, {32, 16, 3, 3}, {{"padding", V{1, 1, 1, 1}}}};
+    QConvCase c{
+        "u8 zp 128, per-channel, f32 bias, u8 out zp 3", {2, 16, 9, 9}, {32, 16, 3, 3}, {{"padding", V{1, 1, 1, 1}}}};
     c.bias = 1;
     cases.push_back(c);
   }
@@ -85,7 +86,9 @@ TEST_CASE("qconv2d is bit-exact: u8/s8 activations, zero points, per-channel sca
     cases.push_back(c);
   }
   {
-    QConvCase c{"s8 zp -5, weight zero points, i32 bias, s8 out zp -2", {1, 16, 7, 7}, {24, 16, 3, 3},
+    QConvCase c{"s8 zp -5, weight zero points, i32 bias, s8 out zp -2",
+                {1, 16, 7, 7},
+                {24, 16, 3, 3},
                 {{"stride", V{2, 2}}, {"padding", V{0, 1, 2, 1}}}};
     c.act = DType::kI8;
     c.zx = -5;
@@ -96,13 +99,17 @@ TEST_CASE("qconv2d is bit-exact: u8/s8 activations, zero points, per-channel sca
     cases.push_back(c);
   }
   {
-    QConvCase c{"depthwise u8, padding reads the zero point", {2, 32, 10, 10}, {32, 1, 3, 3},
+    QConvCase c{"depthwise u8, padding reads the zero point",
+                {2, 32, 10, 10},
+                {32, 1, 3, 3},
                 {{"groups", int64_t{32}}, {"padding", V{1, 1, 1, 1}}}};
     c.bias = 1;
     cases.push_back(c);
   }
   {
-    QConvCase c{"grouped, dilated, f32 out with f32 bias", {1, 16, 12, 12}, {16, 4, 3, 3},
+    QConvCase c{"grouped, dilated, f32 out with f32 bias",
+                {1, 16, 12, 12},
+                {16, 4, 3, 3},
                 {{"groups", int64_t{4}}, {"dilation", V{2, 2}}, {"padding", V{2, 2, 2, 2}}}};
     c.out = "f32";
     c.bias = 1;
@@ -213,10 +220,11 @@ TEST_CASE("qmatmul is bit-exact with zero points on both operands; a u8 second o
     auto bq = per_tensor(DType::kI8, 0.02f, 3);
     Value* a = g.input("a", {2, 3, 5, 16}, DType::kU8, aq);
     Value* b = g.input("b", {2, 3, 16, 4}, DType::kI8, bq);
-    g.outputs({g.node("qmatmul", {a, b}, {{"out_dtype", std::string("u8")}, {"out_scale", 0.1}, {"out_zero_point", int64_t{9}}})});
-    check_against_reference(g.graph,
-                            {random_quantized({2, 3, 5, 16}, 1, *aq, 0, 255), random_quantized({2, 3, 16, 4}, 2, *bq, -120, 120)},
-                            f32_options(), kBitExact);
+    g.outputs({g.node("qmatmul", {a, b},
+                      {{"out_dtype", std::string("u8")}, {"out_scale", 0.1}, {"out_zero_point", int64_t{9}}})});
+    check_against_reference(
+        g.graph, {random_quantized({2, 3, 5, 16}, 1, *aq, 0, 255), random_quantized({2, 3, 16, 4}, 2, *bq, -120, 120)},
+        f32_options(), kBitExact);
   }
   {
     GraphBuilder g;
@@ -225,7 +233,8 @@ TEST_CASE("qmatmul is bit-exact with zero points on both operands; a u8 second o
     Value* a = g.input("a", {4, 8}, DType::kI8, aq);
     Value* b = g.input("b", {8, 6}, DType::kU8, bq);
     g.outputs({g.node("qmatmul", {a, b}, {}, "uq")});
-    RunResult r = run_both(g.graph, {random_quantized({4, 8}, 3, *aq, -128, 127), random_quantized({8, 6}, 4, *bq, 0, 255)});
+    RunResult r =
+        run_both(g.graph, {random_quantized({4, 8}, 3, *aq, -128, 127), random_quantized({8, 6}, 4, *bq, 0, 255)});
     CHECK(compare(r.got[0], r.want[0], kBitExact).worst == 0);
     REQUIRE(r.fallbacks.size() == 1);
     CHECK_THAT(r.fallbacks[0].reason, Catch::Contains("u8 second operand"));
@@ -242,12 +251,15 @@ TEST_CASE("quantize and dequantize follow the contract bit for bit (ties, satura
     GraphBuilder g;
     Value* in = g.input("x", {2, 8, 5, 5});
     Value* q = g.node("quantize", {in},
-                      {{"dtype", std::string(dtype)}, {"scale", std::vector<double>{0.25}},
+                      {{"dtype", std::string(dtype)},
+                       {"scale", std::vector<double>{0.25}},
                        {"zero_point", std::vector<int64_t>{std::string(dtype) == "u8" ? 129 : -3}}});
     std::vector<double> scales;
     for (int c = 0; c < 8; ++c) scales.push_back(0.01 + 0.02 * c);
     Value* qa = g.node("quantize", {in},
-                       {{"dtype", std::string(dtype)}, {"scale", scales}, {"axis", int64_t{1}},
+                       {{"dtype", std::string(dtype)},
+                        {"scale", scales},
+                        {"axis", int64_t{1}},
                         {"zero_point", std::vector<int64_t>(8, std::string(dtype) == "u8" ? 100 : 1)}});
     g.outputs({q, g.node("dequantize", {q}), qa, g.node("dequantize", {qa})});
     INFO(dtype);
@@ -259,15 +271,18 @@ TEST_CASE("an int8 chain (quantize, qconv2d u8 -> qconv2d u8 -> dequantize) stay
           "[onednn][int8]") {
   GraphBuilder g;
   Value* x = g.input("x", {1, 8, 12, 12});
-  Value* q = g.node("quantize", {x}, {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.02}},
-                                       {"zero_point", std::vector<int64_t>{128}}});
+  Value* q = g.node(
+      "quantize", {x},
+      {{"dtype", std::string("u8")}, {"scale", std::vector<double>{0.02}}, {"zero_point", std::vector<int64_t>{128}}});
   auto w1q = per_channel(DType::kI8, std::vector<float>(16, 0.003f), std::vector<int32_t>(16, 0));
   auto w2q = per_channel(DType::kI8, std::vector<float>(16, 0.004f), std::vector<int32_t>(16, 0));
-  Value* c1 = g.node("qconv2d",
-                     {q, g.constant("w1", random_quantized({16, 8, 3, 3}, 1, *w1q, -127, 127)),
-                      g.constant("b1", random_f32({16}, 2))},
-                     {{"padding", std::vector<int64_t>{1, 1, 1, 1}}, {"out_dtype", std::string("u8")},
-                      {"out_scale", 0.03}, {"out_zero_point", int64_t{0}}});
+  Value* c1 = g.node(
+      "qconv2d",
+      {q, g.constant("w1", random_quantized({16, 8, 3, 3}, 1, *w1q, -127, 127)), g.constant("b1", random_f32({16}, 2))},
+      {{"padding", std::vector<int64_t>{1, 1, 1, 1}},
+       {"out_dtype", std::string("u8")},
+       {"out_scale", 0.03},
+       {"out_zero_point", int64_t{0}}});
   Value* c2 = g.node("qconv2d", {c1, g.constant("w2", random_quantized({16, 16, 1, 1}, 3, *w2q, -127, 127))},
                      {{"out_dtype", std::string("u8")}, {"out_scale", 0.05}, {"out_zero_point", int64_t{60}}});
   g.outputs({g.node("dequantize", {c2})});

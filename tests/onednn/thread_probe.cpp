@@ -1,4 +1,5 @@
-// onednn_thread_probe N [option|global]: runs a conv plan with N threads and prints how many OS threads the process has.
+// onednn_thread_probe N [option|global]: runs a conv plan with N threads and prints how many OS threads the process
+// has.
 //
 // The thread test runs this in a fresh process, where the count of
 // /proc/self/task entries is exactly main + the OpenMP workers oneDNN used.
@@ -48,10 +49,9 @@ int main(int argc, char** argv) {
   ir::Value* wv = g.add_constant("w", w).value();
   ir::Node* conv = g.add_node("conv2d", {x, wv}, {{"padding", std::vector<int64_t>{1, 1, 1, 1}}}, "conv").value();
   ir::Node* relu = g.add_node("relu", {conv->output()}, {}, "relu").value();
-  ir::Node* pool =
-      g.add_node("max_pool2d", {relu->output()},
-                 {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}}}, "pool")
-          .value();
+  ir::Node* pool = g.add_node("max_pool2d", {relu->output()},
+                              {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}}}, "pool")
+                       .value();
   g.set_outputs({pool->output()});
   auto plan = runtime::make_onednn_backend(options)->compile(g);
   if (!plan.has_value()) {

@@ -41,10 +41,10 @@ struct OnednnFallback {
 
 // One executed step of a compiled plan.
 struct OnednnStep {
-  std::string kind;                 // "convolution", "reorder", "reference", "native", ...
-  std::vector<std::string> nodes;   // IR nodes it computes (several when fused); empty for inserted reorders
-  std::string implementation;       // oneDNN's impl_info_str ("brg:avx512_core", "jit:uni", ...), or ""
-  std::string detail;               // fusions, layouts, data types
+  std::string kind;                // "convolution", "reorder", "reference", "native", ...
+  std::vector<std::string> nodes;  // IR nodes it computes (several when fused); empty for inserted reorders
+  std::string implementation;      // oneDNN's impl_info_str ("brg:avx512_core", "jit:uni", ...), or ""
+  std::string detail;              // fusions, layouts, data types
 };
 
 // What a compiled plan does for one input shape (ctk bench --explain).
@@ -54,12 +54,12 @@ struct OnednnPlanReport {
   int threads = 0;
   std::vector<OnednnStep> steps;
   std::vector<OnednnFallback> fallbacks;
-  int reorders = 0;              // activation reorders inserted between primitives or at the boundaries
-  int fused_nodes = 0;           // nodes folded or fused into another node's primitive
-  size_t arena_bytes = 0;        // activation memory after buffer reuse
-  size_t unshared_bytes = 0;     // what the same buffers would take without reuse
-  size_t weight_bytes = 0;       // weights and biases in their reordered layouts
-  double compile_ms = 0;         // building this shape's primitives (first run of a new shape)
+  int reorders = 0;           // activation reorders inserted between primitives or at the boundaries
+  int fused_nodes = 0;        // nodes folded or fused into another node's primitive
+  size_t arena_bytes = 0;     // activation memory after buffer reuse
+  size_t unshared_bytes = 0;  // what the same buffers would take without reuse
+  size_t weight_bytes = 0;    // weights and biases in their reordered layouts
+  double compile_ms = 0;      // building this shape's primitives (first run of a new shape)
 
   // Human-readable listing: one line per step, then the fallbacks with reasons.
   std::string to_string() const;

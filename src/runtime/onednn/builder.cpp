@@ -53,9 +53,7 @@ size_t WeightCache::bytes() const {
 
 // ---------------------------------------------------------------- ShapePlan
 
-void* StepContext::ptr(int stored) const {
-  return plan->buffer_ptr(plan->stored[static_cast<size_t>(stored)].buffer);
-}
+void* StepContext::ptr(int stored) const { return plan->buffer_ptr(plan->stored[static_cast<size_t>(stored)].buffer); }
 
 void* ShapePlan::buffer_ptr(int buffer) const {
   const Buffer& b = buffers[static_cast<size_t>(buffer)];
@@ -97,7 +95,8 @@ Status ShapePlan::finalize() {
   for (size_t k = 0; k < arena_ids.size(); ++k) offsets_[arena_ids[k]] = layout.offsets[k];
   const size_t arena_bytes = std::max<size_t>(64, (layout.total_bytes + 4095) / 4096 * 4096);
   void* raw = std::aligned_alloc(4096, arena_bytes);
-  if (raw == nullptr) return make_error(StatusCode::kInternal, "cannot allocate a {}-byte activation arena", arena_bytes);
+  if (raw == nullptr)
+    return make_error(StatusCode::kInternal, "cannot allocate a {}-byte activation arena", arena_bytes);
   arena_ = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(raw), [](uint8_t* p) { std::free(p); });
   report.arena_bytes = layout.total_bytes;
   report.unshared_bytes = unshared;
@@ -110,7 +109,8 @@ Status ShapePlan::finalize() {
       const Stored& st = stored[static_cast<size_t>(a.stored)];
       const Buffer& b = buffers[static_cast<size_t>(st.buffer)];
       const md_t& md = a.md.data.ndims != 0 ? a.md : st.md;
-      step.exec_args[a.arg] = dnnl::memory(md, cpu_engine(), b.kind == BufferKind::kInput ? nullptr : buffer_ptr(st.buffer));
+      step.exec_args[a.arg] =
+          dnnl::memory(md, cpu_engine(), b.kind == BufferKind::kInput ? nullptr : buffer_ptr(st.buffer));
       if (b.kind == BufferKind::kInput) input_bindings_.push_back({s, a.arg, b.input_index});
     }
     for (const auto& [arg, mem] : step.fixed) step.exec_args[arg] = mem;

@@ -46,7 +46,7 @@ struct Buffer {
   int input_index = -1;        // kInput
   const void* data = nullptr;  // kConstant
   int first = INT_MAX, last = -1;
-  bool pinned = false;  // a graph output: lives until the copy-out
+  bool pinned = false;      // a graph output: lives until the copy-out
   std::vector<int> stored;  // the stored values that live in it (aliases)
 };
 
@@ -54,7 +54,7 @@ struct Buffer {
 // several (its producer's blocked layout, a plain copy for a reshape, ...).
 struct Stored {
   int buffer = -1;
-  md_t md;                       // empty for dtypes oneDNN lacks (i64, bool): then plain
+  md_t md;                            // empty for dtypes oneDNN lacks (i64, bool): then plain
   ir::DType dtype = ir::DType::kF32;  // physical element type (bf16 for f32 values in bf16 mode)
   ir::Shape shape;
   bool plain = true;
@@ -93,7 +93,7 @@ class ShapePlan {
   std::vector<Buffer> buffers;
   std::vector<Stored> stored;
   std::vector<Step> steps;
-  std::vector<int> output_stored;                 // per graph output: plain, IR dtype
+  std::vector<int> output_stored;  // per graph output: plain, IR dtype
   std::vector<std::shared_ptr<const ir::QuantParams>> output_quant;
   std::vector<ir::Shape> input_shapes;
   std::vector<ir::Tensor> keep_alive;  // densified sparse constants

@@ -94,13 +94,26 @@ std::string describe_md(const md_t& md) {
   const dnnl_memory_desc_t& d = md.data;
   const char* type = "?";
   switch (md.data_type()) {
-    case dt::f32: type = "f32"; break;
-    case dt::bf16: type = "bf16"; break;
-    case dt::f16: type = "f16"; break;
-    case dt::s8: type = "s8"; break;
-    case dt::u8: type = "u8"; break;
-    case dt::s32: type = "s32"; break;
-    default: break;
+    case dt::f32:
+      type = "f32";
+      break;
+    case dt::bf16:
+      type = "bf16";
+      break;
+    case dt::f16:
+      type = "f16";
+      break;
+    case dt::s8:
+      type = "s8";
+      break;
+    case dt::u8:
+      type = "u8";
+      break;
+    case dt::s32:
+      type = "s32";
+      break;
+    default:
+      break;
   }
   std::string dims;
   for (int i = 0; i < d.ndims; ++i) dims += fmt::format("{}{}", i ? "," : "", d.dims[i]);
@@ -116,7 +129,8 @@ std::string describe_md(const md_t& md) {
     for (int i = 0; i < b.inner_nblks; ++i) blocked[static_cast<size_t>(b.inner_idxs[i])] = true;
     layout.clear();
     for (int i : order) layout += static_cast<char>((blocked[static_cast<size_t>(i)] ? 'A' : 'a') + i);
-    for (int i = 0; i < b.inner_nblks; ++i) layout += fmt::format("{}{}", b.inner_blks[i], static_cast<char>('a' + b.inner_idxs[i]));
+    for (int i = 0; i < b.inner_nblks; ++i)
+      layout += fmt::format("{}{}", b.inner_blks[i], static_cast<char>('a' + b.inner_idxs[i]));
   }
   return fmt::format("{}[{}]:{}", type, dims, layout);
 }

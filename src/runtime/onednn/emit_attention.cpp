@@ -91,8 +91,8 @@ Status emit_attention(Builder& b, const Group& g) {
   COMPRESS_RETURN_IF_ERROR(try_dnnl("attention matmul", [&] {
     scores_pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(q_md, kt_md, scores_md), attr1, cpu_engine());
     softmax_pd = dnnl::softmax_v2_forward::primitive_desc(
-        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::softmax_accurate,
-                                       scores_md, scores_md, static_cast<int>(rank) - 1),
+        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::softmax_accurate, scores_md,
+                                       scores_md, static_cast<int>(rank) - 1),
         attr, cpu_engine());
     out_pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(scores_md, v_md, out_md), attr, cpu_engine());
   }));
@@ -136,8 +136,9 @@ Status emit_attention(Builder& b, const Group& g) {
   OnednnStep info;
   info.kind = "matmul";
   info.nodes = nodes;
-  info.detail = fmt::format("attention scores {} x {}^T * {}{}{}", describe_md(q_md), describe_md(plain_md(ks, dt::f32)),
-                            scale, causal ? " + causal mask" : "", mask ? " + mask" : "");
+  info.detail =
+      fmt::format("attention scores {} x {}^T * {}{}{}", describe_md(q_md), describe_md(plain_md(ks, dt::f32)), scale,
+                  causal ? " + causal mask" : "", mask ? " + mask" : "");
   b.add_primitive(dnnl::matmul(scores_pd), scores_pd, args1, fixed1, info);
   info.kind = "softmax";
   info.detail = "attention softmax, in place";
@@ -146,8 +147,8 @@ Status emit_attention(Builder& b, const Group& g) {
   const int out = b.new_stored(n.output(0), out_md);
   info.kind = "matmul";
   info.detail = fmt::format("attention output {} x {}", describe_md(scores_md), describe_md(v_md));
-  b.add_primitive(dnnl::matmul(out_pd), out_pd, {{DNNL_ARG_SRC, scores, {}}, {DNNL_ARG_WEIGHTS, vid, v_md}, {DNNL_ARG_DST, out, {}}},
-                  {}, info);
+  b.add_primitive(dnnl::matmul(out_pd), out_pd,
+                  {{DNNL_ARG_SRC, scores, {}}, {DNNL_ARG_WEIGHTS, vid, v_md}, {DNNL_ARG_DST, out, {}}}, {}, info);
   return Status::ok();
 }
 

@@ -30,7 +30,8 @@ Expected<std::vector<EltwiseSpec>> eltwise_spec(const Node& node) {
   if (op == "hardswish") return std::vector<EltwiseSpec>{{algorithm::eltwise_hardswish, 0.f, 0.f}};
   // oneDNN 2.6 has no hardsigmoid: clip(x / 6 + 1/2, 0, 1).
   if (op == "hardsigmoid") {
-    return std::vector<EltwiseSpec>{{algorithm::eltwise_linear, 1.f / 6.f, 0.5f}, {algorithm::eltwise_clip_v2, 0.f, 1.f}};
+    return std::vector<EltwiseSpec>{{algorithm::eltwise_linear, 1.f / 6.f, 0.5f},
+                                    {algorithm::eltwise_clip_v2, 0.f, 1.f}};
   }
   if (op == "gelu") {
     const bool tanh = node.attr_string("approximate") == "tanh";
@@ -59,7 +60,8 @@ Status append_posts(const Group& g, dnnl::post_ops& ops) {
 
 std::string post_summary(const Group& g) {
   std::string s;
-  for (const Node* post : g.posts) s += (s.empty() ? "" : ", ") + (post->op() == "add" ? std::string("sum") : post->op());
+  for (const Node* post : g.posts)
+    s += (s.empty() ? "" : ", ") + (post->op() == "add" ? std::string("sum") : post->op());
   return s.empty() ? std::string() : "post-ops: " + s;
 }
 
@@ -149,9 +151,9 @@ Status emit_conv(Builder& b, const Group& g) {
 
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get(x, pd.src_desc()));
-  COMPRESS_ASSIGN_OR_RETURN(
-      dnnl::memory wmem, b.weight(w, "conv", plain_md(ir::Shape(wdims.begin(), wdims.end()), dt::f32),
-                                  w->constant().raw_data(), pd.weights_desc()));
+  COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem,
+                            b.weight(w, "conv", plain_md(ir::Shape(wdims.begin(), wdims.end()), dt::f32),
+                                     w->constant().raw_data(), pd.weights_desc()));
   std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
   if (bias != nullptr) {
     COMPRESS_ASSIGN_OR_RETURN(dnnl::memory bmem,
@@ -166,8 +168,7 @@ Status emit_conv(Builder& b, const Group& g) {
   COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, pd.dst_desc(), {src}, &info.detail));
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
-  b.add_primitive(dnnl::convolution_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed,
-                  info);
+  b.add_primitive(dnnl::convolution_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed, info);
   return Status::ok();
 }
 
@@ -200,7 +201,8 @@ Status emit_linear(Builder& b, const Group& g) {
     pd = dnnl::inner_product_forward::primitive_desc(d, attr, cpu_engine());
   }));
   COMPRESS_CHECK(pd.src_desc() == src_md && pd.dst_desc() == dst_md, kUnsup,
-                 "oneDNN's inner product wants src {} / dst {}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()));
+                 "oneDNN's inner product wants src {} / dst {}", describe_md(pd.src_desc()),
+                 describe_md(pd.dst_desc()));
 
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(x, from_dnnl(cdt)));
@@ -255,8 +257,8 @@ Status emit_matmul(Builder& b, const Group& g) {
   std::vector<std::pair<int, dnnl::memory>> fixed;
   std::vector<int> reads = {src};
   if (w->is_constant()) {
-    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem, b.weight(w, "matmul", plain_md(ws, dt::f32),
-                                                          w->constant().raw_data(), pd.weights_desc()));
+    COMPRESS_ASSIGN_OR_RETURN(
+        dnnl::memory wmem, b.weight(w, "matmul", plain_md(ws, dt::f32), w->constant().raw_data(), pd.weights_desc()));
     fixed.emplace_back(DNNL_ARG_WEIGHTS, wmem);
   } else {
     COMPRESS_ASSIGN_OR_RETURN(int wid, b.get_plain(w, from_dnnl(cdt)));

@@ -1,4 +1,5 @@
-// Emitters for data movement (concat, reshape, permute, slice, split) and the native quantize/dequantize/embedding kernels.
+// Emitters for data movement (concat, reshape, permute, slice, split) and the native quantize/dequantize/embedding
+// kernels.
 #include <omp.h>
 
 #include <algorithm>
@@ -72,7 +73,8 @@ Status emit_concat(Builder& b, const Group& g) {
   if (!same_type) {
     // Mixed types (a bf16 activation and an f32 constant) meet in the IR type, plain.
     convert = true;
-    for (size_t i = 0; i < mds.size(); ++i) mds[i] = plain_md(n.input(i)->shape(), to_dnnl(n.input(i)->dtype()).value());
+    for (size_t i = 0; i < mds.size(); ++i)
+      mds[i] = plain_md(n.input(i)->shape(), to_dnnl(n.input(i)->dtype()).value());
   }
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -171,7 +173,8 @@ Status emit_slice(Builder& b, const Group& g) {
   start = std::clamp<int64_t>(start, 0, dim);
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
-  return copy_view(b, g, n.output(0), src, slice_view(b.stored(src), n.output(0)->shape(), axis, start, n.attr_int("step")));
+  return copy_view(b, g, n.output(0), src,
+                   slice_view(b.stored(src), n.output(0)->shape(), axis, start, n.attr_int("step")));
 }
 
 Status emit_split(Builder& b, const Group& g) {
@@ -329,11 +332,13 @@ Status emit_embedding(Builder& b, const Group& g) {
     const float* t = static_cast<const float*>(ctx.ptr(tab));
     float* y = static_cast<float*>(ctx.ptr(dst));
     for (int64_t i = 0; i < count; ++i) {
-      const int64_t row = wide ? static_cast<const int64_t*>(ctx.ptr(src))[i] : static_cast<const int32_t*>(ctx.ptr(src))[i];
+      const int64_t row =
+          wide ? static_cast<const int64_t*>(ctx.ptr(src))[i] : static_cast<const int32_t*>(ctx.ptr(src))[i];
       // Indices are data: a bad one is the caller's error, never an out-of-bounds read.
-      COMPRESS_CHECK(row >= 0 && row < rows, StatusCode::kInvalidArgument,
-                     "node '{}' (embedding): index {} at position {} of indices {} is out of range for a table of {} rows",
-                     name, row, i, ir::shape_to_string(idx_shape), rows);
+      COMPRESS_CHECK(
+          row >= 0 && row < rows, StatusCode::kInvalidArgument,
+          "node '{}' (embedding): index {} at position {} of indices {} is out of range for a table of {} rows", name,
+          row, i, ir::shape_to_string(idx_shape), rows);
       if (width > 0) std::memcpy(y + i * width, t + row * width, static_cast<size_t>(width) * sizeof(float));
     }
     return Status::ok();

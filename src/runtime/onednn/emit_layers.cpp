@@ -38,9 +38,9 @@ int64_t normalize_axis(int64_t axis, size_t rank) { return axis < 0 ? axis + sta
 
 // A constant f32 vector as a plain oneDNN memory (shared through the weight cache).
 Expected<dnnl::memory> vector_memory(Builder& b, const Value* v, int64_t n, const char* what) {
-  COMPRESS_CHECK(v->is_constant() && v->dtype() == DType::kF32 && v->constant().numel() == n &&
-                     !v->constant().is_sparse(),
-                 kUnsup, "{} '{}' is not a constant f32 vector of {} elements", what, v->name(), n);
+  COMPRESS_CHECK(
+      v->is_constant() && v->dtype() == DType::kF32 && v->constant().numel() == n && !v->constant().is_sparse(), kUnsup,
+      "{} '{}' is not a constant f32 vector of {} elements", what, v->name(), n);
   const md_t md = plain_md({n}, dt::f32);
   return b.weight(v, "vector", md, v->constant().raw_data(), md);
 }
@@ -139,8 +139,8 @@ Status emit_binary(Builder& b, const Group& g) {
   std::vector<int> reads = {src0};
   if (!same_shape && constant1) {
     // A constant operand is put in that layout once, at compile time.
-    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory m, b.weight(c, "binary operand", plain_md(cs, md1.data_type()),
-                                                       c->constant().raw_data(), md1));
+    COMPRESS_ASSIGN_OR_RETURN(
+        dnnl::memory m, b.weight(c, "binary operand", plain_md(cs, md1.data_type()), c->constant().raw_data(), md1));
     fixed.emplace_back(DNNL_ARG_SRC_1, m);
   } else {
     COMPRESS_ASSIGN_OR_RETURN(int src1, b.get(c, md1));
@@ -194,8 +194,9 @@ Status emit_pool(Builder& b, const Group& g) {
       // padding is what makes its floor formula give the IR's (ceil mode) size.
       const int64_t needed = (ys[2 + d] - 1) * s[d] + dil * (k[d] - 1) + 1 - xs[2 + d] - p[d];
       pad_r[d] = std::max(p[2 + d], needed);
-      COMPRESS_CHECK(!(include_pad && pad_r[d] > p[2 + d]), kUnsup,
-                     "avg_pool2d in ceil mode with count_include_pad (PyTorch's divisor stops at the declared padding)");
+      COMPRESS_CHECK(
+          !(include_pad && pad_r[d] > p[2 + d]), kUnsup,
+          "avg_pool2d in ceil mode with count_include_pad (PyTorch's divisor stops at the declared padding)");
     }
     if (!is_max) {
       alg = include_pad ? dnnl::algorithm::pooling_avg_include_padding : dnnl::algorithm::pooling_avg_exclude_padding;
@@ -254,8 +255,8 @@ Status emit_batch_norm(Builder& b, const Group& g) {
   info.kind = "batch_normalization";
   info.nodes = names(g);
   info.detail = fmt::format("{}{}", describe_md(md), g.posts.empty() ? "" : "; fused relu");
-  b.add_primitive(dnnl::batch_normalization_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}},
-                  fixed, info);
+  b.add_primitive(dnnl::batch_normalization_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed,
+                  info);
   return Status::ok();
 }
 

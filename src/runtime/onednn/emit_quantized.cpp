@@ -246,8 +246,7 @@ Status emit_qconv(Builder& b, const Group& g) {
                             describe_md(pd.weights_desc()), qa.detail);
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
-  b.add_primitive(dnnl::convolution_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed,
-                  info);
+  b.add_primitive(dnnl::convolution_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed, info);
   return Status::ok();
 }
 

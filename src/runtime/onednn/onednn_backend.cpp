@@ -22,12 +22,44 @@ using onednn::WeightCache;
 // final word comes at compile time, where shapes, dtypes and layouts are
 // known; a node refused then falls back too, with its reason.
 const char* const kMappedOps[] = {
-    "conv2d",     "linear",      "matmul",    "qconv2d",       "qlinear",     "qmatmul",     "batch_norm",
-    "layer_norm", "relu",        "relu6",     "silu",          "sigmoid",     "tanh",        "hardswish",
-    "hardsigmoid", "gelu",       "clamp",     "add",           "sub",         "mul",         "div",
-    "concat",     "split",       "slice",     "reshape",       "flatten",     "transpose",   "permute",
-    "max_pool2d", "avg_pool2d",  "adaptive_avg_pool2d",        "adaptive_max_pool2d",       "reduce_mean",
-    "softmax",    "embedding",   "quantize",  "dequantize",  "scaled_dot_product_attention",
+    "conv2d",
+    "linear",
+    "matmul",
+    "qconv2d",
+    "qlinear",
+    "qmatmul",
+    "batch_norm",
+    "layer_norm",
+    "relu",
+    "relu6",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "hardswish",
+    "hardsigmoid",
+    "gelu",
+    "clamp",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "concat",
+    "split",
+    "slice",
+    "reshape",
+    "flatten",
+    "transpose",
+    "permute",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "reduce_mean",
+    "softmax",
+    "embedding",
+    "quantize",
+    "dequantize",
+    "scaled_dot_product_attention",
 };
 
 bool is_mapped(const std::string& op) {
@@ -194,26 +226,37 @@ class OnednnBackend final : public Backend {
 
 const char* isa_name(dnnl::cpu_isa isa) {
   switch (isa) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
   }
 }
 
 }  // namespace
 
 std::string OnednnPlanReport::to_string() const {
-  std::string s = fmt::format("onednn plan for inputs {}: {} compute, {} threads, {} steps, {} reorders, {} fused nodes\n",
-                              shapes_text(input_shapes), compute == OnednnCompute::kBF16 ? "bf16" : "f32", threads,
-                              steps.size(), reorders, fused_nodes);
-  s += fmt::format("  activations {:.2f} MiB in one arena ({:.2f} MiB without reuse), weights {:.2f} MiB, compile {:.1f} ms\n",
-                   arena_bytes / 1048576.0, unshared_bytes / 1048576.0, weight_bytes / 1048576.0, compile_ms);
+  std::string s =
+      fmt::format("onednn plan for inputs {}: {} compute, {} threads, {} steps, {} reorders, {} fused nodes\n",
+                  shapes_text(input_shapes), compute == OnednnCompute::kBF16 ? "bf16" : "f32", threads, steps.size(),
+                  reorders, fused_nodes);
+  s += fmt::format(
+      "  activations {:.2f} MiB in one arena ({:.2f} MiB without reuse), weights {:.2f} MiB, compile {:.1f} ms\n",
+      arena_bytes / 1048576.0, unshared_bytes / 1048576.0, weight_bytes / 1048576.0, compile_ms);
   for (size_t i = 0; i < steps.size(); ++i) {
     const OnednnStep& st = steps[i];
     std::string nodes;

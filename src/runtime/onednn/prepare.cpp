@@ -179,8 +179,7 @@ Expected<PreparedGraph> prepare_graph(const ir::Graph& source, bool fuse) {
     const Node* last = group.posts.empty() ? group.main : group.posts.back();
     anchored.emplace_back(position[last], std::move(group));
   }
-  std::stable_sort(anchored.begin(), anchored.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(anchored.begin(), anchored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [pos, group] : anchored) prepared.groups.push_back(std::move(group));
   return prepared;
 }

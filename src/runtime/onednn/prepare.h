@@ -27,8 +27,8 @@ struct Group {
 };
 
 struct PreparedGraph {
-  ir::Graph graph;             // the plan's own copy (constants shared with the source)
-  std::vector<Group> groups;   // in execution order
+  ir::Graph graph;            // the plan's own copy (constants shared with the source)
+  std::vector<Group> groups;  // in execution order
   int folded_batch_norms = 0;
 };
 
