@@ -1,5 +1,7 @@
 // convert_to_int8: the deployable graph (quantize, qconv2d/qlinear, dequantize).
+#include <functional>
 #include <map>
+#include <set>
 #include <memory>
 
 #include "compress/quant/layer_plan.h"
@@ -33,10 +35,45 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
   return q->output();
 }
 
+// Note [Requantize after max pooling]
+// quantize() is monotone (round, then clamp), so for the values of a window
+// quantize(max(y)) == max(quantize(y)). When a layer's requantized output
+// feeds only max_pool2d nodes whose results reach nothing but quantized
+// layers (through flatten/reshape at most), the layer writes its f32 result,
+// the pool runs on it, and the quantize that the next layer needs anyway
+// produces exactly the u8 values the u8-output-then-pool graph would. A fused
+// ReLU is still exact: its output range starts at 0, so zero_point = 0 = qmin
+// and that quantize clamps negatives to 0. This saves a dequantize of the
+// largest activations and keeps the graph bit-identical in what it computes.
+bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set<std::string>& layer_nodes) {
+  std::function<bool(const ir::Value*)> only_feeds_layers = [&](const ir::Value* v) {
+    for (const ir::Value* o : g.outputs()) {
+      if (o == v) return false;
+    }
+    if (v->uses().empty()) return false;
+    for (const ir::Use& u : v->uses()) {
+      const ir::Node* n = u.user;
+      if (n->op() == "flatten" || n->op() == "reshape") {
+        if (!only_feeds_layers(n->output())) return false;
+      } else if (u.input_index != 0 || layer_nodes.count(n->name()) == 0) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (out->uses().empty()) return false;
+  for (const ir::Use& u : out->uses()) {
+    if (u.user->op() != "max_pool2d" || !only_feeds_layers(u.user->output())) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers) {
   std::map<ir::Value*, ir::Value*> cache;
+  std::set<std::string> layer_nodes;
+  for (const LayerQuant& l : layers) layer_nodes.insert(l.node);
   for (const LayerQuant& l : layers) {
     ir::Node* n = g.find_node(l.node);
     ir::Value* out = g.find_value(l.output);
@@ -50,7 +87,8 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers) {
     if (n->num_inputs() > 2) inputs.push_back(n->input(2));
 
     ir::AttributeMap attrs = n->attrs();
-    if (l.output_params) {
+    const bool pooled = l.output_params && pool_then_quantize(g, out, layer_nodes);
+    if (l.output_params && !pooled) {
       const ir::QuantParams& o = *l.output_params;
       attrs["out_dtype"] = std::string(ir::dtype_name(o.storage()));
       attrs["out_scale"] = static_cast<double>(o.scales()[0]);
@@ -63,7 +101,7 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers) {
     COMPRESS_ASSIGN_OR_RETURN(
         ir::Node * q, g.add_node(n->op() == "conv2d" ? "qconv2d" : "qlinear", inputs, std::move(attrs), layer, n));
     ir::Value* result = q->output();
-    if (l.output_params) {
+    if (l.output_params && !pooled) {
       COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq, g.add_node("dequantize", {q->output()}, {}, layer + ".dequantize", n));
       result = dq->output();
     }

@@ -66,8 +66,13 @@ TEST_CASE("PTQ fixture: the int8 graph verifies and is made of the expected ops"
   CHECK(count_ops(v.int8, "conv2d") == 0);
   CHECK(count_ops(v.int8, "linear") == 0);
   CHECK(count_ops(v.int8, "relu") == 0);  // fused into the u8 output ranges
-  // image quantize, a requantize after each of the two max pools.
+  // image quantize, a requantize after each of the two max pools (Note
+  // [Requantize after max pooling]: conv1/conv2 write f32 into the pools),
+  // and fc1's u8 output feeds fc2 directly: no dequantize at all.
   CHECK(count_ops(v.int8, "quantize") == 3);
+  CHECK(count_ops(v.int8, "dequantize") == 0);
+  CHECK(v.int8.find_node("conv1")->attr_string("out_dtype") == "f32");
+  CHECK(v.int8.find_node("fc1")->attr_string("out_dtype") == "u8");
   CHECK(v.int8.outputs()[0]->dtype() == ir::DType::kF32);
   const ir::Value* w = v.int8.find_node("conv1")->input(1);
   REQUIRE(w->is_constant());
