@@ -17,7 +17,7 @@ const CommandDoc kQuantizeDoc = {
     "quantize",
     "post-training int8 quantization with calibration data",
     "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|percentile] "
-    "[--fake-quant]",
+    "[--keep-f32 LAYER]... [--fake-quant]",
     "Folds batch norms into the preceding conv2d/linear, calibrates activation\n"
     "ranges on the first N samples of the dataset (f32 graph on the reference\n"
     "backend, or --calib-backend onednn) and writes the int8 graph: u8\n"
@@ -27,6 +27,7 @@ const CommandDoc kQuantizeDoc = {
     "the f32 simulation of the same int8 graph instead (fake_quant nodes with\n"
     "the same params; see docs/quantization.md). Datasets as for ctk eval.",
     "  ctk quantize fashion_cnn.cmf fashion_int8.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353\n"
+    "  ctk quantize fashion_cnn.cmf int8_mixed.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353 --keep-f32 conv1\n"
     "  ctk quantize fashion_cnn.cmf sim.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353 --fake-quant\n",
 };
 
@@ -40,6 +41,8 @@ int run_quantize(const std::vector<std::string>& args) {
       ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | percentile")
       ("calib-backend", po::value<std::string>()->default_value("reference")->value_name("NAME"),
        "backend that runs the f32 graph during calibration")
+      ("keep-f32", po::value<std::vector<std::string>>()->composing()->value_name("LAYER"),
+       "leave this conv2d/linear in f32 (repeatable)")
       ("fake-quant", po::bool_switch(), "write the fake-quant simulation instead of the int8 graph");
   cl.add_positional("model");
   cl.add_positional("out");
@@ -52,6 +55,7 @@ int run_quantize(const std::vector<std::string>& args) {
   ptq.observer = cl.vm()["observer"].as<std::string>();
   ptq.calibration_backend = cl.vm()["calib-backend"].as<std::string>();
   ptq.fake_quant = cl.vm()["fake-quant"].as<bool>();
+  if (cl.has("keep-f32")) ptq.keep_f32 = cl.vm()["keep-f32"].as<std::vector<std::string>>();
   if (ptq.samples < 1) cl.usage_error(fmt::format("bad --samples {} (use >= 1)", ptq.samples));
   if (ptq.observer != "minmax" && ptq.observer != "percentile") {
     cl.usage_error(fmt::format("unknown --observer '{}' (use minmax or percentile)", ptq.observer));

@@ -11,7 +11,12 @@ namespace compress::quant {
 
 Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& context) {
   pass::PassResult result;
-  const std::vector<std::string> nodes = quantizable_nodes(graph);
+  std::vector<std::string> nodes = quantizable_nodes(graph);
+  for (const std::string& keep : options_.keep_f32) {
+    auto it = std::find(nodes.begin(), nodes.end(), keep);
+    if (it == nodes.end()) return invalid_argument("quant.ptq: keep_f32 names '{}', which is not a quantizable layer", keep);
+    nodes.erase(it);
+  }
   if (nodes.empty()) {
     log_warning("quant.ptq: the graph has no conv2d/linear with constant f32 weights; nothing to quantize");
     return result;

@@ -188,6 +188,33 @@ TEST_CASE("PTQ pass: zero-range weights and NaN calibration samples give finite 
   }
 }
 
+TEST_CASE("PTQ pass: keep_f32 leaves named layers in f32; an unknown name is an error") {
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 6}, nullptr}).value();
+  ir::Node* a = g.add_node("linear", {x, g.add_constant("a.weight", random_tensor({5, 6}, 1)).value()}, {}, "a").value();
+  ir::Node* b =
+      g.add_node("linear", {a->output(), g.add_constant("b.weight", random_tensor({3, 5}, 2)).value()}, {}, "b").value();
+  g.set_outputs({b->output()});
+  auto data = eval::from_tensor(random_tensor({16, 6}, 3), {}, "random").value();
+  pass::PassContext ctx;
+  ctx.calibration = data.get();
+  ctx.progress = false;
+  quant::PtqPass::Options opts;
+  opts.keep_f32 = {"a"};
+  ir::Graph q = g.clone();
+  auto r = quant::PtqPass(opts).run(q, ctx);
+  REQUIRE(r.has_value());
+  CHECK(ir::verify(q).is_ok());
+  CHECK(q.find_node("a")->op() == "linear");
+  CHECK(q.find_node("b")->op() == "qlinear");
+  CHECK(r->layers.count("a") == 0);
+  opts.keep_f32 = {"nope"};
+  ir::Graph q2 = g.clone();
+  auto bad = quant::PtqPass(opts).run(q2, ctx);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK_THAT(bad.status().message(), Catch::Contains("nope"));
+}
+
 TEST_CASE("PTQ pass: a graph with nothing to quantize is left unchanged; no calibration data is an error") {
   ir::Graph g;
   ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 4}, nullptr}).value();

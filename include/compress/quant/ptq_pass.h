@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "compress/pass/pass.h"
 #include "compress/pass/registry.h"
@@ -20,6 +21,9 @@ class PtqPass : public pass::Pass {
     int64_t batch = 64;
     std::string calibration_backend = "reference";
     bool fake_quant = false;  // emit the f32 simulation instead of the int8 graph
+    // Layers (node names) left in f32, e.g. a first conv with one input
+    // channel, where int8 gains nothing; unknown names are an error.
+    std::vector<std::string> keep_f32;
   };
   PtqPass() = default;
   explicit PtqPass(Options options) : options_(std::move(options)) {}
