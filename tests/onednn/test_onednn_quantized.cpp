@@ -298,3 +298,43 @@ TEST_CASE("an int8 chain (quantize, qconv2d u8 -> qconv2d u8 -> dequantize) stay
 }
 
 }  // namespace compress::test
+
+namespace compress::test {
+
+TEST_CASE("a PTQ-style graph (dequantize -> f32 add + relu -> quantize between int8 convs) stays in one layout",
+          "[onednn][int8]") {
+  GraphBuilder g;
+  Value* x = g.input("x", {2, 16, 10, 10});
+  auto quantize = [&](Value* v, double scale, int64_t zp) {
+    return g.node("quantize", {v},
+                  {{"dtype", std::string("u8")},
+                   {"scale", std::vector<double>{scale}},
+                   {"zero_point", std::vector<int64_t>{zp}}});
+  };
+  auto wq = per_channel(DType::kI8, std::vector<float>(16, 0.004f), std::vector<int32_t>(16, 0));
+  auto qconv = [&](Value* v, uint32_t seed, double out_scale, int64_t out_zp) {
+    return g.node("qconv2d",
+                  {v, g.constant("w" + std::to_string(seed), random_quantized({16, 16, 3, 3}, seed, *wq, -127, 127)),
+                   g.constant("b" + std::to_string(seed), random_f32({16}, seed + 1))},
+                  {{"padding", std::vector<int64_t>{1, 1, 1, 1}},
+                   {"out_dtype", std::string("u8")},
+                   {"out_scale", out_scale},
+                   {"out_zero_point", out_zp}});
+  };
+  Value* q0 = quantize(x, 0.02, 128);
+  Value* c1 = qconv(q0, 1, 0.05, 7);
+  Value* sum = g.node("add", {g.node("dequantize", {c1}), x});
+  Value* q1 = quantize(g.node("relu", {sum}), 0.03, 0);
+  Value* c2 = qconv(q1, 2, 0.04, 3);
+  g.outputs({g.node("dequantize", {c2})});
+  RunResult r = run_both(g.graph, {random_f32({2, 16, 10, 10}, 3, -2, 2)});
+  const Comparison c = compare(r.got[0], r.want[0], Bound{0, 0});
+  INFO(c.to_string() << "\n" << r.report.to_string());
+  // Bit for bit: the f32 add and relu between the int8 convs are exact IEEE ops.
+  CHECK(c.worst == 0);
+  CHECK(r.fallbacks.empty());
+  // The graph input is reordered once for the add and once for the first quantize at most; the output once.
+  CHECK(r.report.reorders <= 3);
+}
+
+}  // namespace compress::test

@@ -231,6 +231,23 @@ Expected<ParamIndex> param_index(const ir::QuantParams* q, const ir::Shape& shap
   return p;
 }
 
+// Note [Quantize in any layout]
+// With per-tensor parameters quantize and dequantize are elementwise over
+// memory, so they run on whatever dense layout the value already has (nhwc,
+// or blocked without padding) and write the same layout in the other type.
+// A PTQ graph's qconv2d -> dequantize -> add -> quantize -> qconv2d then
+// never leaves the convolutions' layout.
+std::optional<md_t> same_layout(const md_t& src, dt type) {
+  if (src.is_zero()) return std::nullopt;
+  const dims_t dims = src.dims();
+  size_t count = 1;
+  for (int64_t d : dims) count *= static_cast<size_t>(d);
+  if (src.get_size() != count * dnnl::memory::data_type_size(src.data_type())) return std::nullopt;  // padded
+  if (is_plain(src)) return plain_md(ir::Shape(dims.begin(), dims.end()), type);
+  if (auto t = activation_tag(src)) return md_t(dims, type, *t);
+  return std::nullopt;
+}
+
 template <typename T>
 void quantize_loop(const float* x, T* q, int64_t n, const ParamIndex& p) {
 #pragma omp parallel for schedule(static)
@@ -259,8 +276,18 @@ Status emit_quantize(Builder& b, const Group& g) {
                  "quantize to {} (the native kernel writes i8/u8)", ir::dtype_name(out->dtype()));
   COMPRESS_ASSIGN_OR_RETURN(ParamIndex p, param_index(out->type().quant.get(), out->shape(), "quantize output"));
   b.consume(g);
-  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(x, DType::kF32));
-  const int dst = b.new_stored_raw(out, out->dtype(), out->shape());
+  int src = -1, dst = -1;
+  const md_t have = b.stored(b.natural(x)).md;
+  const auto kept = p.dim == 1 && !have.is_zero() && have.data_type() == dt::f32
+                        ? same_layout(have, out->dtype() == DType::kI8 ? dt::s8 : dt::u8)
+                        : std::nullopt;
+  if (kept) {
+    src = b.natural(x);
+    dst = b.new_stored(out, *kept);
+  } else {
+    COMPRESS_ASSIGN_OR_RETURN(src, b.get_plain(x, DType::kF32));
+    dst = b.new_stored_raw(out, out->dtype(), out->shape());
+  }
   const int64_t count = ir::numel(x->shape());
   const bool is_signed = out->dtype() == DType::kI8;
   auto fn = [src, dst, count, p, is_signed](StepContext& ctx) -> Status {
@@ -275,7 +302,8 @@ Status emit_quantize(Builder& b, const Group& g) {
   OnednnStep info;
   info.kind = "native";
   info.nodes = names(g);
-  info.detail = fmt::format("quantize f32 -> {} (exact contract)", ir::dtype_name(out->dtype()));
+  info.detail = fmt::format("quantize f32 -> {} (exact contract), {}", ir::dtype_name(out->dtype()),
+                            describe_md(b.stored(dst).md));
   b.add_function(fn, {src}, {dst}, info);
   return Status::ok();
 }
@@ -291,8 +319,16 @@ Status emit_dequantize(Builder& b, const Group& g) {
   if (x->is_constant() && x->constant().quant()) q = x->constant().quant().get();
   COMPRESS_ASSIGN_OR_RETURN(ParamIndex p, param_index(q, x->shape(), "dequantize input"));
   b.consume(g);
-  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(x, t));
-  const int dst = b.new_stored_raw(out, DType::kF32, out->shape());
+  int src = -1, dst = -1;
+  const md_t have = b.stored(b.natural(x)).md;
+  const auto kept = p.dim == 1 ? same_layout(have, dt::f32) : std::nullopt;
+  if (kept) {
+    src = b.natural(x);
+    dst = b.new_stored(out, *kept);
+  } else {
+    COMPRESS_ASSIGN_OR_RETURN(src, b.get_plain(x, t));
+    dst = b.new_stored_raw(out, DType::kF32, out->shape());
+  }
   const int64_t count = ir::numel(x->shape());
   auto fn = [src, dst, count, p, t](StepContext& ctx) -> Status {
     float* xs = static_cast<float*>(ctx.ptr(dst));
@@ -305,7 +341,8 @@ Status emit_dequantize(Builder& b, const Group& g) {
   OnednnStep info;
   info.kind = "native";
   info.nodes = names(g);
-  info.detail = fmt::format("dequantize {} -> f32 (exact contract)", ir::dtype_name(t));
+  info.detail =
+      fmt::format("dequantize {} -> f32 (exact contract), {}", ir::dtype_name(t), describe_md(b.stored(dst).md));
   b.add_function(fn, {src}, {dst}, info);
   return Status::ok();
 }
