@@ -2,6 +2,7 @@
 // contract.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 
 #include "onednn_test_util.h"
 
@@ -264,6 +265,37 @@ TEST_CASE("quantize and dequantize follow the contract bit for bit (ties, satura
     g.outputs({q, g.node("dequantize", {q}), qa, g.node("dequantize", {qa})});
     INFO(dtype);
     check_against_reference(g.graph, {x}, f32_options(), kBitExact);
+  }
+}
+
+TEST_CASE("quantize on large tensors (the vectorized, threaded path): ties, NaN, Inf, narrow ranges",
+          "[onednn][int8]") {
+  const ir::Shape shape{4, 64, 32, 32};  // 2^18 elements: split across threads
+  Tensor x = random_f32(shape, 11, -40, 40);
+  float* p = x.data<float>();
+  for (int64_t i = 0; i < x.numel(); i += 7) p[i] = 0.05f * static_cast<float>(i % 4001 - 2000);  // k * scale / 2: ties
+  p[3] = std::numeric_limits<float>::quiet_NaN();
+  p[5] = std::numeric_limits<float>::infinity();
+  p[9] = -std::numeric_limits<float>::infinity();
+  p[13] = 3e38f;
+  p[15] = -1e30f;
+  p[17] = 8388607.0f;  // beyond the exact-rounding range of the float trick, saturates
+  for (const char* dtype : {"u8", "i8"}) {
+    for (int narrow = 0; narrow < 2; ++narrow) {
+      GraphBuilder g;
+      Value* in = g.input("x", shape);
+      ir::AttributeMap attrs = {{"dtype", std::string(dtype)},
+                                {"scale", std::vector<double>{0.1}},
+                                {"zero_point", std::vector<int64_t>{std::string(dtype) == "u8" ? 131 : -7}}};
+      if (narrow) {
+        attrs["qmin"] = int64_t{std::string(dtype) == "u8" ? 20 : -100};
+        attrs["qmax"] = int64_t{std::string(dtype) == "u8" ? 200 : 90};
+      }
+      Value* q = g.node("quantize", {in}, attrs);
+      g.outputs({q, g.node("dequantize", {q})});
+      INFO(dtype << " narrow " << narrow);
+      check_against_reference(g.graph, {x}, f32_options(), kBitExact);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "builder.h"
 #include "compress/runtime/quant_arith.h"
@@ -248,22 +249,100 @@ std::optional<md_t> same_layout(const md_t& src, dt type) {
   return std::nullopt;
 }
 
+// Runs fn(begin, end) over [0, n) on the OpenMP threads (one chunk each);
+// small tensors stay on the calling thread.
+template <typename Fn>
+void parallel_chunks(int64_t n, Fn&& fn) {
+  if (n < (int64_t{1} << 15)) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = (n + threads - 1) / threads;
+    const int64_t begin = std::min(n, t * chunk), end = std::min(n, begin + chunk);
+    if (begin < end) fn(begin, end);
+  }
+}
+
+// Note [Vectorized quantize]
+// quantize_value() is the contract's executable form but scalar (an isnan
+// branch, a clamp in double). With one scale the loop below computes the
+// same code with float operations the compiler vectorizes: the product
+// x * (1/scale) (one rounding, as the contract), a clamp to
+// [lo - 1, hi + 1] with lo = qmin - zp, hi = qmax - zp (NaN compares false
+// and lands on lo - 1, i.e. qmin, as the contract says; +-Inf saturate),
+// round-half-even by adding and subtracting 1.5 * 2^23 (exact for
+// |v| < 2^22, which the clamp guarantees), a clamp to [lo, hi], and the
+// integer zero point. Values beyond the first clamp saturate to the same
+// code either way. The int8 tests hold it to the reference bit for bit.
+template <typename T>
+inline __attribute__((always_inline)) void quantize_body(const float* x, T* q, int64_t begin, int64_t end, float inv,
+                                                         int32_t zp, float lo, float hi) {
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  for (int64_t i = begin; i < end; ++i) {
+    float v = x[i] * inv;
+    v = v >= lo - 1.0f ? v : lo - 1.0f;
+    v = v <= hi + 1.0f ? v : hi + 1.0f;
+    v = (v + kRound) - kRound;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    q[i] = static_cast<T>(static_cast<int32_t>(v) + zp);
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void quantize_u8(const float* x, uint8_t* q, int64_t begin,
+                                                                              int64_t end, float inv, int32_t zp,
+                                                                              float lo, float hi) {
+  quantize_body(x, q, begin, end, inv, zp, lo, hi);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void quantize_s8(const float* x, int8_t* q, int64_t begin,
+                                                                              int64_t end, float inv, int32_t zp,
+                                                                              float lo, float hi) {
+  quantize_body(x, q, begin, end, inv, zp, lo, hi);
+}
+
 template <typename T>
 void quantize_loop(const float* x, T* q, int64_t n, const ParamIndex& p) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const size_t c = static_cast<size_t>((i / p.inner) % p.dim);
-    q[i] = static_cast<T>(quantize_value(x[i], p.inv_scales[c], p.zero_points[c], p.qmin, p.qmax));
+  if (p.dim == 1) {
+    const int32_t zp = p.zero_points[0];
+    const float lo = static_cast<float>(p.qmin - zp), hi = static_cast<float>(p.qmax - zp);
+    parallel_chunks(n, [&](int64_t begin, int64_t end) {
+      if constexpr (std::is_same_v<T, uint8_t>) {
+        quantize_u8(x, q, begin, end, p.inv_scales[0], zp, lo, hi);
+      } else {
+        quantize_s8(x, q, begin, end, p.inv_scales[0], zp, lo, hi);
+      }
+    });
+    return;
   }
+  parallel_chunks(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const size_t c = static_cast<size_t>((i / p.inner) % p.dim);
+      q[i] = static_cast<T>(quantize_value(x[i], p.inv_scales[c], p.zero_points[c], p.qmin, p.qmax));
+    }
+  });
 }
 
 template <typename T>
 void dequantize_loop(const T* q, float* x, int64_t n, const ParamIndex& p) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const size_t c = static_cast<size_t>((i / p.inner) % p.dim);
-    x[i] = dequantize_value(q[i], p.scales[c], p.zero_points[c]);
+  if (p.dim == 1 && sizeof(T) == 1) {
+    // (float)(q - zp) * scale: q - zp is exact in int32 for 8-bit codes.
+    const int32_t zp = p.zero_points[0];
+    const float scale = p.scales[0];
+    parallel_chunks(n, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) x[i] = static_cast<float>(static_cast<int32_t>(q[i]) - zp) * scale;
+    });
+    return;
   }
+  parallel_chunks(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const size_t c = static_cast<size_t>((i / p.inner) % p.dim);
+      x[i] = dequantize_value(q[i], p.scales[c], p.zero_points[c]);
+    }
+  });
 }
 
 }  // namespace
