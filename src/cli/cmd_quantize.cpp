@@ -16,7 +16,7 @@ namespace compress::cli {
 const CommandDoc kQuantizeDoc = {
     "quantize",
     "post-training int8 quantization with calibration data",
-    "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|percentile] "
+    "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|percentile|mse] "
     "[--keep-f32 LAYER]... [--fake-quant]",
     "Folds batch norms into the preceding conv2d/linear, calibrates activation\n"
     "ranges on the first N samples of the dataset (f32 graph on the reference\n"
@@ -38,7 +38,7 @@ int run_quantize(const std::vector<std::string>& args) {
       ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
       ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
       ("samples", po::value<int64_t>()->default_value(512)->value_name("N"), "calibration samples")
-      ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | percentile")
+      ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | percentile | mse")
       ("calib-backend", po::value<std::string>()->default_value("reference")->value_name("NAME"),
        "backend that runs the f32 graph during calibration")
       ("keep-f32", po::value<std::vector<std::string>>()->composing()->value_name("LAYER"),
@@ -57,8 +57,8 @@ int run_quantize(const std::vector<std::string>& args) {
   ptq.fake_quant = cl.vm()["fake-quant"].as<bool>();
   if (cl.has("keep-f32")) ptq.keep_f32 = cl.vm()["keep-f32"].as<std::vector<std::string>>();
   if (ptq.samples < 1) cl.usage_error(fmt::format("bad --samples {} (use >= 1)", ptq.samples));
-  if (ptq.observer != "minmax" && ptq.observer != "percentile") {
-    cl.usage_error(fmt::format("unknown --observer '{}' (use minmax or percentile)", ptq.observer));
+  if (ptq.observer != "minmax" && ptq.observer != "percentile" && ptq.observer != "mse") {
+    cl.usage_error(fmt::format("unknown --observer '{}' (use minmax, percentile or mse)", ptq.observer));
   }
   eval::DatasetOptions options;
   options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};

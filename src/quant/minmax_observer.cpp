@@ -31,7 +31,8 @@ Expected<Range> MinMaxObserver::range() const {
 Expected<std::unique_ptr<Observer>> make_observer(const std::string& name) {
   if (name == "minmax") return std::unique_ptr<Observer>(std::make_unique<MinMaxObserver>());
   if (name == "percentile") return std::unique_ptr<Observer>(std::make_unique<PercentileObserver>());
-  return invalid_argument("unknown observer '{}' (use minmax or percentile)", name);
+  if (name == "mse") return std::unique_ptr<Observer>(std::make_unique<MseObserver>());
+  return invalid_argument("unknown observer '{}' (use minmax, percentile or mse)", name);
 }
 
 }  // namespace compress::quant

@@ -107,3 +107,27 @@ TEST_CASE("weight params: s8 symmetric per channel, zero channels get the fallba
   ir::Tensor bad = ir::Tensor::from_vector<float>(ir::DType::kF32, {1, 2}, {1.0f, std::nanf("")});
   CHECK_FALSE(weight_params(bad, "bad").has_value());
 }
+
+TEST_CASE("mse observer: no clipping for a uniform distribution, clips a lone outlier") {
+  // Uniform on [0, 1]: clipping only adds error, so the full range wins.
+  std::vector<float> u(20000);
+  for (size_t i = 0; i < u.size(); ++i) u[i] = static_cast<float>(i) / static_cast<float>(u.size() - 1);
+  MseObserver o;
+  o.observe(u.data(), static_cast<int64_t>(u.size()));
+  auto r = o.range();
+  REQUIRE(r.has_value());
+  CHECK(r->min == 0.0f);
+  CHECK(r->max == 1.0f);
+  // The same bulk plus one value at 10: clipping the outlier costs
+  // (10 - hi)^2 / 20001, which only a small cut repays. Computed
+  // independently (Python, same formula and candidates): the minimum is at
+  // a = 0.97, hi = 9.7.
+  u.push_back(10.0f);
+  MseObserver clipped;
+  clipped.observe(u.data(), static_cast<int64_t>(u.size()));
+  auto c = clipped.range();
+  REQUIRE(c.has_value());
+  CHECK(c->max == Approx(9.7f));
+  CHECK(c->min == 0.0f);
+  CHECK(make_observer("mse").value()->name() == "mse");
+}

@@ -16,7 +16,7 @@ namespace compress::quant {
 class PtqPass : public pass::Pass {
  public:
   struct Options {
-    std::string observer = "minmax";  // minmax | percentile
+    std::string observer = "minmax";  // minmax | percentile | mse
     int64_t samples = 512;
     int64_t batch = 64;
     std::string calibration_backend = "reference";
