@@ -70,7 +70,7 @@ bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set
 
 }  // namespace
 
-Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers) {
+Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers, const Int8Options& options) {
   std::map<ir::Value*, ir::Value*> cache;
   std::set<std::string> layer_nodes;
   for (const LayerQuant& l : layers) layer_nodes.insert(l.node);
@@ -87,7 +87,8 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers) {
     if (n->num_inputs() > 2) inputs.push_back(n->input(2));
 
     ir::AttributeMap attrs = n->attrs();
-    const bool pooled = l.output_params && pool_then_quantize(g, out, layer_nodes);
+    const bool pooled =
+        options.pool_before_requantize && l.output_params && pool_then_quantize(g, out, layer_nodes);
     if (l.output_params && !pooled) {
       const ir::QuantParams& o = *l.output_params;
       attrs["out_dtype"] = std::string(ir::dtype_name(o.storage()));

@@ -25,6 +25,7 @@ struct FixtureVariants {
   ir::Graph f32;  // batch norms folded
   ir::Graph int8;
   ir::Graph fake;
+  ir::Graph int8_plain;  // without Note [Requantize after max pooling]
 };
 
 // The fixture, folded, calibrated once on 512 training images, converted
@@ -42,8 +43,11 @@ const FixtureVariants& fixture_variants() {
     const auto nodes = quant::quantizable_nodes(g);
     auto calib = quant::calibrate(g, quant::values_to_observe(g, nodes), *calib_data, opts).value();
     auto layers = quant::plan_layers(g, nodes, calib).value();
-    FixtureVariants v{g.clone(), g.clone(), g.clone()};
+    FixtureVariants v{g.clone(), g.clone(), g.clone(), g.clone()};
     throw_if_error(quant::convert_to_int8(v.int8, layers));
+    quant::Int8Options plain;
+    plain.pool_before_requantize = false;
+    throw_if_error(quant::convert_to_int8(v.int8_plain, layers, plain));
     throw_if_error(quant::convert_to_fake_quant(v.fake, layers));
     return v;
   }();
@@ -90,6 +94,11 @@ TEST_CASE("PTQ fixture: int8 graph on reference and onednn is bit-exact") {
   const ir::Tensor ref = run_graph(v.int8, "reference", x)[0];
   const ir::Tensor dnn = run_graph(v.int8, "onednn", x)[0];
   CHECK(ref.bitwise_equal(dnn));
+  // Pooling the f32 result before requantizing computes the same values as
+  // requantize -> dequantize -> pool -> quantize (monotone quantize).
+  REQUIRE(ir::verify(v.int8_plain).is_ok());
+  CHECK(count_ops(v.int8_plain, "dequantize") == 2);
+  CHECK(run_graph(v.int8_plain, "reference", x)[0].bitwise_equal(ref));
   for (int64_t i = 0; i < ref.numel(); ++i) REQUIRE(std::isfinite(ref.data<float>()[i]));
 }
 

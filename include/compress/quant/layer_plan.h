@@ -43,10 +43,16 @@ std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::ve
 Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                               const CalibrationResult& calibration);
 
+struct Int8Options {
+  // Note [Requantize after max pooling] (int8_conversion.cpp); off gives the
+  // plain u8-output form, which computes the same values (tested).
+  bool pool_before_requantize = true;
+};
+
 // Rewrites `graph` into the deployable int8 graph: quantize (u8) at the
 // boundaries, qconv2d/qlinear with i8 per-channel weights and the f32 bias,
 // dequantize before ops that are not quantized.
-Status convert_to_int8(ir::Graph& graph, const std::vector<LayerQuant>& layers);
+Status convert_to_int8(ir::Graph& graph, const std::vector<LayerQuant>& layers, const Int8Options& options = {});
 
 // Rewrites `graph` into the f32 simulation of the same int8 graph: a
 // fake_quant with the same params at every place the int8 graph quantizes
