@@ -242,3 +242,35 @@ TEST_CASE("PTQ pass: a graph with nothing to quantize is left unchanged; no cali
   REQUIRE_FALSE(missing.has_value());
   CHECK_THAT(missing.status().message(), Catch::Contains("calibration"));
 }
+
+TEST_CASE("calibrate: observed ranges of an input and an intermediate value, over several batches") {
+  // y = relu(x W^T) with W = [[1, 0], [0, -2]]: hand-computable ranges.
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 2}, nullptr}).value();
+  ir::Value* w = g.add_constant("w", ir::Tensor::from_vector<float>(ir::DType::kF32, {2, 2}, std::vector<float>{1, 0, 0, -2}))
+                     .value();
+  ir::Node* fc = g.add_node("linear", {x, w}, {}, "fc").value();
+  ir::Node* relu = g.add_node("relu", {fc->output()}, {}, "relu").value();
+  g.set_outputs({relu->output()});
+  // Samples (x0, x1): (1, 2), (-3, 0.5), (0.25, -4), (2, 1).
+  ir::Tensor samples =
+      ir::Tensor::from_vector<float>(ir::DType::kF32, {4, 2}, std::vector<float>{1, 2, -3, 0.5f, 0.25f, -4, 2, 1});
+  auto data = eval::from_tensor(samples, {}, "four").value();
+  quant::CalibrationOptions opts;
+  opts.batch = 3;  // batches of 3 and 1
+  opts.progress = false;
+  auto r = quant::calibrate(g, {"x", "fc", "relu"}, *data, opts);
+  REQUIRE(r.has_value());
+  CHECK(r->samples == 4);
+  CHECK(r->ranges.at("x").min == -4.0f);
+  CHECK(r->ranges.at("x").max == 2.0f);
+  // fc = (x0, -2 x1): x0 in [-3, 2], -2 x1 in [-4, 8].
+  CHECK(r->ranges.at("fc").min == -4.0f);
+  CHECK(r->ranges.at("fc").max == 8.0f);
+  CHECK(r->ranges.at("relu").min == 0.0f);
+  CHECK(r->ranges.at("relu").max == 8.0f);
+  CHECK(g.outputs().size() == 1);  // the graph itself is untouched
+  opts.samples = 2;
+  CHECK(quant::calibrate(g, {"x"}, *data, opts)->ranges.at("x").min == -3.0f);
+  CHECK_FALSE(quant::calibrate(g, {"nope"}, *data, opts).has_value());
+}
