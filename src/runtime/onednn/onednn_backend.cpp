@@ -154,8 +154,16 @@ class OnednnPlanImpl final : public OnednnPlan {
     plan->input_shapes = shapes;
     BuildConfig config{options_, threads_};
     Builder builder(prepared_, config, weights_, *plan);
-    COMPRESS_RETURN_IF_ERROR(builder.build().with_context("onednn backend"));
-    COMPRESS_RETURN_IF_ERROR(plan->finalize().with_context("onednn backend"));
+    // Emitters turn oneDNN's refusals into fallbacks; anything oneDNN throws
+    // beyond those (creating a primitive's code, binding memory) is an error
+    // of this compile, not an exception out of the Backend interface.
+    try {
+      COMPRESS_RETURN_IF_ERROR(builder.build().with_context("onednn backend"));
+      COMPRESS_RETURN_IF_ERROR(plan->finalize().with_context("onednn backend"));
+    } catch (const dnnl::error& e) {
+      return make_error(StatusCode::kInternal, "onednn backend: oneDNN failed while building the plan for inputs {}: {}",
+                        shapes_text(shapes), e.what());
+    }
     OnednnPlanReport& r = plan->report;
     r.input_shapes = shapes;
     r.compute = options_.compute;
