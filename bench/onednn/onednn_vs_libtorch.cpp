@@ -1,8 +1,18 @@
-// Benchmark: the onednn backend (f32, bf16) against LibTorch's frozen TorchScript on the same model, inputs and
-// threads.
+// Benchmark: the onednn backend (f32, bf16, int8) against LibTorch's frozen TorchScript and PyTorch's FX int8
+// on the same model, inputs and threads.
 //
 //   bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2]
-//                            [--rounds 5] [--iters 10] [--append bench/RESULTS.md]
+//                            [--rounds 5] [--iters 10] [--calib 8] [--append bench/RESULTS.md]
+//                            [--fx-script bench/onednn/fx_int8.py] [--python /usr/bin/python3] [--no-fx]
+//
+// "compress onednn int8": the imported graph with batch norms folded and
+// quant.ptq applied in process (minmax observer: per-tensor u8 activations,
+// per-channel s8 weights), calibrated on --calib random N(0,1) inputs of the
+// benchmark's input shape, compiled by the onednn backend.
+// "PyTorch FX int8": fx_int8.py (FX graph-mode PTQ, default qconfig mapping
+// of the onednn quantized engine, same number of calibration inputs, traced
+// and frozen), run as a child process once between the interleaved rounds
+// for rounds x iters runs; the model's architecture is the file's stem.
 //
 // Every variant runs in the same process on the same input, interleaved run
 // by run (rounds x iters runs each), so load from other processes on a
@@ -17,6 +27,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,7 +39,11 @@
 #include <string>
 #include <vector>
 
+#include "compress/eval/dataset.h"
+#include "compress/pass/pass_manager.h"
+#include "compress/quant/ptq_pass.h"
 #include "compress/runtime/onednn.h"
+#include "compress/transforms/fold_batch_norm.h"
 #include "compress/support/threads.h"
 #include "compress/torch/import.h"
 
@@ -45,6 +60,10 @@ struct Args {
   int threads = 2;
   int rounds = 5;
   int iters = 10;
+  int calib = 8;
+  bool fx = true;
+  std::string fx_script = "bench/onednn/fx_int8.py";
+  std::string python = "/usr/bin/python3";
   std::string append;
   std::string command;
 };
@@ -82,6 +101,14 @@ Args parse(int argc, char** argv) {
       a.rounds = std::stoi(next());
     } else if (s == "--iters") {
       a.iters = std::stoi(next());
+    } else if (s == "--calib") {
+      a.calib = std::stoi(next());
+    } else if (s == "--fx-script") {
+      a.fx_script = next();
+    } else if (s == "--python") {
+      a.python = next();
+    } else if (s == "--no-fx") {
+      a.fx = false;
     } else if (s == "--append") {
       a.append = next();
     } else if (!s.empty() && s[0] == '-') {
@@ -121,6 +148,57 @@ double load_average() {
   return l;
 }
 
+// The number after "key": in a flat JSON object (NaN if absent).
+double json_number(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(json.c_str() + at + key.size() + 3, nullptr);
+}
+
+std::string json_string(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\": \"");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + key.size() + 5;
+  const size_t end = json.find('"', begin);
+  return end == std::string::npos ? "" : json.substr(begin, end - begin);
+}
+
+struct FxResult {
+  bool ok = false;
+  double p50 = 0, p90 = 0, min = 0;
+  std::string engine;
+  std::string error;
+};
+
+FxResult run_fx(const Args& args, const std::string& path, const std::string& arch, int64_t batch) {
+  const std::string command =
+      fmt::format("'{}' '{}' '{}' --arch {} --batch {} --size {} --threads {} --runs {} --calib {} 2>&1", args.python,
+                  args.fx_script, path, arch, batch, args.size, args.threads, args.rounds * args.iters, args.calib);
+  FxResult r;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    r.error = "popen failed: " + command;
+    return r;
+  }
+  std::string output;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) output += buf;
+  const int status = pclose(pipe);
+  const size_t line = output.rfind("{\"p50_ms\"");
+  if (status != 0 || line == std::string::npos) {
+    r.error = fmt::format("'{}' failed (status {}): {}", command, status, output);
+    return r;
+  }
+  const std::string json = output.substr(line);
+  r.p50 = json_number(json, "p50_ms");
+  r.p90 = json_number(json, "p90_ms");
+  r.min = json_number(json, "min_ms");
+  r.engine = json_string(json, "engine");
+  r.ok = std::isfinite(r.p50);
+  if (!r.ok) r.error = "no p50_ms in: " + output;
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,8 +213,9 @@ int main(int argc, char** argv) {
   set_num_threads(args.threads);
   const double load_before = load_average();
   std::string table =
-      fmt::format("| model | batch | variant | p50 ms | p90 ms | min ms | p50 / torch frozen | first run ms |\n");
-  table += "|---|---|---|---|---|---|---|---|\n";
+      fmt::format("| model | batch | variant | p50 ms | p90 ms | min ms | p50 / torch frozen | p50 / FX int8 | first run ms |\n");
+  table += "|---|---|---|---|---|---|---|---|---|\n";
+  std::string notes;
   for (const std::string& path : args.models) {
     const std::string name = std::filesystem::path(path).stem().string();
     ::torch::jit::Module module = ::torch::jit::load(path);
@@ -183,11 +262,70 @@ int main(int argc, char** argv) {
                             {},
                             first});
       }
+      {
+        // int8: fold batch norms, then quant.ptq calibrated on args.calib random inputs of this shape.
+        ir::Graph int8_graph = graph->clone();
+        std::vector<int64_t> calib_shape = shape;
+        calib_shape[0] = batch * args.calib;
+        ir::Tensor samples = ir::Tensor::zeros(ir::DType::kF32, calib_shape).value();
+        std::mt19937 calib_gen(11);
+        for (int64_t i = 0; i < samples.numel(); ++i) samples.data<float>()[i] = dist(calib_gen);
+        auto data = eval::from_tensor(std::move(samples), {}, "random N(0,1)");
+        if (!data.has_value()) {
+          std::fprintf(stderr, "%s\n", data.status().to_string().c_str());
+          return 1;
+        }
+        quant::PtqPass::Options ptq;
+        ptq.observer = "minmax";
+        ptq.samples = batch * args.calib;
+        ptq.batch = batch;
+        ptq.calibration_backend = "onednn";
+        pass::PassManager pipeline;
+        pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
+        pipeline.add(std::make_unique<quant::PtqPass>(ptq));
+        pass::PassContext context;
+        context.calibration = data->get();
+        context.progress = false;
+        context.threads = args.threads;
+        const auto q0 = Clock::now();
+        auto results = pipeline.run(int8_graph, context);
+        if (!results.has_value()) {
+          std::fprintf(stderr, "%s\n", results.status().to_string().c_str());
+          return 1;
+        }
+        const double quantize_ms = std::chrono::duration<double, std::milli>(Clock::now() - q0).count();
+        runtime::OnednnOptions options;
+        options.threads = args.threads;
+        const auto t0 = Clock::now();
+        auto plan = runtime::make_onednn_backend(options)->compile(int8_graph);
+        if (!plan.has_value()) {
+          std::fprintf(stderr, "%s\n", plan.status().to_string().c_str());
+          return 1;
+        }
+        runtime::ExecutionPlan* p = plan->get();
+        if (!p->run({input}).has_value()) return 1;
+        const double first = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        std::string fallbacks;
+        if (auto* onednn = dynamic_cast<runtime::OnednnPlan*>(p)) {
+          for (const runtime::OnednnFallback& f : onednn->fallbacks()) fallbacks += " " + f.node + " (" + f.op + ")";
+        }
+        const std::string note = fmt::format(
+            "- {} batch {}: int8 graph: {} layers quantized, {} calibration samples ({} inputs of [{}, 3, {}, {}]) "
+            "in {:.0f} ms; reference fallbacks:{}\n",
+            name, batch, results->back().second.layers.size(), batch * args.calib, args.calib, batch, args.size,
+            args.size, quantize_ms, fallbacks.empty() ? std::string(" none") : fallbacks);
+        std::fputs(note.c_str(), stdout);
+        notes += note;
+        plans.push_back(std::move(*plan));
+        variants.push_back({"compress onednn int8", [p, &input] { (void)p->run({input}); }, {}, first});
+      }
       for (Variant& v : variants) v.run();  // warm-up (first LibTorch runs profile and optimize)
       for (Variant& v : variants) v.run();
       // One run of each variant in turn: a burst of load from elsewhere
       // lands on all of them, not on whichever was being timed.
+      FxResult fx;
       for (int r = 0; r < args.rounds * args.iters; ++r) {
+        if (args.fx && r == (args.rounds / 2) * args.iters) fx = run_fx(args, path, name, batch);
         for (Variant& v : variants) {
           const auto t0 = Clock::now();
           v.run();
@@ -195,11 +333,24 @@ int main(int argc, char** argv) {
         }
       }
       const double base = percentile(variants[0].ms, 0.5);
+      auto fx_ratio = [&](double p50) { return fx.ok ? fmt::format("{:.2f}", p50 / fx.p50) : std::string("-"); };
       for (const Variant& v : variants) {
         const double p50 = percentile(v.ms, 0.5);
-        const std::string line = fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {} |\n", name, batch,
-                                             v.name, p50, percentile(v.ms, 0.9), percentile(v.ms, 0.0), p50 / base,
+        const std::string line = fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {} | {} |\n", name,
+                                             batch, v.name, p50, percentile(v.ms, 0.9), percentile(v.ms, 0.0),
+                                             p50 / base, fx_ratio(p50),
                                              v.first_ms > 0 ? fmt::format("{:.0f}", v.first_ms) : std::string("-"));
+        std::fputs(line.c_str(), stdout);
+        std::fflush(stdout);
+        table += line;
+      }
+      if (args.fx) {
+        const std::string line =
+            fx.ok ? fmt::format("| {} | {} | PyTorch FX int8 ({} engine{}) | {:.2f} | {:.2f} | {:.2f} | {:.2f} | 1.00 | - |\n",
+                                name, batch, fx.engine, fx.engine == "onednn" ? "" : ", onednn engine not available",
+                                fx.p50, fx.p90, fx.min, fx.p50 / base)
+                  : fmt::format("| {} | {} | PyTorch FX int8 | failed | - | - | - | - | - |\n", name, batch);
+        if (!fx.ok) std::fprintf(stderr, "PyTorch FX int8: %s\n", fx.error.c_str());
         std::fputs(line.c_str(), stdout);
         std::fflush(stdout);
         table += line;
@@ -211,10 +362,10 @@ int main(int argc, char** argv) {
       "- Date: {}\n- Machine: {} ({}), {} threads; load average {:.1f} before, {:.1f} after (shared machine)\n"
       "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}]; {} x {} runs per variant, "
       "interleaved run by run\n"
-      "- Command (Release build):\n\n```\n{}\n```\n\n{}",
+      "- Command (Release build):\n\n```\n{}\n```\n\n{}\n{}",
       now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before, load_average(),
       runtime::onednn_runtime_info(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
-      args.size, args.size, args.rounds, args.iters, args.command, table);
+      args.size, args.size, args.rounds, args.iters, args.command, notes, table);
   std::printf("%s", section.c_str());
   if (!args.append.empty()) {
     std::ofstream out(args.append, std::ios::app);
