@@ -11,12 +11,6 @@ using ir::Node;
 using ir::Value;
 constexpr StatusCode kUnsup = StatusCode::kUnsupported;
 
-std::vector<std::string> names(const Group& g) {
-  std::vector<std::string> out;
-  for (const Node* n : g.nodes()) out.push_back(n->name());
-  return out;
-}
-
 }  // namespace
 
 Expected<std::vector<EltwiseSpec>> eltwise_spec(const Node& node) {
@@ -162,7 +156,7 @@ Status emit_conv(Builder& b, const Group& g) {
   }
   OnednnStep info;
   info.kind = "convolution";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("{} -> {}, weights {}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()),
                             describe_md(pd.weights_desc()));
   COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, pd.dst_desc(), {src}, &info.detail));
@@ -216,7 +210,7 @@ Status emit_linear(Builder& b, const Group& g) {
   }
   OnednnStep info;
   info.kind = "inner_product";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("{} x weights {}", describe_md(src_md), describe_md(pd.weights_desc()));
   COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, plain_md(g.output()->shape(), cdt), {src}, &info.detail));
   const std::string posts_text = post_summary(g);
@@ -267,7 +261,7 @@ Status emit_matmul(Builder& b, const Group& g) {
   }
   OnednnStep info;
   info.kind = "matmul";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("{} x {}", describe_md(a_md), describe_md(pd.weights_desc()));
   COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, dst_md, reads, &info.detail));
   const std::string posts_text = post_summary(g);

@@ -17,12 +17,6 @@ using ir::Node;
 using ir::Value;
 constexpr StatusCode kUnsup = StatusCode::kUnsupported;
 
-std::vector<std::string> names(const Group& g) {
-  std::vector<std::string> out;
-  for (const Node* n : g.nodes()) out.push_back(n->name());
-  return out;
-}
-
 int64_t normalize_axis(int64_t axis, size_t rank) { return axis < 0 ? axis + static_cast<int64_t>(rank) : axis; }
 
 dims_t plain_strides(const ir::Shape& shape) {
@@ -119,7 +113,7 @@ Status emit_concat(Builder& b, const Group& g) {
   args.push_back({DNNL_ARG_DST, dst, {}});
   OnednnStep info;
   info.kind = "concat";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("{} inputs along axis {} -> {}", srcs.size(), axis, describe_md(pd.dst_desc()));
   b.add_primitive(dnnl::concat(pd), pd, args, {}, info);
   return Status::ok();
@@ -380,7 +374,7 @@ Status emit_quantize(Builder& b, const Group& g) {
   };
   OnednnStep info;
   info.kind = "native";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("quantize f32 -> {} (exact contract), {}", ir::dtype_name(out->dtype()),
                             describe_md(b.stored(dst).md));
   b.add_function(fn, {src}, {dst}, info);
@@ -419,7 +413,7 @@ Status emit_dequantize(Builder& b, const Group& g) {
   };
   OnednnStep info;
   info.kind = "native";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail =
       fmt::format("dequantize {} -> f32 (exact contract), {}", ir::dtype_name(t), describe_md(b.stored(dst).md));
   b.add_function(fn, {src}, {dst}, info);
@@ -461,7 +455,7 @@ Status emit_embedding(Builder& b, const Group& g) {
   };
   OnednnStep info;
   info.kind = "native";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("embedding gather {} rows of {}", count, width);
   b.add_function(fn, {src, tab}, {dst}, info);
   return Status::ok();

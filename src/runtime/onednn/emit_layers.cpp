@@ -11,12 +11,6 @@ using ir::Node;
 using ir::Value;
 constexpr StatusCode kUnsup = StatusCode::kUnsupported;
 
-std::vector<std::string> names(const Group& g) {
-  std::vector<std::string> out;
-  for (const Node* n : g.nodes()) out.push_back(n->name());
-  return out;
-}
-
 dnnl::primitive_attr scratch_attr() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -67,7 +61,7 @@ Status emit_eltwise(Builder& b, const Group& g) {
   for (auto& pd : pds) {
     OnednnStep info;
     info.kind = "eltwise";
-    info.nodes = names(g);
+    info.nodes = g.node_names();
     info.detail = fmt::format("{} {}{}", n.op(), describe_md(md), src == dst ? " in place" : "");
     b.add_primitive(dnnl::eltwise_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, {}, info);
     src = dst;
@@ -151,7 +145,7 @@ Status emit_binary(Builder& b, const Group& g) {
   args.push_back({DNNL_ARG_DST, dst, {}});
   OnednnStep info;
   info.kind = "binary";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("{} {} with {}{}", op, describe_md(md0), describe_md(md1), src0 == dst ? " in place" : "");
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
@@ -215,7 +209,7 @@ Status emit_pool(Builder& b, const Group& g) {
   const int dst = b.new_stored(g.output(), pd.dst_desc());
   OnednnStep info;
   info.kind = "pooling";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("{} {} -> {}", op, describe_md(src_md), describe_md(pd.dst_desc()));
   b.add_primitive(dnnl::pooling_v2_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, {}, info);
   return Status::ok();
@@ -253,7 +247,7 @@ Status emit_batch_norm(Builder& b, const Group& g) {
   const int dst = destination(b, g.output(), src, md, {});
   OnednnStep info;
   info.kind = "batch_normalization";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("{}{}", describe_md(md), g.posts.empty() ? "" : "; fused relu");
   b.add_primitive(dnnl::batch_normalization_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed,
                   info);
@@ -306,7 +300,7 @@ Status emit_layer_norm(Builder& b, const Group& g) {
   }
   OnednnStep info;
   info.kind = "layer_normalization";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = describe_md(md);
   b.add_primitive(dnnl::layer_normalization_forward(pd), pd, args, fixed, info);
   return Status::ok();
@@ -330,7 +324,7 @@ Status emit_softmax(Builder& b, const Group& g) {
   const int dst = destination(b, g.output(), src, md, {});
   OnednnStep info;
   info.kind = "softmax";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("axis {} of {}", axis, describe_md(md));
   b.add_primitive(dnnl::softmax_v2_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, {}, info);
   return Status::ok();
@@ -359,7 +353,7 @@ Status emit_reduce_mean(Builder& b, const Group& g) {
   const int dst = b.new_stored(g.output(), plain_md(g.output()->shape(), src_md.data_type()));
   OnednnStep info;
   info.kind = "reduction";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("mean {} -> {}", describe_md(src_md), describe_md(dst_md));
   b.add_primitive(dnnl::reduction(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, dst_md}}, {}, info);
   return Status::ok();

@@ -177,12 +177,6 @@ Status check_bias(const Value* bias, int64_t channels) {
   return Status::ok();
 }
 
-std::vector<std::string> names(const Group& g) {
-  std::vector<std::string> out;
-  for (const Node* n : g.nodes()) out.push_back(n->name());
-  return out;
-}
-
 // Fixed arguments for a bias: the f32 binary post-op operand or oneDNN's s32 bias.
 Status add_bias(Builder& b, const Value* bias, const QuantAttr& qa, const md_t& s32_bias_md,
                 std::vector<std::pair<int, dnnl::memory>>* fixed) {
@@ -241,7 +235,7 @@ Status emit_qconv(Builder& b, const Group& g) {
   const int dst = b.new_stored(g.output(), pd.dst_desc());
   OnednnStep info;
   info.kind = "convolution";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("int8 {} -> {}, weights {}; {}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()),
                             describe_md(pd.weights_desc()), qa.detail);
   const std::string posts_text = post_summary(g);
@@ -288,7 +282,7 @@ Status emit_qlinear(Builder& b, const Group& g) {
   const int dst = b.new_stored(g.output(), plain_md(g.output()->shape(), oq.type));
   OnednnStep info;
   info.kind = "matmul";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("int8 {} x weights {}; {}", describe_md(src_md), describe_md(pd.weights_desc()), qa.detail);
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
@@ -327,7 +321,7 @@ Status emit_qmatmul(Builder& b, const Group& g) {
   const int dst = b.new_stored(g.output(), dst_md);
   OnednnStep info;
   info.kind = "matmul";
-  info.nodes = names(g);
+  info.nodes = g.node_names();
   info.detail = fmt::format("int8 {} x {}; {}", describe_md(a_md), describe_md(w_md), qa.detail);
   b.add_primitive(dnnl::matmul(pd), pd,
                   {{DNNL_ARG_SRC, src, a_md}, {DNNL_ARG_WEIGHTS, wid, w_md}, {DNNL_ARG_DST, dst, {}}}, {}, info);

@@ -146,6 +146,12 @@ std::vector<const ir::Node*> Group::nodes() const {
   return all;
 }
 
+std::vector<std::string> Group::node_names() const {
+  std::vector<std::string> out;
+  for (const ir::Node* n : nodes()) out.push_back(n->name());
+  return out;
+}
+
 Expected<PreparedGraph> prepare_graph(const ir::Graph& source, bool fuse) {
   PreparedGraph prepared;
   prepared.graph = source.clone();

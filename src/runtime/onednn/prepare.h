@@ -24,6 +24,7 @@ struct Group {
   ir::Value* residual = nullptr;
   ir::Value* output() const { return (posts.empty() ? main : posts.back())->output(0); }
   std::vector<const ir::Node*> nodes() const;
+  std::vector<std::string> node_names() const;  // for plan reports
 };
 
 struct PreparedGraph {
