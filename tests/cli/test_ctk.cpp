@@ -191,7 +191,7 @@ TEST_CASE("inspect of a bad file exits 1 naming the file", "[cli]") {
   CHECK(r.out.empty());
 }
 
-TEST_CASE("inspect prints the summary and table; --ir prints the graph", "[cli]") {
+TEST_CASE("inspect prints the summary and table - --ir prints the graph", "[cli]") {
   TempDir dir;
   const std::string model = save_tiny_model(dir);
   const Run r = ctk({"inspect", model});

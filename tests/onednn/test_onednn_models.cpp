@@ -81,7 +81,7 @@ void check_model(const std::string& name, bool also_bf16) {
 
 }  // namespace
 
-TEST_CASE("torchvision CNNs match the reference (f32; resnet18 and mobilenet_v2 in bf16 too)", "[onednn][models]") {
+TEST_CASE("torchvision CNNs match the reference (f32 - resnet18 and mobilenet_v2 in bf16 too)", "[onednn][models]") {
   for (const char* name : {"resnet18", "mobilenet_v2"}) check_model(name, true);
   for (const char* name : {"resnet50", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_1", "shufflenet_v2_x1_0",
                            "densenet121", "vgg11_bn", "regnet_y_400mf", "googlenet"}) {

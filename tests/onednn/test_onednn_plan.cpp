@@ -111,7 +111,7 @@ TEST_CASE("conv + add + relu: the residual add is a sum post-op written in place
   }
 }
 
-TEST_CASE("linear + gelu is one inner product; a residual add after a linear is a sum post-op", "[onednn][fusion]") {
+TEST_CASE("linear + gelu is one inner product - a residual add after a linear is a sum post-op", "[onednn][fusion]") {
   GraphBuilder g;
   Value* x = g.input("x", {2, 6, 32});
   Value* h =

@@ -214,7 +214,7 @@ TEST_CASE("qlinear is bit-exact: 2-D and 3-D inputs, per-channel weights, biases
   }
 }
 
-TEST_CASE("qmatmul is bit-exact with zero points on both operands; a u8 second operand falls back", "[onednn][int8]") {
+TEST_CASE("qmatmul is bit-exact with zero points on both operands - a u8 second operand falls back", "[onednn][int8]") {
   {
     GraphBuilder g;
     auto aq = per_tensor(DType::kU8, 0.03f, 7);

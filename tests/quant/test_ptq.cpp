@@ -197,7 +197,7 @@ TEST_CASE("PTQ pass: zero-range weights and NaN calibration samples give finite 
   }
 }
 
-TEST_CASE("PTQ pass: keep_f32 leaves named layers in f32; an unknown name is an error") {
+TEST_CASE("PTQ pass: keep_f32 leaves named layers in f32 - an unknown name is an error") {
   ir::Graph g;
   ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 6}, nullptr}).value();
   ir::Node* a = g.add_node("linear", {x, g.add_constant("a.weight", random_tensor({5, 6}, 1)).value()}, {}, "a").value();
@@ -224,7 +224,7 @@ TEST_CASE("PTQ pass: keep_f32 leaves named layers in f32; an unknown name is an 
   CHECK_THAT(bad.status().message(), Catch::Contains("nope"));
 }
 
-TEST_CASE("PTQ pass: a graph with nothing to quantize is left unchanged; no calibration data is an error") {
+TEST_CASE("PTQ pass: a graph with nothing to quantize is left unchanged - no calibration data is an error") {
   ir::Graph g;
   ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, 4}, nullptr}).value();
   ir::Node* relu = g.add_node("relu", {x}, {}, "relu").value();

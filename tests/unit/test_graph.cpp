@@ -88,7 +88,7 @@ TEST_CASE("shape inference for conv, pooling and matmul follows PyTorch") {
   CHECK_FALSE(g.add_node("reshape", {x}, {{"shape", std::vector<int64_t>{7, -1}}}, "bad").has_value());
 }
 
-TEST_CASE("quantize produces a quantized value type; qconv2d checks its operands") {
+TEST_CASE("quantize produces a quantized value type - qconv2d checks its operands") {
   Graph g;
   Value* x = g.add_input("x", ValueType{DType::kF32, {1, 3, 4, 4}, nullptr}).value();
   Node* q = g.add_node("quantize", {x},
