@@ -43,7 +43,9 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
 // the pool runs on it, and the quantize that the next layer needs anyway
 // produces exactly the u8 values the u8-output-then-pool graph would. A fused
 // ReLU is still exact: its output range starts at 0, so zero_point = 0 = qmin
-// and that quantize clamps negatives to 0. This saves a dequantize of the
+// and that quantize clamps negatives to 0; a fused ReLU6/clamp(0, M) too
+// (Note [Fusing ReLU6 and clamp(0, M)], layer_plan.cpp: quantize(M) == 255,
+// and the activation is monotone). This saves a dequantize of the
 // largest activations and keeps the graph bit-identical in what it computes.
 bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set<std::string>& layer_nodes) {
   std::function<bool(const ir::Value*)> only_feeds_layers = [&](const ir::Value* v) {

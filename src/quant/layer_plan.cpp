@@ -2,9 +2,12 @@
 #include "compress/quant/layer_plan.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <optional>
 
 #include "compress/quant/scheme.h"
+#include "compress/runtime/quant_arith.h"
 
 namespace compress::quant {
 namespace {
@@ -25,12 +28,59 @@ bool is_graph_output(const ir::Graph& g, const ir::Value* v) {
   return false;
 }
 
-// The ReLU to fuse into `n`'s output, if it is the output's only user.
-const ir::Node* fusable_relu(const ir::Graph& g, const ir::Node& n) {
+// Note [Fusing ReLU6 and clamp(0, M)]
+// relu6 and clamp(min = 0, max = M) after a quantized layer are fused like
+// ReLU: the layer's u8 output gets zero point 0 = qmin and params from the
+// observed range of the activation's OUTPUT (within [0, M]; the range max is
+// also capped at M), and the activation node is dropped. This is exact, i.e.
+// quantize(y) == quantize(act(y)) for every f32 y, where quantize(x) =
+// clamp(nearbyint(x * (1/s)), 0, 255) (the contract's rounding, zp 0):
+// - y < 0:       act(y) = 0, quantize(0) = 0, and quantize(y) <= quantize(0)
+//                because quantize is monotone, so both clamp to 0;
+// - 0 <= y <= M: act(y) = y;
+// - y > M:       act(y) = M, and quantize(y) >= quantize(M) by monotonicity,
+//                so both are 255 PROVIDED quantize(M) == 255, i.e. 255*s <= M
+//                (up to rounding: nearbyint(M * (1/s)) >= 255).
+// The provided-clause is checked on the final params (exact_upper_bound). An
+// observed max below M gives a smaller s and keeps it; it fails only when
+// the scale fallback of a zero-width range (s = 1, Note [Scale fallbacks])
+// applies, and then the params for [0, M] are used instead, which satisfy it
+// by construction (fusable_activation only accepts M with M/255 a normal
+// scale). So the int8 graph computes quantize(act(y)) exactly, which is what
+// the fake-quant twin computes (it keeps the activation and fake-quantizes
+// its output with the same params). The same argument keeps Note [Requantize
+// after max pooling] exact: act is monotone, so it commutes with max.
+struct FusedActivation {
+  const ir::Node* node = nullptr;
+  float upper = INFINITY;  // M of relu6 (6) / clamp; +inf for relu
+};
+
+// quantize(upper) == qmax with zero point qmin: clamping at qmax is the clamp at upper.
+bool exact_upper_bound(const ir::QuantParams& p, float upper) {
+  if (std::isinf(upper)) return p.zero_points()[0] == p.qmin();
+  return p.zero_points()[0] == p.qmin() &&
+         runtime::quantize_value(upper, runtime::quant_inv_scale(p.scales()[0]), p.zero_points()[0], p.qmin(),
+                                 p.qmax()) == p.qmax();
+}
+
+// The relu / relu6 / clamp(0, M) to fuse into `n`'s output, if it is the output's only user.
+std::optional<FusedActivation> fusable_activation(const ir::Graph& g, const ir::Node& n) {
   const ir::Value* out = n.output();
-  if (out->uses().size() != 1 || is_graph_output(g, out)) return nullptr;
+  if (out->uses().size() != 1 || is_graph_output(g, out)) return std::nullopt;
   const ir::Node* user = out->uses()[0].user;
-  return user->op() == "relu" ? user : nullptr;
+  if (user->op() == "relu") return FusedActivation{user, INFINITY};
+  if (user->op() == "relu6") return FusedActivation{user, 6.0f};
+  if (user->op() == "clamp") {
+    const double lo = user->attr_float("min"), hi = user->attr_float("max");
+    if (lo != 0.0 || !(hi > 0.0)) return std::nullopt;
+    if (std::isinf(hi)) return FusedActivation{user, INFINITY};
+    // M must be an f32 whose [0, M] scale is a normal scale (no fallback):
+    // then activation_params({0, M}) meets exact_upper_bound.
+    const float m = static_cast<float>(hi);
+    if (static_cast<double>(m) != hi || !(m / 255.0f >= kMinScale)) return std::nullopt;
+    return FusedActivation{user, m};
+  }
+  return std::nullopt;
 }
 
 // Ops whose outputs are a selection or rearrangement of their input values.
@@ -57,8 +107,8 @@ std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::ve
     const ir::Node* n = graph.find_node(name);
     if (n == nullptr) continue;
     add(n->input(0)->name());
-    const ir::Node* relu = fusable_relu(graph, *n);
-    add(relu != nullptr ? relu->output()->name() : n->output()->name());
+    const auto act = fusable_activation(graph, *n);
+    add(act ? act->node->output()->name() : n->output()->name());
   }
   return out;
 }
@@ -76,8 +126,8 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
   for (const std::string& name : nodes) {
     const ir::Node* n = graph.find_node(name);
     if (n == nullptr || !quantizable(*n)) return invalid_argument("quant: '{}' is not a quantizable conv2d/linear", name);
-    const ir::Node* relu = fusable_relu(graph, *n);
-    const ir::Value* out = relu != nullptr ? relu->output() : n->output();
+    const auto act = fusable_activation(graph, *n);
+    const ir::Value* out = act ? act->node->output() : n->output();
 
     const ir::Value* source = n->input(0);
     while (source->producer() != nullptr && moves_values(*source->producer())) source = source->producer()->input(0);
@@ -93,9 +143,19 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
     std::optional<ir::QuantParams> out_params;
     if (!is_graph_output(graph, out)) {
       COMPRESS_ASSIGN_OR_RETURN(Range r, observed(out->name()));
+      if (act) {  // Note [Fusing ReLU6 and clamp(0, M)]
+        r.min = std::max(r.min, 0.0f);
+        r.max = std::min(r.max, act->upper);
+      }
       COMPRESS_ASSIGN_OR_RETURN(out_params, activation_params(r, out->name()));
+      if (act && !exact_upper_bound(*out_params, act->upper)) {
+        COMPRESS_ASSIGN_OR_RETURN(out_params, activation_params(Range{0.0f, act->upper}, out->name()));
+        if (!exact_upper_bound(*out_params, act->upper)) {
+          return make_error(StatusCode::kInternal, "quant: fused '{}' on '{}' is not exact on its output params", act->node->op(), name);
+        }
+      }
     }
-    layers.push_back(LayerQuant{name, relu != nullptr ? relu->name() : std::string(), n->input(0)->name(), out->name(),
+    layers.push_back(LayerQuant{name, act ? act->node->name() : std::string(), n->input(0)->name(), out->name(),
                                 *input_params, std::move(w_params), std::move(out_params)});
     // reserve() above keeps this pointer valid while the vector grows.
     if (layers.back().output_params) by_output[out] = &layers.back();

@@ -15,9 +15,9 @@ namespace compress::quant {
 // of the graph it was made for (the int8 and the fake-quant variant).
 struct LayerQuant {
   std::string node;            // the conv2d/linear
-  std::string relu;            // a ReLU fused into the output range ("" if none)
+  std::string relu;            // a relu/relu6/clamp(0, M) fused into the output range ("" if none)
   std::string input;           // the f32 value the layer reads
-  std::string output;          // the value the layer's result replaces (the ReLU's output when fused)
+  std::string output;          // the value the layer's result replaces (the activation's output when fused)
   ir::QuantParams input_params;
   ir::QuantParams weight_params;
   std::optional<ir::QuantParams> output_params;  // u8 requantized output; nullopt: f32 output
@@ -27,13 +27,17 @@ struct LayerQuant {
 std::vector<std::string> quantizable_nodes(const ir::Graph& graph);
 
 // The values calibration must observe for `nodes`: each input and each
-// (ReLU-fused) output.
+// (activation-fused) output.
 std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::vector<std::string>& nodes);
 
 // Note [PTQ boundaries]
 // - A ReLU that is the only user of a layer's output is fused: the output is
 //   requantized with zero point 0 over [0, max] (the observed ReLU output
-//   widened to include 0), so clamping at qmin = 0 is the ReLU.
+//   widened to include 0), so clamping at qmin = 0 is the ReLU. relu6 and
+//   clamp(min = 0, max = M) are fused the same way, with the range max
+//   capped at M (6) and params for which quantize(M) == qmax, so clamping
+//   at qmax is the clamp at M (Note [Fusing ReLU6 and clamp(0, M)],
+//   layer_plan.cpp).
 // - A layer output that is a graph output stays f32 (out_dtype f32); every
 //   other output is requantized to u8 over its observed range.
 // - A layer input reached from another layer's u8 output through ops that
