@@ -22,8 +22,9 @@ const CommandDoc kQuantizeDoc = {
     "ranges on the first N samples of the dataset (f32 graph on the reference\n"
     "backend, or --calib-backend onednn) and writes the int8 graph: u8\n"
     "asymmetric activations per tensor, s8 symmetric weights per output channel,\n"
-    "f32 bias, ReLU fused into the output range, f32 logits. It runs on the\n"
-    "onednn and reference backends with identical results. --fake-quant writes\n"
+    "f32 bias, a following ReLU, ReLU6 or clamp(0, M) fused into the output\n"
+    "range, f32 logits. It runs on the onednn and reference backends with\n"
+    "identical results. --fake-quant writes\n"
     "the f32 simulation of the same int8 graph instead (fake_quant nodes with\n"
     "the same params; see docs/quantization.md). Datasets as for ctk eval.",
     "  ctk quantize fashion_cnn.cmf fashion_int8.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353\n"
@@ -96,7 +97,7 @@ int run_quantize(const std::vector<std::string>& args) {
                              s.at("weight_scale_max"),
                              s.count("output_scale") ? fmt::format(", out scale {:.6g}", s.at("output_scale"))
                                                      : std::string(", f32 out"),
-                             s.at("relu_fused") != 0.0 ? " (relu fused)" : "");
+                             s.at("relu_fused") != 0.0 ? " (activation fused)" : "");
   }
   return kExitOk;
 }
