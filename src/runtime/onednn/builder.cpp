@@ -173,34 +173,32 @@ int Builder::natural(const ir::Value* v) {
     b.data = plan_.keep_alive.back().raw_data();
     b.bytes = plan_.keep_alive.back().nbytes();
   }
-  plan_.buffers.push_back(b);
   Stored s;
-  s.buffer = static_cast<int>(plan_.buffers.size() - 1);
   s.dtype = t.dtype();
   s.shape = t.shape();
   s.value = v;
   if (auto type = to_dnnl(t.dtype())) s.md = plain_md(t.shape(), *type);
-  plan_.stored.push_back(s);
+  return add_buffer(b, std::move(s));
+}
+
+// Note: every arena buffer starts with exactly one stored view; a view that
+// belongs to a value is also one of the value's variants.
+int Builder::add_buffer(Buffer buffer, Stored view) {
+  plan_.buffers.push_back(std::move(buffer));
+  view.buffer = static_cast<int>(plan_.buffers.size() - 1);
+  const ir::Value* owner = view.value;
+  plan_.stored.push_back(std::move(view));
   const int id = static_cast<int>(plan_.stored.size() - 1);
   plan_.buffers.back().stored.push_back(id);
-  variants_[v].push_back(id);
+  if (owner != nullptr) variants_[owner].push_back(id);
   return id;
 }
 
 int Builder::new_stored(const ir::Value* v, const md_t& md) {
-  Buffer b;
-  b.bytes = md.get_size();
-  plan_.buffers.push_back(b);
-  Stored s;
-  s.buffer = static_cast<int>(plan_.buffers.size() - 1);
-  s.md = md;
-  s.dtype = from_dnnl(md.data_type());
+  const int id = new_temp(md);
+  Stored& s = plan_.stored[static_cast<size_t>(id)];
   s.shape = v->shape();
-  s.plain = is_plain(md);
   s.value = v;
-  plan_.stored.push_back(s);
-  const int id = static_cast<int>(plan_.stored.size() - 1);
-  plan_.buffers.back().stored.push_back(id);
   variants_[v].push_back(id);
   return id;
 }
@@ -208,16 +206,11 @@ int Builder::new_stored(const ir::Value* v, const md_t& md) {
 int Builder::new_temp(const md_t& md) {
   Buffer b;
   b.bytes = md.get_size();
-  plan_.buffers.push_back(b);
   Stored s;
-  s.buffer = static_cast<int>(plan_.buffers.size() - 1);
   s.md = md;
   s.dtype = from_dnnl(md.data_type());
   s.plain = is_plain(md);
-  plan_.stored.push_back(s);
-  const int id = static_cast<int>(plan_.stored.size() - 1);
-  plan_.buffers.back().stored.push_back(id);
-  return id;
+  return add_buffer(b, std::move(s));
 }
 
 int Builder::new_stored_raw(const ir::Value* v, DType dtype, const ir::Shape& shape) {
@@ -228,17 +221,11 @@ int Builder::new_stored_raw(const ir::Value* v, DType dtype, const ir::Shape& sh
   }
   Buffer b;
   b.bytes = dtype_bytes(dtype, shape);
-  plan_.buffers.push_back(b);
   Stored s;
-  s.buffer = static_cast<int>(plan_.buffers.size() - 1);
   s.dtype = dtype;
   s.shape = shape;
   s.value = v;
-  plan_.stored.push_back(s);
-  const int id = static_cast<int>(plan_.stored.size() - 1);
-  plan_.buffers.back().stored.push_back(id);
-  variants_[v].push_back(id);
-  return id;
+  return add_buffer(b, std::move(s));
 }
 
 int Builder::share(const ir::Value* v, int source) {

@@ -177,6 +177,8 @@ class Builder {
   const ir::Graph& graph() const { return prepared_.graph; }
 
  private:
+  // Appends a buffer with its first view; registers the view as a variant of its value.
+  int add_buffer(Buffer buffer, Stored view);
   Status emit_group(const Group& group);
   Status emit_fallback(const ir::Node& node, const std::string& reason);
   Status emit_outputs();
