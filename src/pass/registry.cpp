@@ -11,12 +11,14 @@ Status PassRegistry::add(const std::string& name, Factory factory) {
   return Status::ok();
 }
 
-Expected<std::unique_ptr<Pass>> PassRegistry::create(const std::string& name) const {
+Expected<std::unique_ptr<Pass>> PassRegistry::create(const std::string& name, const PassOptions& options) const {
   auto it = factories_.find(name);
   if (it == factories_.end()) {
     return not_found("unknown pass '{}' (known: {})", name, fmt::join(names(), ", "));
   }
-  return it->second();
+  COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<Pass> pass, it->second(options));
+  COMPRESS_RETURN_IF_ERROR(options.finish());
+  return pass;
 }
 
 std::vector<std::string> PassRegistry::names() const {

@@ -52,8 +52,20 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   return result;
 }
 
+Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& options) {
+  Options o;
+  COMPRESS_ASSIGN_OR_RETURN(o.observer, options.string("observer", o.observer, {"minmax", "percentile", "mse"}));
+  COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, 1 << 24));
+  COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
+  COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
+                            options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
+  COMPRESS_ASSIGN_OR_RETURN(o.fake_quant, options.boolean("fake_quant", o.fake_quant));
+  COMPRESS_ASSIGN_OR_RETURN(o.keep_f32, options.string_list("keep_f32"));
+  return o;
+}
+
 Status register_quant_passes(pass::PassRegistry& registry) {
-  return registry.add("quant.ptq", [] { return std::make_unique<PtqPass>(); });
+  return registry.add<PtqPass>("quant.ptq");
 }
 
 }  // namespace compress::quant

@@ -88,7 +88,7 @@ Expected<pass::PassResult> FoldBatchNormPass::run(ir::Graph& graph, pass::PassCo
 }
 
 Status register_transform_passes(pass::PassRegistry& registry) {
-  return registry.add("transforms.fold_batch_norm", [] { return std::make_unique<FoldBatchNormPass>(); });
+  return registry.add<FoldBatchNormPass>("transforms.fold_batch_norm");
 }
 
 }  // namespace compress::transforms

@@ -92,7 +92,7 @@ TEST_CASE("fold_batch_norm on the Fashion-MNIST fixture through the registry and
   pass::PassRegistry registry;
   REQUIRE(transforms::register_transform_passes(registry).is_ok());
   REQUIRE(quant::register_quant_passes(registry).is_ok());
-  CHECK_FALSE(registry.add("quant.ptq", [] { return std::make_unique<quant::PtqPass>(); }).is_ok());
+  CHECK_FALSE(registry.add<quant::PtqPass>("quant.ptq").is_ok());
   auto unknown = registry.create("quant.nope");
   REQUIRE_FALSE(unknown.has_value());
   CHECK_THAT(unknown.status().message(), Catch::Contains("transforms.fold_batch_norm"));

@@ -25,6 +25,8 @@ class PtqPass : public pass::Pass {
     // channel, where int8 gains nothing; unknown names are an error.
     std::vector<std::string> keep_f32;
   };
+  // Reads observer, samples, batch, calibration_backend, fake_quant, keep_f32.
+  static Expected<Options> parse_options(const pass::PassOptions& options);
   PtqPass() = default;
   explicit PtqPass(Options options) : options_(std::move(options)) {}
   std::string name() const override { return "quant.ptq"; }
