@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -27,7 +28,16 @@ struct PassResult {
 // What the outside world provides to a pass. Nothing in it is owned by the
 // pass, and a pass keeps no state in it between runs.
 struct PassContext {
-  const eval::DataSource* calibration = nullptr;  // calibration samples (PTQ)
+  const eval::DataSource* calibration = nullptr;  // calibration samples (PTQ, Wanda/SparseGPT statistics)
+  const eval::DataSource* training = nullptr;     // labelled training samples (fine-tuning, QAT, Taylor importance)
+  // The model as it was before the recipe's first stage: the distillation
+  // teacher and the accuracy baseline. Null when the caller has none.
+  const ir::Graph* reference_model = nullptr;
+  // Scores a candidate graph on the evaluation data (top-1 in percent; higher
+  // is better). Set by the recipe runner / CLI when evaluation data is
+  // given; passes that search under an accuracy budget (sensitivity,
+  // mixed precision) require it and fail with a clear error when it is unset.
+  std::function<Expected<double>(const ir::Graph&)> metric;
   std::mt19937_64 rng{0x5eed};                    // the only randomness a pass may use
   int threads = 0;                                // 0: the process default
   bool progress = true;                           // show progress bars
