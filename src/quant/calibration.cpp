@@ -10,8 +10,8 @@
 
 namespace compress::quant {
 
-Expected<CalibrationResult> calibrate(const ir::Graph& graph, const std::vector<std::string>& values,
-                                      const eval::DataSource& data, const CalibrationOptions& options) {
+Status for_each_batch(const ir::Graph& graph, const std::vector<std::string>& values, const eval::DataSource& data,
+                      const CalibrationOptions& options, const std::string& title, const BatchVisitor& visit) {
   if (options.samples < 1 || options.batch < 1) {
     return invalid_argument("calibration needs samples >= 1 and batch >= 1 (got {} and {})", options.samples,
                             options.batch);
@@ -24,7 +24,6 @@ Expected<CalibrationResult> calibrate(const ir::Graph& graph, const std::vector<
 
   ir::Graph probe = graph.clone();
   std::vector<size_t> output_index;
-  std::vector<std::unique_ptr<Observer>> observers;
   for (const std::string& name : values) {
     ir::Value* v = probe.find_value(name);
     if (v == nullptr) return not_found("calibration: no value named '{}'", name);
@@ -37,28 +36,42 @@ Expected<CalibrationResult> calibrate(const ir::Graph& graph, const std::vector<
     } else {
       output_index.push_back(static_cast<size_t>(it - outs.begin()));
     }
-    COMPRESS_ASSIGN_OR_RETURN(auto observer, make_observer(options.observer));
-    observers.push_back(std::move(observer));
   }
 
   COMPRESS_ASSIGN_OR_RETURN(auto backend, runtime::make_backend(options.backend));
   COMPRESS_ASSIGN_OR_RETURN(auto plan, backend->compile(probe));
-  ProgressReporter progress("calibrating", total,
+  ProgressReporter progress(title, total,
                             options.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
+  std::vector<const ir::Tensor*> seen(values.size());
   for (int64_t start = 0; start < total; start += options.batch) {
     const int64_t count = std::min(options.batch, total - start);
     COMPRESS_ASSIGN_OR_RETURN(eval::Batch batch, data.batch(start, count));
     COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs, plan->run({batch.inputs}));
-    for (size_t i = 0; i < observers.size(); ++i) {
-      const ir::Tensor& t = outputs.at(output_index[i]);
-      observers[i]->observe(t.data<float>(), t.numel());
-    }
+    for (size_t i = 0; i < values.size(); ++i) seen[i] = &outputs.at(output_index[i]);
+    COMPRESS_RETURN_IF_ERROR(visit(seen));
     progress.advance(count);
   }
   progress.finish();
+  return Status::ok();
+}
+
+Expected<CalibrationResult> calibrate(const ir::Graph& graph, const std::vector<std::string>& values,
+                                      const eval::DataSource& data, const CalibrationOptions& options) {
+  std::vector<std::unique_ptr<Observer>> observers;
+  for (size_t i = 0; i < values.size(); ++i) {
+    COMPRESS_ASSIGN_OR_RETURN(auto observer, make_observer(options.observer, options.observer_options));
+    observers.push_back(std::move(observer));
+  }
+  COMPRESS_RETURN_IF_ERROR(for_each_batch(graph, values, data, options, "calibrating",
+                                          [&observers](const std::vector<const ir::Tensor*>& seen) {
+                                            for (size_t i = 0; i < observers.size(); ++i) {
+                                              observers[i]->observe(seen[i]->data<float>(), seen[i]->numel());
+                                            }
+                                            return Status::ok();
+                                          }));
 
   CalibrationResult result;
-  result.samples = total;
+  result.samples = std::min(options.samples, data.size());
   for (size_t i = 0; i < observers.size(); ++i) {
     const Observer& o = *observers[i];
     if (o.skipped_count() > 0) {

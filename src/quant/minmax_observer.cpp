@@ -28,11 +28,18 @@ Expected<Range> MinMaxObserver::range() const {
   return Range{min_, max_};
 }
 
-Expected<std::unique_ptr<Observer>> make_observer(const std::string& name) {
+Expected<std::unique_ptr<Observer>> make_observer(const std::string& name, const ObserverOptions& options) {
   if (name == "minmax") return std::unique_ptr<Observer>(std::make_unique<MinMaxObserver>());
-  if (name == "percentile") return std::unique_ptr<Observer>(std::make_unique<PercentileObserver>());
+  if (name == "moving_average") {
+    if (!(options.momentum >= 0.0 && options.momentum < 1.0)) {
+      return invalid_argument("moving_average momentum {} must be in [0, 1)", options.momentum);
+    }
+    return std::unique_ptr<Observer>(std::make_unique<MovingAverageObserver>(options.momentum));
+  }
+  if (name == "percentile") return std::unique_ptr<Observer>(std::make_unique<PercentileObserver>(options.percentile));
+  if (name == "kl") return std::unique_ptr<Observer>(std::make_unique<KlObserver>());
   if (name == "mse") return std::unique_ptr<Observer>(std::make_unique<MseObserver>());
-  return invalid_argument("unknown observer '{}' (use minmax, percentile or mse)", name);
+  return invalid_argument("unknown observer '{}' (use minmax, moving_average, percentile, kl or mse)", name);
 }
 
 }  // namespace compress::quant

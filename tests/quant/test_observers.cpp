@@ -59,7 +59,7 @@ TEST_CASE("percentile observer: nearest-rank percentiles") {
   CHECK(p.range()->max == 1.0f);
   CHECK(p.range()->min == 1.0f);
   CHECK_FALSE(PercentileObserver().range().has_value());
-  CHECK_FALSE(make_observer("kl").has_value());
+  CHECK_FALSE(make_observer("entropy").has_value());
 }
 
 TEST_CASE("activation params: u8 asymmetric over the range widened to 0") {

@@ -79,7 +79,72 @@ class MseObserver : public Observer {
   float max_ = 0.0f;
 };
 
-// "minmax", "percentile" (99.99) or "mse"; an error naming them otherwise.
-Expected<std::unique_ptr<Observer>> make_observer(const std::string& name);
+// Exponential moving average of each batch's min and max (one observe()
+// call is one batch): the first batch sets the range, then
+// min = momentum * min + (1 - momentum) * batch_min (max alike). A batch
+// with no finite value leaves the average unchanged. Robust to one
+// unusual batch, unlike minmax; with momentum 0 it is the last batch's range.
+class MovingAverageObserver : public Observer {
+ public:
+  explicit MovingAverageObserver(double momentum = 0.9) : momentum_(momentum) {}
+  std::string name() const override { return "moving_average"; }
+  void observe(const float* data, int64_t count) override;
+  Expected<Range> range() const override;
+
+ private:
+  double momentum_;
+  bool seen_ = false;
+  double min_ = 0.0;
+  double max_ = 0.0;
+};
+
+// Note [KL range search]
+// TensorRT's entropy calibration: a histogram of |x| with kKlBins bins; for
+// every candidate threshold T (i bins, i from the number of quantized levels
+// to kKlBins) the reference distribution P is the first i bins with the
+// clipped tail added to bin i-1, and Q is those i bins quantized to the
+// target number of levels (i / levels bins merged per level, the last level
+// taking the remainder) and expanded back over the bins that were nonzero
+// in P's slice (each gets its level's count divided by their number). Both
+// are normalized and smoothed (zero bins get eps = 1e-4, taken evenly from
+// the nonzero ones), and the T with the smallest KL(P || Q) wins with
+// threshold T = i bin widths (the upper edge of the slice, as NVIDIA's
+// pytorch-quantization and MXNet take it). Levels: 255 for non-negative values (u8 with zero point 0),
+// 128 when negatives occur (the symmetric half of 255); the range is then
+// [max(min, -T), min(max, T)].
+// Batches arrive before the final maximum is known, so values go into a
+// finer histogram of kKlFineBins that grows with the data: its bin width is
+// doubled (pairs of bins merged, which is exact) whenever a batch exceeds
+// its reach, so memory is constant and the values occupy at least half of
+// it. range() merges groups of f fine bins (f the smallest that fits the
+// last nonzero bin into kKlBins) into the 2048 search bins, so the values
+// occupy at least 80% of them (TensorRT's exact [0, max] histogram: 100%).
+inline constexpr int kKlBins = 2048;
+inline constexpr int kKlFineBins = 8 * kKlBins;
+class KlObserver : public Observer {
+ public:
+  std::string name() const override { return "kl"; }
+  void observe(const float* data, int64_t count) override;
+  Expected<Range> range() const override;
+
+ private:
+  std::vector<double> hist_ = std::vector<double>(kKlFineBins, 0.0);
+  double width_ = 0.0;        // fine bin width; 0 until a nonzero value was seen
+  int64_t zeros_before_ = 0;  // exact zeros seen while width_ was 0
+  float min_ = 0.0f;
+  float max_ = 0.0f;
+};
+
+// "minmax", "moving_average" (momentum 0.9), "percentile" (99.99), "kl" or
+// "mse"; an error naming them otherwise.
+inline const std::vector<std::string>& observer_names() {
+  static const std::vector<std::string> names = {"minmax", "moving_average", "percentile", "kl", "mse"};
+  return names;
+}
+struct ObserverOptions {
+  double momentum = 0.9;       // moving_average
+  double percentile = 99.99;   // percentile
+};
+Expected<std::unique_ptr<Observer>> make_observer(const std::string& name, const ObserverOptions& options = {});
 
 }  // namespace compress::quant

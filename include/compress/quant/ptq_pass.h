@@ -16,7 +16,8 @@ namespace compress::quant {
 class PtqPass : public pass::Pass {
  public:
   struct Options {
-    std::string observer = "minmax";  // minmax | percentile | mse
+    std::string observer = "minmax";  // minmax | moving_average | percentile | kl | mse
+    double momentum = 0.9;            // moving_average: weight of the running range per batch
     int64_t samples = 512;
     int64_t batch = 64;
     std::string calibration_backend = "reference";
@@ -25,7 +26,7 @@ class PtqPass : public pass::Pass {
     // channel, where int8 gains nothing; unknown names are an error.
     std::vector<std::string> keep_f32;
   };
-  // Reads observer, samples, batch, calibration_backend, fake_quant, keep_f32.
+  // Reads observer, momentum, samples, batch, calibration_backend, fake_quant, keep_f32.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   PtqPass() = default;
   explicit PtqPass(Options options) : options_(std::move(options)) {}
