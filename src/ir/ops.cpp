@@ -264,6 +264,19 @@ Expected<Types> infer_qmatmul(const InferContext& c) {
   return Types{std::move(out)};
 }
 
+// qadd(a, b): two i8/u8 per-tensor operands of one shape (no broadcasting).
+Expected<Types> infer_qadd(const InferContext& c) {
+  for (size_t i = 0; i < 2; ++i) {
+    COMPRESS_RETURN_IF_ERROR(require_quantized(c, i));
+    COMPRESS_CHECK(c.inputs[i]->quant->granularity() == QuantGranularity::kPerTensor, kBad,
+                   "{}: input {} must be quantized per tensor", c.op, i);
+  }
+  COMPRESS_CHECK(c.inputs[0]->shape == c.inputs[1]->shape, kBad, "{}: operand shapes {} and {} differ (no broadcasting)",
+                 c.op, shape_to_string(c.inputs[0]->shape), shape_to_string(c.inputs[1]->shape));
+  COMPRESS_ASSIGN_OR_RETURN(ValueType out, quantized_output_type(c, c.inputs[0]->shape));
+  return Types{std::move(out)};
+}
+
 // ---- normalization ---------------------------------------------------------
 
 Expected<Types> infer_batch_norm(const InferContext& c) {
@@ -660,6 +673,8 @@ std::vector<OpSchema> build_table() {
                "conv2d on quantized i8/u8 operands, exact int32 accumulation, requantized or f32 output"});
   t.push_back({"qlinear", 2, 3, quant_out, infer_qlinear, "linear on quantized operands (int32 accumulation)"});
   t.push_back({"qmatmul", 2, 2, quant_out, infer_qmatmul, "matmul on quantized operands (int32 accumulation)"});
+  t.push_back({"qadd", 2, 2, quant_out, infer_qadd,
+               "a + b on quantized operands: fma(sb, b - zb, sa * (a - za)), requantized or f32 output"});
   t.push_back({"batch_norm", 5, 5, {{"eps", AttrKind::kFloat, false, 1e-5}}, infer_batch_norm,
                "inference batch norm: inputs x, weight, bias, running_mean, running_var"});
   t.push_back({"layer_norm", 1, 3,

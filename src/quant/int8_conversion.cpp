@@ -70,6 +70,104 @@ bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set
   return true;
 }
 
+bool is_graph_output(const ir::Graph& g, const ir::Value* v) {
+  for (const ir::Value* o : g.outputs()) {
+    if (o == v) return true;
+  }
+  return false;
+}
+
+// The i8/u8 per-tensor value that `v` is the dequantize of, or null.
+ir::Value* dequantized_from(ir::Value* v) {
+  ir::Node* p = v->producer();
+  if (p == nullptr || p->op() != "dequantize") return nullptr;
+  ir::Value* q = p->input(0);
+  const auto& params = q->type().quant;
+  if (params == nullptr || params->granularity() != ir::QuantGranularity::kPerTensor) return nullptr;
+  if (q->dtype() != ir::DType::kU8 && q->dtype() != ir::DType::kI8) return nullptr;
+  return q;
+}
+
+bool produced_by_layer(const ir::Value* q) {
+  const ir::Node* p = q->producer();
+  return p != nullptr && (p->op() == "qconv2d" || p->op() == "qlinear");
+}
+
+// Note [Quantized residual adds]
+// After the layers are converted, a residual block ends in
+//   qconv2d -> dequantize -> add(x, .) [-> relu] -> quantize (params P) -> next layers
+// with x itself a dequantized u8 value (another layer's output, or an
+// earlier add's). When every reader of the add's result is a quantize with
+// the same per-tensor params P, or another add, the add becomes
+//   qadd(conv_u8, x_u8) with out params P
+// (Note [Quantized add], docs/ops.md): the quantizes' outputs are replaced by
+// the qadd's, and the other adds read a dequantize of it. Nothing is rounded
+// that was not rounded before: the conv output and x were u8 already, and
+// the add's result was quantized with P before every layer that read it. A
+// following relu is fused when P's zero point is qmin: quantize(relu(y)) ==
+// quantize(y) then (the clamp at qmin is the relu; Note [PTQ boundaries]).
+// What changes is the rounding of the sum itself (one fused multiply-add
+// instead of two roundings), at most one step of P on rare ties. The
+// operand a layer produced goes first, so the onednn backend can fuse the
+// add into that layer as a sum post-op. Adds whose result feeds anything
+// else (a pool, a graph output) stay f32: requantizing their result would
+// add a rounding the f32 graph does not have.
+Status quantize_residual_adds(ir::Graph& g) {
+  for (ir::Node* n : g.nodes()) {
+    if (n->op() != "add" || n->num_inputs() != 2) continue;
+    ir::Value* a = dequantized_from(n->input(0));
+    ir::Value* b = dequantized_from(n->input(1));
+    if (a == nullptr || b == nullptr || a->shape() != b->shape() || n->output()->shape() != a->shape()) continue;
+    ir::Value* y = n->output();
+    ir::Node* relu = nullptr;
+    if (y->uses().size() == 1 && !is_graph_output(g, y) && y->uses()[0].user->op() == "relu") {
+      relu = y->uses()[0].user;
+      y = relu->output();
+    }
+    if (is_graph_output(g, y) || y->uses().empty()) continue;
+    std::vector<ir::Node*> quantizes;
+    bool ok = true;
+    for (const ir::Use& u : y->uses()) {
+      if (u.user->op() == "quantize") {
+        quantizes.push_back(u.user);
+      } else if (u.user->op() != "add") {
+        ok = false;
+      }
+    }
+    if (!ok || quantizes.empty()) continue;
+    const auto params = quantizes[0]->output()->type().quant;
+    if (params == nullptr || params->granularity() != ir::QuantGranularity::kPerTensor) continue;
+    for (const ir::Node* q : quantizes) ok = ok && q->output()->type().quant && *q->output()->type().quant == *params;
+    if (!ok || (relu != nullptr && params->zero_points()[0] != params->qmin())) continue;
+    if (!produced_by_layer(a) && produced_by_layer(b)) std::swap(a, b);
+
+    ir::AttributeMap attrs;
+    attrs["out_dtype"] = std::string(ir::dtype_name(params->storage()));
+    attrs["out_scale"] = static_cast<double>(params->scales()[0]);
+    attrs["out_zero_point"] = static_cast<int64_t>(params->zero_points()[0]);
+    const std::string name = n->name();
+    n->set_name(g.unique_name(name + ".f32"));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * qadd, g.add_node("qadd", {a, b}, std::move(attrs), name, n));
+    // A narrower qmin/qmax than the dtype's would be lost in the attributes.
+    if (!(*qadd->output()->type().quant == *params)) {
+      COMPRESS_RETURN_IF_ERROR(g.remove_node(qadd));
+      n->set_name(name);
+      continue;
+    }
+    for (ir::Node* q : quantizes) g.replace_all_uses_with(q->output(), qadd->output());
+    if (!y->uses().empty() && !(y->uses().size() == quantizes.size())) {
+      COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq, g.add_node("dequantize", {qadd->output()}, {}, name + ".dequantize", n));
+      // Only the adds still read y (the quantizes are dead now).
+      std::vector<std::pair<ir::Node*, size_t>> readers;
+      for (const ir::Use& u : y->uses()) {
+        if (u.user->op() == "add") readers.emplace_back(u.user, u.input_index);
+      }
+      for (auto& [user, index] : readers) user->replace_input(index, dq->output());
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers, const Int8Options& options) {
@@ -116,6 +214,7 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers, cons
     COMPRESS_RETURN_IF_ERROR(g.remove_node(n));
     q->set_name(layer);  // the layer keeps its name now that the f32 node is gone
   }
+  if (options.quantized_adds) COMPRESS_RETURN_IF_ERROR(quantize_residual_adds(g));
   g.remove_dead_nodes();
   g.remove_unused_constants();
   return Status::ok();

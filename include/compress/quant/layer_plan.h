@@ -51,6 +51,10 @@ struct Int8Options {
   // Note [Requantize after max pooling] (int8_conversion.cpp); off gives the
   // plain u8-output form, which computes the same values (tested).
   bool pool_before_requantize = true;
+  // Note [Quantized residual adds] (int8_conversion.cpp): an f32 add of two
+  // dequantized values whose result is only requantized (and read by other
+  // such adds) becomes a qadd; off keeps it f32 between dequantize and quantize.
+  bool quantized_adds = true;
 };
 
 // Rewrites `graph` into the deployable int8 graph: quantize (u8) at the

@@ -453,6 +453,7 @@ Status Builder::emit_group(const Group& g) {
       {"split", emit_split},
       {"quantize", emit_quantize},
       {"dequantize", emit_dequantize},
+      {"qadd", emit_qadd},
       {"embedding", emit_embedding},
       {"scaled_dot_product_attention", emit_attention},
   };

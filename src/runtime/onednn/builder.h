@@ -217,6 +217,7 @@ Status emit_slice(Builder& b, const Group& g);
 Status emit_split(Builder& b, const Group& g);
 Status emit_quantize(Builder& b, const Group& g);
 Status emit_dequantize(Builder& b, const Group& g);
+Status emit_qadd(Builder& b, const Group& g);
 Status emit_embedding(Builder& b, const Group& g);
 Status emit_attention(Builder& b, const Group& g);
 

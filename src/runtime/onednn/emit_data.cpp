@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -339,6 +340,52 @@ void dequantize_loop(const T* q, float* x, int64_t n, const ParamIndex& p) {
   });
 }
 
+// Note [Quantized add] (reference/quantized.cpp), elementwise: the first
+// operand dequantized (one rounded product), the second added with one
+// fused multiply-add, then the contract's requantization.
+struct QaddParams {
+  float sa = 1, sb = 1, inv_o = 1;
+  int32_t za = 0, zb = 0, zo = 0;
+  int64_t qmin = 0, qmax = 0;
+};
+
+template <typename A, typename B, typename O>
+void qadd_loop(const A* a, const B* b, O* out, int64_t n, const QaddParams& p) {
+  parallel_chunks(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float ra = static_cast<float>(static_cast<int32_t>(a[i]) - p.za) * p.sa;
+      const float real = std::fmaf(p.sb, static_cast<float>(static_cast<int32_t>(b[i]) - p.zb), ra);
+      if constexpr (std::is_same_v<O, float>) {
+        out[i] = real;
+      } else {
+        out[i] = static_cast<O>(quantize_value(real, p.inv_o, p.zo, p.qmin, p.qmax));
+      }
+    }
+  });
+}
+
+template <typename A, typename B>
+void qadd_dispatch_out(const A* a, const B* b, void* out, DType o, int64_t n, const QaddParams& p) {
+  if (o == DType::kF32) qadd_loop(a, b, static_cast<float*>(out), n, p);
+  if (o == DType::kU8) qadd_loop(a, b, static_cast<uint8_t*>(out), n, p);
+  if (o == DType::kI8) qadd_loop(a, b, static_cast<int8_t*>(out), n, p);
+}
+
+void qadd_dispatch(const void* a, DType ta, const void* b, DType tb, void* out, DType o, int64_t n,
+                   const QaddParams& p) {
+  if (ta == DType::kU8 && tb == DType::kU8) {
+    qadd_dispatch_out(static_cast<const uint8_t*>(a), static_cast<const uint8_t*>(b), out, o, n, p);
+  } else if (ta == DType::kU8) {
+    qadd_dispatch_out(static_cast<const uint8_t*>(a), static_cast<const int8_t*>(b), out, o, n, p);
+  } else if (tb == DType::kU8) {
+    qadd_dispatch_out(static_cast<const int8_t*>(a), static_cast<const uint8_t*>(b), out, o, n, p);
+  } else {
+    qadd_dispatch_out(static_cast<const int8_t*>(a), static_cast<const int8_t*>(b), out, o, n, p);
+  }
+}
+
+dt dnnl_type(DType t) { return t == DType::kF32 ? dt::f32 : t == DType::kI8 ? dt::s8 : dt::u8; }
+
 }  // namespace
 
 Status emit_quantize(Builder& b, const Group& g) {
@@ -417,6 +464,65 @@ Status emit_dequantize(Builder& b, const Group& g) {
   info.detail =
       fmt::format("dequantize {} -> f32 (exact contract), {}", ir::dtype_name(t), describe_md(b.stored(dst).md));
   b.add_function(fn, {src}, {dst}, info);
+  return Status::ok();
+}
+
+// Runs in the layout the first operand already has when it is dense
+// (Note [Quantize in any layout]); the second is brought to the same one.
+Status emit_qadd(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* a = n.input(0);
+  const Value* bv = n.input(1);
+  const Value* out = n.output(0);
+  COMPRESS_CHECK(a->shape() == bv->shape() && out->shape() == a->shape(), kUnsup, "qadd of shapes {} and {}",
+                 ir::shape_to_string(a->shape()), ir::shape_to_string(bv->shape()));
+  QaddParams p;
+  for (const Value* v : {a, bv}) {
+    COMPRESS_CHECK((v->dtype() == DType::kU8 || v->dtype() == DType::kI8) && v->type().quant != nullptr &&
+                       v->type().quant->granularity() == ir::QuantGranularity::kPerTensor,
+                   kUnsup, "qadd operand '{}' is not an i8/u8 per-tensor quantized value", v->name());
+  }
+  COMPRESS_ASSIGN_OR_RETURN(ParamIndex pa, param_index(a->type().quant.get(), a->shape(), "qadd input 0"));
+  COMPRESS_ASSIGN_OR_RETURN(ParamIndex pb, param_index(bv->type().quant.get(), bv->shape(), "qadd input 1"));
+  p.sa = pa.scales[0];
+  p.za = pa.zero_points[0];
+  p.sb = pb.scales[0];
+  p.zb = pb.zero_points[0];
+  const DType ot = out->dtype();
+  if (ot != DType::kF32) {
+    COMPRESS_CHECK(ot == DType::kU8 || ot == DType::kI8, kUnsup, "qadd to {}", ir::dtype_name(ot));
+    COMPRESS_ASSIGN_OR_RETURN(ParamIndex po, param_index(out->type().quant.get(), out->shape(), "qadd output"));
+    p.inv_o = po.inv_scales[0];
+    p.zo = po.zero_points[0];
+    p.qmin = po.qmin;
+    p.qmax = po.qmax;
+  }
+  b.consume(g);
+  int sa = -1, sb = -1, dst = -1;
+  const md_t have = b.stored(b.natural(a)).md;
+  const auto kept_b = same_layout(have, dnnl_type(bv->dtype()));
+  const auto kept_o = same_layout(have, dnnl_type(ot));
+  if (kept_b && kept_o) {
+    sa = b.natural(a);
+    COMPRESS_ASSIGN_OR_RETURN(sb, b.get(bv, *kept_b));
+    dst = b.new_stored(out, *kept_o);
+  } else {
+    COMPRESS_ASSIGN_OR_RETURN(sa, b.get_plain(a, a->dtype()));
+    COMPRESS_ASSIGN_OR_RETURN(sb, b.get_plain(bv, bv->dtype()));
+    dst = b.new_stored_raw(out, ot, out->shape());
+  }
+  const int64_t count = ir::numel(out->shape());
+  const DType ta = a->dtype(), tb = bv->dtype();
+  auto fn = [sa, sb, dst, count, p, ta, tb, ot](StepContext& ctx) -> Status {
+    qadd_dispatch(ctx.ptr(sa), ta, ctx.ptr(sb), tb, ctx.ptr(dst), ot, count, p);
+    return Status::ok();
+  };
+  OnednnStep info;
+  info.kind = "native";
+  info.nodes = g.node_names();
+  info.detail = fmt::format("qadd {} + {} -> {} (exact contract), {}", ir::dtype_name(ta), ir::dtype_name(tb),
+                            ir::dtype_name(ot), describe_md(b.stored(dst).md));
+  b.add_function(fn, {sa, sb}, {dst}, info);
   return Status::ok();
 }
 

@@ -17,6 +17,7 @@
 // s8). An i32 bias goes to oneDNN's bias, which converts acc and bias to f32
 // separately: exact while |acc| and |bias| stay below 2^24.
 #include <limits>
+#include <optional>
 
 #include "builder.h"
 
@@ -92,6 +93,7 @@ Expected<CenteredWeights> centered_weights(const Value* w) {
 struct OutputQuant {
   bool to_float = true;
   dt type = dt::f32;
+  float scale = 1.0f;
   float inv_scale = 1.0f;
   int32_t zero_point = 0;
   int64_t qmin = 0, qmax = 0;
@@ -116,6 +118,7 @@ Expected<OutputQuant> output_quant(const Node& n) {
   }
   o.to_float = false;
   o.type = *dtype == DType::kI8 ? dt::s8 : dt::u8;
+  o.scale = params->scales()[0];
   o.inv_scale = 1.0f / params->scales()[0];
   o.zero_point = params->zero_points().empty() ? 0 : params->zero_points()[0];
   o.qmin = params->qmin();
@@ -123,17 +126,43 @@ Expected<OutputQuant> output_quant(const Node& n) {
   return o;
 }
 
+// Note [qadd as a sum post-op]
+// A qconv2d whose u8/i8 output is read only by a qadd, as that qadd's first
+// operand, runs as one convolution whose destination buffer holds the
+// qadd's second operand r beforehand. Continuing the chain at the top:
+//   eltwise linear  alpha = 1/sc, round     the conv's own requantization,
+//   eltwise clip    [qmin_c - zc, qmax_c - zc]   minus its zero point: q_c - zc, exactly
+//   binary mul      by sc (one f32)          (float)(q_c - zc) * sc: the qadd's first term
+//   sum             scale sr, zero point zr  fma(sr, (float)(r - zr), .): its second term
+//   binary mul      by 1/so, round, dst zero point zo: the qadd's requantization
+// which is Note [Quantized add] (reference/quantized.cpp) step for step:
+// oneDNN's sum post-op converts the old destination to f32, subtracts the
+// zero point and adds it with one vfmadd (scale != 1), and a binary mul is
+// one rounded product (binary, not a second eltwise linear: see mul_by in
+// quant_attr for the oneDNN 2.6 bug). tests/onednn holds it to the
+// reference bit for bit. The second operand must have the output's dtype
+// (the sum reads the destination's bytes). Only the JIT kernels are used:
+// a fused group that gets oneDNN's reference kernel is refused and runs
+// unfused (qconv2d, then the native qadd).
+struct FusedAdd {
+  float conv_scale = 1.0f;  // sc: the qconv2d's own output scale
+  ActivationQuant residual;  // r's params
+  OutputQuant out;           // the qadd's output
+};
+
 // Output scales, zero points and post-ops of a quantized primitive (see the
 // note at the top). `channel_dim`: the dst dim of the output channels.
 struct QuantAttr {
   dnnl::primitive_attr attr;
   std::vector<std::pair<int, md_t>> bias_post_op;  // (arg, md) of the f32 bias binary post-op
+  std::vector<std::pair<int, float>> scalar_muls;  // (arg, value) of binary-mul post-ops by one f32
   std::string detail;
 };
 
 Expected<QuantAttr> quant_attr(const Group& g, const ActivationQuant& x, const std::vector<float>& w_scales,
                                bool per_channel, const Value* bias, int channel_dim, int dst_rank,
-                               const OutputQuant& out, const ActivationQuant* wzp) {
+                               const OutputQuant& conv_out, const ActivationQuant* wzp,
+                               const FusedAdd* add = nullptr) {
   QuantAttr qa;
   qa.attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   std::vector<float> m(per_channel ? w_scales.size() : 1);
@@ -150,14 +179,38 @@ Expected<QuantAttr> quant_attr(const Group& g, const ActivationQuant& x, const s
     qa.bias_post_op.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, bias_md);
     qa.detail += "f32 bias as a post-op";
   }
-  if (out.to_float) {
+  const OutputQuant& out = add != nullptr ? add->out : conv_out;
+  if (conv_out.to_float) {
     COMPRESS_RETURN_IF_ERROR(append_posts(g, ops));
   } else {
-    COMPRESS_CHECK(g.posts.empty(), kUnsup, "post-ops after an int8 output");
-    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, out.inv_scale, 0.0f);
-    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+    COMPRESS_CHECK(g.posts.size() == (add != nullptr ? 1u : 0u), kUnsup, "post-ops after an int8 output");
     const int64_t lo = out.type == dt::s8 ? -128 : 0, hi = out.type == dt::s8 ? 127 : 255;
-    if (out.qmin > lo || out.qmax < hi) {
+    const bool narrow = out.qmin > lo || out.qmax < hi;
+    // A binary mul by one f32: oneDNN 2.6's brgemm convolutions give every
+    // eltwise_linear post-op of a chain the first one's alpha (measured:
+    // linear(2), round, linear(0.5) computed 4x), so a chain has at most one
+    // eltwise_linear (and one clip).
+    auto mul_by = [&](float v) {
+      const md_t one = plain_md(ir::Shape(static_cast<size_t>(dst_rank), 1), dt::f32);
+      qa.scalar_muls.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len()) | DNNL_ARG_SRC_1, v);
+      ops.append_binary(dnnl::algorithm::binary_mul, one);
+    };
+    if (add != nullptr) {  // Note [qadd as a sum post-op]
+      COMPRESS_CHECK(!narrow, kUnsup, "a fused qadd with a narrower output range than its dtype");
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, conv_out.inv_scale, 0.0f);
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, static_cast<float>(conv_out.qmin - conv_out.zero_point),
+                         static_cast<float>(conv_out.qmax - conv_out.zero_point));
+      mul_by(add->conv_scale);
+      ops.append_sum(add->residual.scale, add->residual.zero_point, add->residual.type);
+      mul_by(out.inv_scale);
+      qa.detail += fmt::format("{}qadd as sum post-op (scale {}, zp {})", qa.detail.empty() ? "" : ", ",
+                               add->residual.scale, add->residual.zero_point);
+    } else {
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, out.inv_scale, 0.0f);
+    }
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+    if (narrow) {
       ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, static_cast<float>(out.qmin - out.zero_point),
                          static_cast<float>(out.qmax - out.zero_point));
     }
@@ -213,17 +266,37 @@ Status emit_qconv(Builder& b, const Group& g) {
   const auto& pad = n.attr_ints("padding");
   const auto& dil = n.attr_ints("dilation");
   const dims_t wdims = groups > 1 ? dims_t{groups, ws[0] / groups, ws[1], ws[2], ws[3]} : to_dims(ws);
-  COMPRESS_ASSIGN_OR_RETURN(QuantAttr qa, quant_attr(g, xq, wq.scales, wq.per_channel, bias, 1, 4, oq, nullptr));
+  // Note [qadd as a sum post-op]
+  std::optional<FusedAdd> add;
+  const Value* residual = nullptr;
+  if (!g.posts.empty()) {
+    const Node& q = *g.posts.front();
+    COMPRESS_CHECK(g.posts.size() == 1 && q.op() == "qadd" && g.residual != nullptr && !oq.to_float, kUnsup,
+                   "qconv2d with post-ops {}", post_summary(g));
+    residual = g.residual;
+    add.emplace();
+    add->conv_scale = oq.scale;
+    COMPRESS_ASSIGN_OR_RETURN(add->residual, activation_quant(residual, "qadd input 1"));
+    COMPRESS_ASSIGN_OR_RETURN(add->out, output_quant(q));
+    COMPRESS_CHECK(!add->out.to_float && add->out.type == add->residual.type && residual->shape() == ys, kUnsup,
+                   "qadd fused as a sum needs an i8/u8 output of its second operand's dtype and shape");
+  }
+  const OutputQuant& final_out = add ? add->out : oq;
+  COMPRESS_ASSIGN_OR_RETURN(QuantAttr qa, quant_attr(g, xq, wq.scales, wq.per_channel, bias, 1, 4, oq, nullptr,
+                                                     add ? &*add : nullptr));
   const md_t s32_bias = plain_md({ws[0]}, dt::s32);
   const md_t b_md = bias != nullptr && bias->dtype() == DType::kI32 ? s32_bias : md_t();
   dnnl::convolution_forward::primitive_desc pd;
   COMPRESS_RETURN_IF_ERROR(try_dnnl("int8 convolution", [&] {
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                       md_t(to_dims(xs), xq.type, tag::any), md_t(wdims, dt::s8, tag::any), b_md,
-                                      md_t(to_dims(ys), oq.type, tag::any), {stride[0], stride[1]},
+                                      md_t(to_dims(ys), final_out.type, tag::any), {stride[0], stride[1]},
                                       {dil[0] - 1, dil[1] - 1}, {pad[0], pad[1]}, {pad[2], pad[3]});
     pd = dnnl::convolution_forward::primitive_desc(d, qa.attr, cpu_engine());
   }));
+  const std::string impl = pd.impl_info_str();
+  COMPRESS_CHECK(!add || impl.rfind("ref", 0) != 0, kUnsup,
+                 "oneDNN has only its reference kernel ({}) for this int8 convolution with a fused qadd", impl);
 
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get(x, pd.src_desc()));
@@ -232,12 +305,35 @@ Status emit_qconv(Builder& b, const Group& g) {
                                      wq.values.data(), pd.weights_desc()));
   std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
   COMPRESS_RETURN_IF_ERROR(add_bias(b, bias, qa, s32_bias, &fixed));
-  const int dst = b.new_stored(g.output(), pd.dst_desc());
+  for (const auto& [arg, value] : qa.scalar_muls) {
+    const float v = value;
+    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory m,
+                              b.constant_memory(g.output(), fmt::format("scalar post-op {} = {}", arg, v),
+                                                plain_md({1, 1, 1, 1}, dt::f32),
+                                                [v](void* p) { *static_cast<float*>(p) = v; }));
+    fixed.emplace_back(arg, m);
+  }
+  int dst = -1;
+  std::string where;
+  if (residual == nullptr) {
+    dst = b.new_stored(g.output(), pd.dst_desc());
+  } else {
+    // The sum reads the second operand from the destination: write over it
+    // when nothing reads it later, else copy it there first.
+    const int r = b.natural(residual);
+    if (b.stored(r).md == pd.dst_desc() && b.can_overwrite(r, {src})) {
+      dst = b.share(g.output(), r);
+      where = ", in place over the second operand";
+    } else {
+      dst = b.new_stored(g.output(), pd.dst_desc());
+      COMPRESS_RETURN_IF_ERROR(b.add_reorder(r, dst, md_t(), md_t(), "second qadd operand for the sum post-op"));
+    }
+  }
   OnednnStep info;
   info.kind = "convolution";
   info.nodes = g.node_names();
-  info.detail = fmt::format("int8 {} -> {}, weights {}; {}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()),
-                            describe_md(pd.weights_desc()), qa.detail);
+  info.detail = fmt::format("int8 {} -> {}, weights {}; {}{}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()),
+                            describe_md(pd.weights_desc()), qa.detail, where);
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
   b.add_primitive(dnnl::convolution_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, fixed, info);

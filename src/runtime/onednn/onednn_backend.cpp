@@ -59,6 +59,7 @@ const char* const kMappedOps[] = {
     "embedding",
     "quantize",
     "dequantize",
+    "qadd",
     "scaled_dot_product_attention",
 };
 

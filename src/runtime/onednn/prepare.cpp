@@ -107,6 +107,18 @@ Group make_group(const ir::Graph& g, Node* main, const std::unordered_set<const 
   Group group;
   group.main = main;
   if (!fuse) return group;
+  if (main->op() == "qconv2d" && !is_f32(main->output(0))) {
+    // Note [qadd as a sum post-op] (emit_quantized.cpp): the qadd reading
+    // the conv's int8 output as its first operand.
+    Node* u = single_user(g, main->output(0));
+    if (u != nullptr && !taken.count(u) && u->op() == "qadd" && u->num_inputs() == 2 &&
+        u->input(0) == main->output(0) && u->input(1) != u->input(0) && !u->input(1)->is_constant() &&
+        u->input(1)->dtype() == u->output(0)->dtype() && u->input(1)->shape() == u->output(0)->shape()) {
+      group.residual = u->input(1);
+      group.posts.push_back(u);
+    }
+    return group;
+  }
   const PostPolicy policy = post_policy(*main);
   bool have_sum = false;
   Value* cur = main->output(0);

@@ -79,6 +79,7 @@ Expected<Tensors> matmul(const ir::Node& node, const Tensors& in);
 Expected<Tensors> qconv2d(const ir::Node& node, const Tensors& in);
 Expected<Tensors> qlinear(const ir::Node& node, const Tensors& in);
 Expected<Tensors> qmatmul(const ir::Node& node, const Tensors& in);
+Expected<Tensors> qadd(const ir::Node& node, const Tensors& in);  // Note [Quantized add]
 Expected<Tensors> quantize(const ir::Node& node, const Tensors& in);
 Expected<Tensors> dequantize(const ir::Node& node, const Tensors& in);
 Expected<Tensors> fake_quant(const ir::Node& node, const Tensors& in);

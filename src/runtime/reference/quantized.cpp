@@ -262,6 +262,33 @@ Expected<Tensors> qmatmul(const ir::Node& node, const Tensors& in) {
   return Tensors{std::move(out)};
 }
 
+// Note [Quantized add]
+// qadd(a, b) = requantize(fma(sb, (float)(b - zb), (float)(a - za) * sa)):
+// a's real value is the contract's dequantize (one f32 rounding), b's is
+// multiplied and added in ONE rounding (a fused multiply-add, std::fmaf).
+// This is the order in which oneDNN's sum post-op applies a residual
+// (vfmadd of scale * (dst - zp) into the value computed so far), so a qadd
+// fused into the qconv2d that produces `a` is bit-exact with this kernel.
+// The operands are not interchangeable in the last bit.
+Expected<Tensors> qadd(const ir::Node& node, const Tensors& in) {
+  COMPRESS_CHECK(in[0].shape() == in[1].shape(), kBad, "operand shapes {} and {} differ",
+                 ir::shape_to_string(in[0].shape()), ir::shape_to_string(in[1].shape()));
+  COMPRESS_ASSIGN_OR_RETURN(CenteredOperand a, centered(node, in, 0, "input 0", false));
+  COMPRESS_ASSIGN_OR_RETURN(CenteredOperand b, centered(node, in, 1, "input 1", false));
+  COMPRESS_ASSIGN_OR_RETURN(Requant r, requant_for(node, nullptr, 0));
+  COMPRESS_ASSIGN_OR_RETURN(Tensor out, requant_output(r, in[0].shape()));
+  const float sa = a.scales[0], sb = b.scales[0];
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const float real = std::fmaf(sb, static_cast<float>(b.values[i]), static_cast<float>(a.values[i]) * sa);
+    if (r.to_float) {
+      out.data<float>()[i] = real;
+    } else {
+      store_integer(out, i, quantize_value(real, r.inv_scale, r.zero_point, r.qmin, r.qmax));
+    }
+  }
+  return Tensors{std::move(out)};
+}
+
 Expected<Tensors> quantize(const ir::Node& node, const Tensors& in) {
   const Tensor& x = in[0];
   COMPRESS_RETURN_IF_ERROR(check_f32(x, "input"));

@@ -29,6 +29,7 @@ const KernelEntry kKernels[] = {
     {"qconv2d", ref::qconv2d, true},
     {"qlinear", ref::qlinear, true},
     {"qmatmul", ref::qmatmul, true},
+    {"qadd", ref::qadd, true},
     {"batch_norm", ref::batch_norm, true},
     {"layer_norm", ref::layer_norm, true},
     {"relu", ref::activation, true},
