@@ -56,6 +56,7 @@ struct TensorRecord {
   std::shared_ptr<const ir::QuantParams> quant;
   bool sparse = false;
   ir::SparseFormat format = ir::SparseFormat::kDense;
+  bool csr_bitmask = false;  // kSparseCsrBitmask: format is kCsr, indices are one bitmask
   int64_t n = 0, m = 0, block_h = 0, block_w = 0;
   std::vector<IndexRecord> indices;
   BlobRef data;
@@ -302,10 +303,14 @@ Status read_tensor(ByteReader& r, size_t index, TensorRecord* t) {
     const uint64_t format_at = r.offset();
     uint8_t format = 0;
     COMPRESS_RETURN_IF_ERROR(r.u8(&format, what));
-    if (format < static_cast<uint8_t>(ir::SparseFormat::kMask) ||
-        format > static_cast<uint8_t>(ir::SparseFormat::kBlock)) {
-      return r.fail_at(format_at, "{}: unknown sparse format code {} (expected 1..4: mask, csr, nm, block)", what,
-                       format);
+    if (format == kSparseCsrBitmask) {
+      t->csr_bitmask = true;
+      format = static_cast<uint8_t>(ir::SparseFormat::kCsr);
+    } else if (format < static_cast<uint8_t>(ir::SparseFormat::kMask) ||
+               format > static_cast<uint8_t>(ir::SparseFormat::kBlock)) {
+      return r.fail_at(format_at,
+                       "{}: unknown sparse format code {} (expected 1..4: mask, csr, nm, block, or {}: csr bitmask)",
+                       what, format, kSparseCsrBitmask);
     }
     t->format = static_cast<ir::SparseFormat>(format);
     // Layouts index rows with row_ptr[rows + 1]; keep that addition in range.
@@ -686,6 +691,49 @@ Expected<std::shared_ptr<ir::Storage>> load_blob(DataSource& src, const BlobRef&
   return storage;
 }
 
+// Note [Compact CSR indices] (cmf_writer.cpp): one u8 index tensor of
+// ceil(numel / 8) bytes, bit i set when logical element i is stored, no bit
+// set past numel, as many bits set as stored values. Everything it allocates
+// is bounded by the blobs already checked against the file size.
+Expected<std::vector<ir::Tensor>> csr_from_bitmask(const TensorRecord& t, const std::vector<ir::Tensor>& indices) {
+  const int64_t numel = t.numel;
+  // The writer uses the bitmask only from kCsrBitmaskMinElements elements on,
+  // which also bounds the row count by the bitmask's size.
+  COMPRESS_CHECK(!t.shape.empty() && numel >= kCsrBitmaskMinElements, StatusCode::kInvalidArgument,
+                 "a csr bitmask needs rank >= 1 and at least {} elements (has {})", kCsrBitmaskMinElements, numel);
+  COMPRESS_CHECK(indices.size() == 1 && indices[0].dtype() == ir::DType::kU8 &&
+                     indices[0].shape() == ir::Shape{(numel + 7) / 8},
+                 StatusCode::kInvalidArgument, "expected one u8 index tensor of shape [{}] (numel {} / 8, rounded up)",
+                 (numel + 7) / 8, numel);
+  int64_t rows = 0, cols = 0;
+  ir::matrix_dims(t.shape, &rows, &cols);
+  COMPRESS_CHECK(cols <= std::numeric_limits<int32_t>::max(), StatusCode::kInvalidArgument,
+                 "{} columns do not fit csr's i32 column indices", cols);
+  const uint8_t* bits = indices[0].data<uint8_t>();
+  const int64_t bytes = (numel + 7) / 8;
+  int64_t set = 0;
+  for (int64_t i = 0; i < bytes; ++i) set += __builtin_popcount(bits[i]);
+  COMPRESS_CHECK(set == static_cast<int64_t>(t.stored_count), StatusCode::kInvalidArgument,
+                 "{} bits set for {} stored values", set, t.stored_count);
+  if (numel % 8 != 0) {
+    COMPRESS_CHECK((bits[bytes - 1] >> (numel % 8)) == 0, StatusCode::kInvalidArgument,
+                   "bits set past the last element");
+  }
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor row_ptr, ir::Tensor::zeros(ir::DType::kI64, {rows + 1}));
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor col_idx, ir::Tensor::zeros(ir::DType::kI32, {set}));
+  int64_t* rp = row_ptr.data<int64_t>();
+  int32_t* ci = col_idx.data<int32_t>();
+  int64_t k = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t i = r * cols + c;
+      if ((bits[i / 8] >> (i % 8)) & 1u) ci[k++] = static_cast<int32_t>(c);
+    }
+    rp[r + 1] = k;
+  }
+  return std::vector<ir::Tensor>{std::move(row_ptr), std::move(col_idx)};
+}
+
 Expected<ir::Tensor> load_tensor(DataSource& src, const TensorRecord& t, const Preamble& p, bool verify,
                                  const std::string& source) {
   const std::string what = fmt::format("tensor '{}'", t.name);
@@ -709,6 +757,11 @@ Expected<ir::Tensor> load_tensor(DataSource& src, const TensorRecord& t, const P
       Expected<ir::Tensor> index = ir::Tensor::from_storage(idx.dtype, idx.shape, std::move(storage));
       if (!index) return wrap(index.status(), fmt::format("index tensor {}", i));
       sparse->indices.push_back(std::move(*index));
+    }
+    if (t.csr_bitmask) {
+      Expected<std::vector<ir::Tensor>> csr = csr_from_bitmask(t, sparse->indices);
+      if (!csr) return wrap(csr.status(), "invalid csr bitmask");
+      sparse->indices = std::move(*csr);
     }
     if (t.stored_count > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       return corrupt_file("{}: {}: stored count {} exceeds int64", source, what, t.stored_count);

@@ -49,6 +49,13 @@ inline constexpr uint8_t kGranularityPerTensor = 0;
 inline constexpr uint8_t kGranularityPerAxis = 1;
 inline constexpr uint8_t kGranularityPerGroup = 2;
 // Sparse formats use ir::SparseFormat's values (1 mask, 2 csr, 3 nm, 4 block).
+// On-disk only: a CSR layout whose indices are stored as one bitmask of the
+// logical shape (bit i, LSB first, set when element i is stored); the reader
+// rebuilds ir::SparseLayout's row_ptr/col_idx. See Note [Compact CSR indices].
+inline constexpr uint8_t kSparseCsrBitmask = 130;
+// Tensors below this element count keep the plain CSR indices (the saving
+// would be a few bytes inside a 64-byte aligned blob).
+inline constexpr int64_t kCsrBitmaskMinElements = 4096;
 
 // Smallest encodings, used to bound counts before anything is allocated.
 inline constexpr uint64_t kMinStringBytes = 8;

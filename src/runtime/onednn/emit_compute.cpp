@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "builder.h"
+#include "sparse_step.h"
 
 namespace compress::runtime::onednn {
 namespace {
@@ -113,6 +114,10 @@ Status emit_conv(Builder& b, const Group& g) {
   const auto& dil = n.attr_ints("dilation");
   const dt cdt = b.compute_type();
   const dims_t wdims = groups > 1 ? dims_t{groups, ws[0] / groups, ws[1], ws[2], ws[3]} : to_dims(ws);
+  std::string why_dense;  // Note [Sparse weight steps]
+  COMPRESS_ASSIGN_OR_RETURN(const bool sparse, emit_sparse_weight_step(b, g, &why_dense));
+  if (sparse) return Status::ok();
+  COMPRESS_ASSIGN_OR_RETURN(const void* wdata, dense_weight_data(b, w));
 
   Status posts;
   dnnl::primitive_attr attr = base_attr(g, &posts);
@@ -147,7 +152,7 @@ Status emit_conv(Builder& b, const Group& g) {
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get(x, pd.src_desc()));
   COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem,
                             b.weight(w, "conv", plain_md(ir::Shape(wdims.begin(), wdims.end()), dt::f32),
-                                     w->constant().raw_data(), pd.weights_desc()));
+                                     wdata, pd.weights_desc()));
   std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
   if (bias != nullptr) {
     COMPRESS_ASSIGN_OR_RETURN(dnnl::memory bmem,
@@ -159,6 +164,7 @@ Status emit_conv(Builder& b, const Group& g) {
   info.nodes = g.node_names();
   info.detail = fmt::format("{} -> {}, weights {}", describe_md(pd.src_desc()), describe_md(pd.dst_desc()),
                             describe_md(pd.weights_desc()));
+  if (!why_dense.empty()) info.detail += "; " + why_dense;
   COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, pd.dst_desc(), {src}, &info.detail));
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
@@ -179,6 +185,10 @@ Status emit_linear(Builder& b, const Group& g) {
   const int64_t k = xs.back(), out = w->shape()[0];
   const int64_t m = k == 0 ? 0 : ir::numel(xs) / k;
   COMPRESS_CHECK(m > 0 && k > 0 && out > 0, kUnsup, "linear with an empty dimension");
+  std::string why_dense;  // Note [Sparse weight steps]
+  COMPRESS_ASSIGN_OR_RETURN(const bool sparse, emit_sparse_weight_step(b, g, &why_dense));
+  if (sparse) return Status::ok();
+  COMPRESS_ASSIGN_OR_RETURN(const void* wdata, dense_weight_data(b, w));
   const dt cdt = b.compute_type();
 
   Status posts;
@@ -200,8 +210,8 @@ Status emit_linear(Builder& b, const Group& g) {
 
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(x, from_dnnl(cdt)));
-  COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem, b.weight(w, "linear", plain_md(w->shape(), dt::f32),
-                                                        w->constant().raw_data(), pd.weights_desc()));
+  COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem,
+                            b.weight(w, "linear", plain_md(w->shape(), dt::f32), wdata, pd.weights_desc()));
   std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
   if (bias != nullptr) {
     COMPRESS_ASSIGN_OR_RETURN(dnnl::memory bmem,
@@ -212,6 +222,7 @@ Status emit_linear(Builder& b, const Group& g) {
   info.kind = "inner_product";
   info.nodes = g.node_names();
   info.detail = fmt::format("{} x weights {}", describe_md(src_md), describe_md(pd.weights_desc()));
+  if (!why_dense.empty()) info.detail += "; " + why_dense;
   COMPRESS_ASSIGN_OR_RETURN(int dst, group_destination(b, g, plain_md(g.output()->shape(), cdt), {src}, &info.detail));
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
