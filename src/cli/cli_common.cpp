@@ -1,4 +1,6 @@
 // Option parsing shared by the ctk commands (see cli.h).
+#include <cerrno>
+#include <cstdlib>
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -93,6 +95,30 @@ int report_failure(const CommandDoc& doc, const Status& status) {
   std::fprintf(stderr, "ctk %.*s: %s\n", static_cast<int>(doc.name.size()), doc.name.data(),
                status.to_string().c_str());
   return kExitFailure;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    const size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+    if (a != std::string::npos) out.push_back(item.substr(a, b - a + 1));
+    start = end + 1;
+  }
+  return out;
+}
+
+bool parse_int(const std::string& text, int64_t* value) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (end != text.c_str() + text.size() || errno == ERANGE) return false;
+  *value = static_cast<int64_t>(v);
+  return true;
 }
 
 }  // namespace compress::cli

@@ -3,14 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <random>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "compress/eval/latency.h"
 #include "compress/runtime/backend.h"
 #include "compress/support/threads.h"
 #include "model_loading.h"
@@ -43,68 +42,6 @@ const CommandDoc kBenchDoc = {
     "  ctk bench resnet18.cmf --backend onednn --dtype bf16 --batch 32 --json\n"
     "  ctk bench encoder.cmf --backend onednn --explain\n",
 };
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-double peak_rss_mb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return 0;
-}
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
-  return v[i];
-}
-
-// The embedding table size an integer input indexes, or 0.
-int64_t index_range(const ir::Value& input) {
-  int64_t rows = 0;
-  for (const ir::Use& use : input.uses()) {
-    if (use.user->op() == "embedding" && use.input_index == 0 && use.user->num_inputs() > 1) {
-      const ir::Shape& table = use.user->input(1)->shape();
-      if (!table.empty()) rows = rows == 0 ? table[0] : std::min(rows, table[0]);
-    }
-  }
-  return rows;
-}
-
-Expected<std::vector<ir::Tensor>> random_inputs(const ir::Graph& graph, int64_t batch) {
-  std::vector<ir::Tensor> inputs;
-  std::mt19937 gen(1234);
-  for (const ir::Value* v : graph.inputs()) {
-    ir::Shape shape = v->shape();
-    if (batch > 0 && !shape.empty()) shape[0] = batch;
-    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, ir::Tensor::zeros(v->dtype(), shape));
-    if (v->dtype() == ir::DType::kF32) {
-      std::normal_distribution<float> dist(0.0f, 1.0f);
-      for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
-    } else if (v->dtype() == ir::DType::kI64 || v->dtype() == ir::DType::kI32) {
-      const int64_t rows = std::max<int64_t>(1, index_range(*v));
-      std::uniform_int_distribution<int64_t> dist(0, rows - 1);
-      for (int64_t i = 0; i < t.numel(); ++i) {
-        if (v->dtype() == ir::DType::kI64) {
-          t.data<int64_t>()[i] = dist(gen);
-        } else {
-          t.data<int32_t>()[i] = static_cast<int32_t>(dist(gen));
-        }
-      }
-    }
-    if (v->type().quant) t = t.with_quant(v->type().quant);
-    inputs.push_back(std::move(t));
-  }
-  return inputs;
-}
-
-}  // namespace
 
 int run_bench(const std::vector<std::string>& args) {
   CommandLine cl(kBenchDoc);
@@ -144,7 +81,7 @@ int run_bench(const std::vector<std::string>& args) {
 
   Expected<ir::Graph> graph = load_model(path);
   if (!graph.has_value()) return report_failure(kBenchDoc, graph.status());
-  Expected<std::vector<ir::Tensor>> inputs = random_inputs(*graph, batch);
+  Expected<std::vector<ir::Tensor>> inputs = eval::random_inputs(*graph, batch);
   if (!inputs.has_value()) return report_failure(kBenchDoc, inputs.status());
 
   std::unique_ptr<runtime::Backend> backend;
@@ -161,29 +98,23 @@ int run_bench(const std::vector<std::string>& args) {
     backend = std::move(*made);
   }
 
-  auto t0 = Clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   Expected<std::unique_ptr<runtime::ExecutionPlan>> plan = backend->compile(*graph);
   if (!plan.has_value()) return report_failure(kBenchDoc, plan.status().with_context(path));
-  const double compile_ms = ms_since(t0);
-  t0 = Clock::now();
-  Expected<std::vector<ir::Tensor>> first = (*plan)->run(*inputs);
-  if (!first.has_value()) return report_failure(kBenchDoc, first.status().with_context(path));
-  const double first_run_ms = ms_since(t0);
-  for (int i = 0; i < warmup; ++i) (void)(*plan)->run(*inputs);
-
-  std::vector<double> ms;
-  const auto start = Clock::now();
-  while (static_cast<int>(ms.size()) < max_runs &&
-         (static_cast<int>(ms.size()) < min_runs || ms_since(start) < min_time * 1000.0)) {
-    t0 = Clock::now();
-    Expected<std::vector<ir::Tensor>> out = (*plan)->run(*inputs);
-    ms.push_back(ms_since(t0));
-    if (!out.has_value()) return report_failure(kBenchDoc, out.status().with_context(path));
-  }
-  const double p50 = percentile(ms, 0.5), p90 = percentile(ms, 0.9), best = percentile(ms, 0.0);
-  const int64_t items = inputs->empty() || inputs->front().rank() == 0 ? 1 : inputs->front().dim(0);
-  const double throughput = p50 > 0 ? static_cast<double>(items) * 1000.0 / p50 : 0.0;
-  const double rss = peak_rss_mb();
+  const double compile_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  eval::LatencyOptions timing;
+  timing.warmup = warmup;
+  timing.min_runs = min_runs;
+  timing.max_runs = max_runs;
+  timing.min_time_s = min_time;
+  Expected<eval::LatencyResult> measured = eval::time_plan(**plan, *inputs, timing);
+  if (!measured.has_value()) return report_failure(kBenchDoc, measured.status().with_context(path));
+  const double first_run_ms = measured->first_run_ms;
+  const double p50 = measured->p50_ms, p90 = measured->p90_ms, best = measured->min_ms;
+  const int64_t items = measured->batch;
+  const double throughput = measured->throughput_per_s();
+  const double rss = eval::peak_rss_mb();
 
   nlohmann::json fallbacks = nlohmann::json::array();
   std::string plan_text;
@@ -209,7 +140,7 @@ int run_bench(const std::vector<std::string>& args) {
     out["peak_rss_mb"] = rss;
     out["compile_ms"] = compile_ms;
     out["first_run_ms"] = first_run_ms;
-    out["runs"] = ms.size();
+    out["runs"] = measured->runs;
     out["fallbacks"] = fallbacks;
     if (explain) out["plan"] = plan_text;
     std::cout << out.dump(2) << "\n";
@@ -218,7 +149,7 @@ int run_bench(const std::vector<std::string>& args) {
   if (explain) std::cout << plan_text << "\n";
   std::cout << fmt::format("{}: {} backend, {}, batch {}, {} threads\n", path, backend_name, dtype, items, num_threads());
   std::cout << fmt::format("  latency     p50 {:.3f} ms   p90 {:.3f} ms   min {:.3f} ms   ({} runs)\n", p50, p90, best,
-                           ms.size());
+                           measured->runs);
   std::cout << fmt::format("  throughput  {:.1f} items/s\n", throughput);
   std::cout << fmt::format("  first run   {:.1f} ms after a {:.1f} ms compile\n", first_run_ms, compile_ms);
   std::cout << fmt::format("  peak RSS    {:.1f} MB\n", rss);

@@ -26,4 +26,10 @@ int run_convert(const std::vector<std::string>& args);
 extern const CommandDoc kQuantizeDoc;
 int run_quantize(const std::vector<std::string>& args);
 
+extern const CommandDoc kRunDoc;
+int run_run(const std::vector<std::string>& args);
+
+extern const CommandDoc kReportDoc;
+int run_report(const std::vector<std::string>& args);
+
 }  // namespace compress::cli

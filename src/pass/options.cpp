@@ -205,6 +205,33 @@ Expected<std::vector<std::string>> PassOptions::string_list(const std::string& k
   return out;
 }
 
+Expected<std::vector<int64_t>> PassOptions::integer_list(const std::string& key, int64_t min, int64_t max) const {
+  impl_->asked.insert(key);
+  const YAML::Node node = impl_->map[key];
+  std::vector<int64_t> out;
+  if (!node) return out;
+  std::vector<YAML::Node> items;
+  if (node.IsScalar()) {
+    items.push_back(node);
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) items.push_back(item);
+  } else {
+    return invalid_argument("{}: expected a list of integers, got {}", where(key), describe_node(node));
+  }
+  for (const YAML::Node& item : items) {
+    const std::string text = item.IsScalar() ? item.Scalar() : std::string();
+    errno = 0;
+    char* end = nullptr;
+    const long long v = text.empty() ? 0 : std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || v < min || v > max) {
+      return invalid_argument("{}: {}: expected integers in [{}, {}], got {}", location(impl_->file, item.Mark()),
+                              where(key), min, max, describe_node(item));
+    }
+    out.push_back(static_cast<int64_t>(v));
+  }
+  return out;
+}
+
 Expected<std::vector<std::pair<std::string, double>>> PassOptions::number_map(const std::string& key,
                                                                               Range range) const {
   impl_->asked.insert(key);

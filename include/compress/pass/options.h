@@ -63,6 +63,9 @@ class PassOptions {
                                const std::vector<std::string>& choices = {}) const;
   // A sequence of strings; a single scalar is a one-element list.
   Expected<std::vector<std::string>> string_list(const std::string& key) const;
+  // A sequence of integers in [min, max]; a single scalar is a one-element list.
+  Expected<std::vector<int64_t>> integer_list(const std::string& key, int64_t min = std::numeric_limits<int64_t>::min(),
+                                              int64_t max = std::numeric_limits<int64_t>::max()) const;
   // A mapping name-or-pattern -> number (per-layer overrides), each value in `range`.
   // Keys keep the order they were written in.
   Expected<std::vector<std::pair<std::string, double>>> number_map(const std::string& key, Range range = {}) const;

@@ -1,0 +1,39 @@
+// Measures variants one after another on the same backend and threads, then writes the report files.
+#include "report_runner.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "backend_choice.h"
+#include "compress/support/logging.h"
+#include "compress/support/threads.h"
+
+namespace compress::cli {
+
+Expected<eval::Report> run_report(const std::vector<ReportVariantInput>& variants, const eval::DataSource* data,
+                                  const ReportRunOptions& options) {
+  if (variants.empty()) return invalid_argument("report: no models to measure");
+  COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Backend> backend, make_cli_backend(options.backend, "f32"));
+  eval::Report report;
+  report.backend = options.backend;
+  report.threads = num_threads();
+  report.data = data != nullptr ? data->describe() : std::string();
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const ReportVariantInput& v = variants[i];
+    log_info("report: measuring {} of {}: '{}' ({})", i + 1, variants.size(), v.name, v.path);
+    Expected<eval::VariantReport> measured =
+        eval::measure_variant(v.name, v.path, *v.graph, *backend, data, options.measure);
+    if (!measured.has_value()) return measured.status().with_context(fmt::format("report: variant '{}'", v.name));
+    report.variants.push_back(std::move(*measured));
+  }
+  COMPRESS_RETURN_IF_ERROR(eval::write_report(report, options.out_dir));
+  // The summary table only (per-layer tables are in the files).
+  const std::string md = eval::report_markdown(report);
+  const size_t layers = md.find("\n## Layers");
+  std::cout << md.substr(0, layers) << "\n";
+  std::cout << fmt::format("report written to {}/report.md, report.json, report.html\n", options.out_dir);
+  return report;
+}
+
+}  // namespace compress::cli

@@ -1,0 +1,203 @@
+// Recipe loading: YAML structure checks with file:line:key errors, then one configured pass per stage.
+#include "compress/pass/recipe.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace compress::pass {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string at(const std::string& file, const YAML::Node& node) {
+  if (!node || node.Mark().is_null()) return file;
+  return fmt::format("{}:{}:{}", file, node.Mark().line + 1, node.Mark().column + 1);
+}
+
+// Relative paths in a recipe are relative to the recipe's folder, so a recipe
+// works from any working directory.
+std::string resolve(const std::string& recipe_file, const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  const fs::path base = fs::path(recipe_file).parent_path();
+  return (base / path).lexically_normal().string();
+}
+
+// idx:/npy: specs carry file paths after the colon; named datasets do not.
+std::string resolve_spec(const std::string& recipe_file, const std::string& spec) {
+  const size_t colon = spec.find(':');
+  if (colon == std::string::npos) return spec;
+  const std::string kind = spec.substr(0, colon);
+  if (kind != "idx" && kind != "npy") return spec;
+  std::string out = kind + ":";
+  std::stringstream parts(spec.substr(colon + 1));
+  std::string part;
+  bool first = true;
+  while (std::getline(parts, part, ',')) {
+    out += (first ? "" : ",") + resolve(recipe_file, part);
+    first = false;
+  }
+  return out;
+}
+
+// The scalar keys of a mapping as PassOptions (so typed getters and unknown-key
+// checks behave as for pass options); `nested` keys are checked separately.
+Expected<PassOptions> scalar_keys(const YAML::Node& map, const std::string& file, const std::string& context,
+                                  const std::set<std::string>& nested) {
+  YAML::Node scalars(YAML::NodeType::Map);
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) return invalid_argument("{}: {}: keys must be plain words", at(file, kv.first), context);
+    if (nested.count(kv.first.Scalar()) == 0) scalars[kv.first.Scalar()] = kv.second;
+  }
+  return PassOptions::from_yaml(scalars, file, context);
+}
+
+Expected<RecipeData> parse_data(const YAML::Node& node, const std::string& file, const std::string& name) {
+  const std::string context = "data." + name;
+  RecipeData data;
+  data.where = fmt::format("{}: {}", at(file, node), context);
+  if (node.IsScalar()) {  // "calibration: fashion-mnist:train"
+    data.spec = resolve_spec(file, node.Scalar());
+    return data;
+  }
+  if (!node.IsMap()) {
+    return invalid_argument("{}: {}: expected a dataset spec or a mapping with spec, mean, std, samples", at(file, node),
+                            context);
+  }
+  COMPRESS_ASSIGN_OR_RETURN(PassOptions o, PassOptions::from_yaml(node, file, context));
+  if (!o.has("spec")) return invalid_argument("{}: {}: missing key 'spec' (e.g. spec: fashion-mnist:test)", at(file, node), context);
+  COMPRESS_ASSIGN_OR_RETURN(std::string spec, o.string("spec", ""));
+  data.spec = resolve_spec(file, spec);
+  COMPRESS_ASSIGN_OR_RETURN(double mean, o.number("mean", 0.0));
+  COMPRESS_ASSIGN_OR_RETURN(double std_dev, o.number("std", 1.0, Range::positive()));
+  COMPRESS_ASSIGN_OR_RETURN(data.samples, o.integer("samples", -1, 1));
+  data.mean = static_cast<float>(mean);
+  data.std = static_cast<float>(std_dev);
+  COMPRESS_RETURN_IF_ERROR(o.finish());
+  return data;
+}
+
+Expected<RecipeReport> parse_report(const YAML::Node& node, const std::string& file) {
+  if (!node.IsMap()) return invalid_argument("{}: report: expected a mapping (out, backend, batch_sizes, ...)", at(file, node));
+  COMPRESS_ASSIGN_OR_RETURN(PassOptions o, PassOptions::from_yaml(node, file, "report"));
+  RecipeReport r;
+  if (!o.has("out")) return invalid_argument("{}: report: missing key 'out' (the folder for report.md/.json/.html)", at(file, node));
+  COMPRESS_ASSIGN_OR_RETURN(std::string out, o.string("out", ""));
+  r.out_dir = resolve(file, out);
+  COMPRESS_ASSIGN_OR_RETURN(r.backend, o.string("backend", r.backend, {"onednn", "reference"}));
+  if (o.has("batch_sizes")) {
+    COMPRESS_ASSIGN_OR_RETURN(r.batch_sizes, o.integer_list("batch_sizes", 1, 65536));
+  } else {
+    (void)o.integer_list("batch_sizes");
+  }
+  if (r.batch_sizes.empty()) return invalid_argument("{}: report: batch_sizes must not be empty", o.where("batch_sizes"));
+  COMPRESS_ASSIGN_OR_RETURN(r.min_time_s, o.number("min_time", r.min_time_s, Range::closed(0.0, 3600.0)));
+  COMPRESS_ASSIGN_OR_RETURN(r.baseline_name, o.string("baseline_name", r.baseline_name));
+  COMPRESS_ASSIGN_OR_RETURN(r.variant_name, o.string("variant_name", r.variant_name));
+  COMPRESS_RETURN_IF_ERROR(o.finish());
+  return r;
+}
+
+Expected<RecipeStage> parse_stage(const YAML::Node& node, const std::string& file, size_t index) {
+  RecipeStage stage;
+  YAML::Node options;
+  if (node.IsScalar()) {
+    stage.pass = node.Scalar();
+  } else if (node.IsMap() && node.size() == 1) {
+    const auto kv = *node.begin();
+    if (!kv.first.IsScalar()) return invalid_argument("{}: stage {}: the pass name must be a word", at(file, node), index + 1);
+    stage.pass = kv.first.Scalar();
+    options = kv.second;
+  } else {
+    return invalid_argument("{}: stage {}: expected a pass name or a one-key mapping 'pass.name: {{options}}'",
+                            at(file, node), index + 1);
+  }
+  const std::string context = fmt::format("stage {} ({})", index + 1, stage.pass);
+  stage.where = fmt::format("{}: {}", at(file, node), context);
+  COMPRESS_ASSIGN_OR_RETURN(stage.options, PassOptions::from_yaml(options, file, context));
+  return stage;
+}
+
+}  // namespace
+
+Expected<Recipe> parse_recipe(const std::string& text, const std::string& file) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    return invalid_argument("{}:{}:{}: not valid YAML: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg);
+  } catch (const YAML::Exception& e) {
+    return invalid_argument("{}: not valid YAML: {}", file, e.what());
+  }
+  if (!root.IsMap()) return invalid_argument("{}: a recipe must be a mapping (model:, output:, stages:, ...)", file);
+  Recipe recipe;
+  recipe.file = file;
+  COMPRESS_ASSIGN_OR_RETURN(PassOptions top, scalar_keys(root, file, "recipe", {"data", "stages", "report"}));
+  COMPRESS_ASSIGN_OR_RETURN(std::string model, top.string("model", ""));
+  COMPRESS_ASSIGN_OR_RETURN(std::string output, top.string("output", ""));
+  recipe.model = resolve(file, model);
+  recipe.output = resolve(file, output);
+  COMPRESS_ASSIGN_OR_RETURN(int64_t seed, top.integer("seed", 0, 0));
+  recipe.seed = static_cast<uint64_t>(seed);
+  COMPRESS_ASSIGN_OR_RETURN(int64_t threads, top.integer("threads", 0, 0, 1024));
+  recipe.threads = static_cast<int>(threads);
+  COMPRESS_RETURN_IF_ERROR(top.finish());
+
+  if (const YAML::Node data = root["data"]) {
+    if (!data.IsMap()) return invalid_argument("{}: data: expected a mapping of calibration/training/evaluation", at(file, data));
+    for (const auto& kv : data) {
+      const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+      std::optional<RecipeData>* slot = name == "calibration" ? &recipe.calibration
+                                        : name == "training"  ? &recipe.training
+                                        : name == "evaluation" ? &recipe.evaluation
+                                                               : nullptr;
+      if (slot == nullptr) {
+        return invalid_argument("{}: data: unknown key '{}' (known: calibration, training, evaluation)",
+                                at(file, kv.first), name);
+      }
+      COMPRESS_ASSIGN_OR_RETURN(RecipeData d, parse_data(kv.second, file, name));
+      *slot = std::move(d);
+    }
+  }
+  const YAML::Node stages = root["stages"];
+  if (!stages) return invalid_argument("{}: recipe: missing key 'stages' (a list of passes to run)", file);
+  if (!stages.IsSequence() || stages.size() == 0) {
+    return invalid_argument("{}: stages: expected a non-empty list of passes", at(file, stages));
+  }
+  for (size_t i = 0; i < stages.size(); ++i) {
+    COMPRESS_ASSIGN_OR_RETURN(RecipeStage stage, parse_stage(stages[i], file, i));
+    recipe.stages.push_back(std::move(stage));
+  }
+  if (const YAML::Node report = root["report"]) {
+    COMPRESS_ASSIGN_OR_RETURN(RecipeReport r, parse_report(report, file));
+    recipe.report = std::move(r);
+  }
+  return recipe;
+}
+
+Expected<Recipe> load_recipe(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found("recipe '{}': cannot open the file", path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return io_error("recipe '{}': read failed", path);
+  return parse_recipe(text.str(), path);
+}
+
+Expected<std::vector<std::unique_ptr<Pass>>> create_passes(const Recipe& recipe, const PassRegistry& registry) {
+  std::vector<std::unique_ptr<Pass>> passes;
+  for (const RecipeStage& stage : recipe.stages) {
+    if (!registry.contains(stage.pass)) {
+      return not_found("{}: unknown pass '{}' (known: {})", stage.where, stage.pass, fmt::join(registry.names(), ", "));
+    }
+    COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<Pass> pass, registry.create(stage.pass, stage.options));
+    passes.push_back(std::move(pass));
+  }
+  return passes;
+}
+
+}  // namespace compress::pass

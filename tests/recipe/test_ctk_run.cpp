@@ -1,0 +1,139 @@
+// `ctk run` and `ctk report` end to end: shipped recipes, the report files, and bad recipes leaving no output.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "ctk_runner.h"
+
+using namespace compress::testing;
+
+namespace {
+
+const std::string kSource = COMPRESS_TEST_SOURCE_DIR;
+const std::string kFixture = kSource + "/tests/fixtures/models/fashion_cnn.cmf";
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  REQUIRE(out.good());
+}
+
+}  // namespace
+
+TEST_CASE("ctk run of the shipped PTQ recipe writes an int8 model and a report within 0.3 points", "[recipe][slow]") {
+  TempDir dir;
+  const std::string out = dir.file("int8.cmf"), rep = dir.file("report");
+  Run r = ctk({"--quiet", "run", kSource + "/examples/recipes/fashion_ptq.yaml", "--out", out, "--report-dir", rep});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(fs::exists(out));
+  CHECK_THAT(r.out, Catch::Contains("stage 2/2 quant.ptq: changed the model"));
+  for (const char* f : {"report.md", "report.json", "report.html"}) CHECK(fs::exists(dir.file(std::string("report/") + f)));
+  const auto j = nlohmann::json::parse(read_text(rep + "/report.json"));
+  REQUIRE(j["variants"].size() == 2);
+  for (const auto& v : j["variants"]) {
+    for (const char* key : {"name", "top1", "latency_ms_b1", "latency_ms_b32", "size_bytes"}) {
+      INFO(key);
+      CHECK(v.contains(key));
+      CHECK_FALSE(v[key].is_null());
+    }
+  }
+  const double fp32 = j["variants"][0]["top1"], int8 = j["variants"][1]["top1"];
+  CHECK(fp32 == Approx(90.35).margin(1e-9));  // the fixture's known accuracy on the 10000 test images
+  CHECK(int8 >= fp32 - 0.3);
+  CHECK(j["variants"][1]["size_bytes"].get<int64_t>() < j["variants"][0]["size_bytes"].get<int64_t>() / 3);
+  CHECK(j["variants"][1]["bits_per_weight"].get<double>() == Approx(8.0));
+  CHECK(j["variants"][1]["top1_delta"].get<double>() == Approx(int8 - fp32));
+  CHECK_THAT(read_text(rep + "/report.md"), Catch::Contains("| int8 |"));
+  CHECK_THAT(read_text(rep + "/report.html"), Catch::Contains("<svg"));
+}
+
+TEST_CASE("every shipped recipe passes ctk run --check", "[recipe]") {
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(kSource + "/examples/recipes")) {
+    if (entry.path().extension() != ".yaml") continue;
+    Run r = ctk({"--quiet", "run", entry.path().string(), "--check"});
+    INFO(entry.path() << "\n" << r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("ok:"));
+    ++checked;
+  }
+  CHECK(checked >= 1);
+}
+
+TEST_CASE("bad recipes fail with file, line and key and write nothing", "[recipe]") {
+  TempDir dir;
+  const std::string out = dir.file("out.cmf");
+  auto run_recipe = [&](const std::string& text) {
+    write_text(dir.file("r.yaml"), text);
+    return ctk({"--quiet", "run", dir.file("r.yaml")});
+  };
+  const std::string head = "model: " + kFixture + "\noutput: " + out + "\n";
+  const std::string calib = "data:\n  calibration: {spec: \"fashion-mnist:train\", samples: 16}\n";
+
+  Run unknown_pass = run_recipe(head + "stages:\n  - prune.nothing\n");
+  CHECK(unknown_pass.exit_code == 1);
+  CHECK_THAT(unknown_pass.err, Catch::Contains("r.yaml:4:5") && Catch::Contains("'prune.nothing'"));
+
+  Run unknown_key = run_recipe(head + calib + "stages:\n  - quant.ptq: {samples: 16, colour: red}\n");
+  CHECK(unknown_key.exit_code == 1);
+  CHECK_THAT(unknown_key.err, Catch::Contains("r.yaml:6:") && Catch::Contains("'colour'"));
+
+  Run wrong_type = run_recipe(head + calib + "stages:\n  - quant.ptq: {fake_quant: sometimes}\n");
+  CHECK(wrong_type.exit_code == 1);
+  CHECK_THAT(wrong_type.err, Catch::Contains("'fake_quant'") && Catch::Contains("true or false"));
+
+  Run missing_model = run_recipe("model: " + dir.file("missing.cmf") + "\noutput: " + out + "\n" + calib +
+                                 "stages: [quant.ptq]\n");
+  CHECK(missing_model.exit_code == 1);
+  CHECK_THAT(missing_model.err, Catch::Contains("missing.cmf"));
+
+  Run missing_folder = run_recipe("model: " + kFixture + "\noutput: " + dir.file("no/such/dir/o.cmf") + "\n" + calib +
+                                  "stages: [quant.ptq]\n");
+  CHECK(missing_folder.exit_code == 1);
+  CHECK_THAT(missing_folder.err, Catch::Contains("no/such/dir"));
+
+  Run no_calibration = run_recipe(head + "stages: [quant.ptq]\n");
+  CHECK(no_calibration.exit_code == 1);
+  CHECK_THAT(no_calibration.err, Catch::Contains("calibration"));
+
+  Run bad_data = run_recipe(head + "data:\n  calibration: {spec: \"idx:nothere.gz\"}\nstages: [quant.ptq]\n");
+  CHECK(bad_data.exit_code == 1);
+  CHECK_THAT(bad_data.err, Catch::Contains("data.calibration") && Catch::Contains("nothere.gz"));
+
+  CHECK_FALSE(fs::exists(out));
+  for (const auto& entry : fs::directory_iterator(dir.file(""))) {
+    INFO(entry.path());
+    CHECK((entry.path().filename() == "r.yaml"));  // no temporary or partial files either
+  }
+}
+
+TEST_CASE("ctk report compares models side by side and checks its arguments", "[recipe]") {
+  TempDir dir;
+  Run r = ctk({"--quiet", "report", kFixture, kFixture, "--names", "a,b", "--batch-sizes", "1,4", "--min-time", "0",
+               "--backend", "reference", "--data", "fashion-mnist:test", "--limit", "200", "--mean", "0.286", "--std",
+               "0.353", "--out", dir.file("rep")});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(read_text(dir.file("rep/report.json")));
+  CHECK(j["backend"] == "reference");
+  CHECK(j["baseline"] == "a");
+  REQUIRE(j["variants"].size() == 2);
+  CHECK(j["variants"][1]["name"] == "b");
+  CHECK(j["variants"][0]["top1"] == j["variants"][1]["top1"]);
+  CHECK(j["variants"][1]["eval_samples"] == 200);
+  CHECK(j["variants"][1]["latency_ms_b4"].get<double>() > 0);
+  CHECK(j["variants"][1]["size_ratio"].get<double>() == 1.0);
+  CHECK(j["variants"][0]["layers"].size() == 4);
+
+  CHECK(ctk({"report", kFixture, "--out", dir.file("x")}).exit_code == 2);
+  CHECK(ctk({"report", kFixture, kFixture}).exit_code == 2);
+  CHECK(ctk({"report", kFixture, kFixture, "--out", dir.file("x"), "--batch-sizes", "1,zero"}).exit_code == 2);
+  Run missing = ctk({"report", kFixture, dir.file("nope.cmf"), "--out", dir.file("x")});
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.err, Catch::Contains("nope.cmf"));
+  CHECK_FALSE(fs::exists(dir.file("x")));
+}
