@@ -3,8 +3,11 @@
 
 #include <algorithm>
 
+#include "compress/quant/bias_correction_pass.h"
 #include "compress/quant/calibration.h"
+#include "compress/quant/cle_pass.h"
 #include "compress/quant/layer_plan.h"
+#include "compress/quant/smoothquant_pass.h"
 #include "compress/support/logging.h"
 
 namespace compress::quant {
@@ -22,6 +25,17 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
     return result;
   }
   if (context.calibration == nullptr) return invalid_argument("quant.ptq needs calibration data (none was given)");
+  if (options_.bias_correction) {
+    BiasCorrectionPass::Options bopts;
+    bopts.samples = options_.samples;
+    bopts.batch = options_.batch;
+    bopts.calibration_backend = options_.calibration_backend;
+    bopts.keep_f32 = options_.keep_f32;
+    COMPRESS_ASSIGN_OR_RETURN(pass::PassResult corrected, BiasCorrectionPass(bopts).run(graph, context));
+    for (const auto& [layer, stats] : corrected.layers) {
+      for (const auto& [key, value] : stats) result.layers[layer][key] = value;
+    }
+  }
   CalibrationOptions copts;
   copts.observer = options_.observer;
   copts.observer_options.momentum = options_.momentum;
@@ -63,10 +77,14 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
                             options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
   COMPRESS_ASSIGN_OR_RETURN(o.fake_quant, options.boolean("fake_quant", o.fake_quant));
   COMPRESS_ASSIGN_OR_RETURN(o.keep_f32, options.string_list("keep_f32"));
+  COMPRESS_ASSIGN_OR_RETURN(o.bias_correction, options.boolean("bias_correction", o.bias_correction));
   return o;
 }
 
 Status register_quant_passes(pass::PassRegistry& registry) {
+  COMPRESS_RETURN_IF_ERROR(registry.add<CrossLayerEqualizationPass>("quant.cle"));
+  COMPRESS_RETURN_IF_ERROR(registry.add<BiasCorrectionPass>("quant.bias_correction"));
+  COMPRESS_RETURN_IF_ERROR(registry.add<SmoothQuantPass>("quant.smoothquant"));
   return registry.add<PtqPass>("quant.ptq");
 }
 

@@ -37,3 +37,38 @@ inline int64_t count_ops(const ir::Graph& g, const std::string& op) {
 }
 
 }  // namespace compress::quant_test
+
+// ---- preparation-pass helpers (CLE, bias correction, SmoothQuant) ----
+#include "compress/eval/dataset.h"
+#include "compress/quant/ptq_pass.h"
+
+namespace compress::quant_test {
+
+// `g` quantized by quant.ptq (int8, `options`) calibrated on `calib`; throws on error.
+inline ir::Graph ptq(const ir::Graph& g, const eval::DataSource& calib, quant::PtqPass::Options options = {}) {
+  ir::Graph q = g.clone();
+  pass::PassContext ctx;
+  ctx.calibration = &calib;
+  ctx.progress = false;
+  throw_if_error(quant::PtqPass(options).run(q, ctx).status());
+  return q;
+}
+
+// Mean |a - b| and mean (a - b) over all elements.
+inline double mean_abs_diff(const ir::Tensor& a, const ir::Tensor& b) {
+  double s = 0.0;
+  for (int64_t i = 0; i < a.numel(); ++i) s += std::abs(double(a.data<float>()[i]) - b.data<float>()[i]);
+  return s / static_cast<double>(a.numel());
+}
+
+// Relative max difference max|a - b| / max|b|.
+inline double rel_max_diff(const ir::Tensor& a, const ir::Tensor& b) {
+  double m = 0.0, ref = 0.0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    m = std::max(m, std::abs(double(a.data<float>()[i]) - b.data<float>()[i]));
+    ref = std::max(ref, std::abs(double(b.data<float>()[i])));
+  }
+  return m / std::max(ref, 1e-30);
+}
+
+}  // namespace compress::quant_test

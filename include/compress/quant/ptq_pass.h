@@ -25,8 +25,12 @@ class PtqPass : public pass::Pass {
     // Layers (node names) left in f32, e.g. a first conv with one input
     // channel, where int8 gains nothing; unknown names are an error.
     std::vector<std::string> keep_f32;
+    // Runs quant.bias_correction (same samples, batch, backend, keep_f32)
+    // before calibrating (Note [Empirical bias correction]).
+    bool bias_correction = false;
   };
-  // Reads observer, momentum, samples, batch, calibration_backend, fake_quant, keep_f32.
+  // Reads observer, momentum, samples, batch, calibration_backend, fake_quant, keep_f32,
+  // bias_correction.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   PtqPass() = default;
   explicit PtqPass(Options options) : options_(std::move(options)) {}

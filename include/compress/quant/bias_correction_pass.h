@@ -1,0 +1,46 @@
+// quant.bias_correction: empirical bias correction of the weight quantization error.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compress/pass/options.h"
+#include "compress/pass/pass.h"
+
+namespace compress::quant {
+
+// Note [Empirical bias correction]
+// Quantizing weights W to Q(W) (the s8 per-channel scheme of quant.ptq)
+// shifts the expected output of a layer by E[(W - Q(W)) x] per output
+// channel: the rounding errors of one channel need not cancel, and inputs
+// after a ReLU have a nonzero mean, so the shift is systematic and adds up
+// through the network. This pass measures it on calibration data (the f32
+// graph's own layer inputs x) by running each layer with weights W - Q(W)
+// and no bias, averaging the output per channel over the batch and spatial
+// positions, and adds that to the bias (a layer without one gets one). Then
+// E[Q(W) x + b'] = E[W x + b]. Q(W) depends only on W, so quant.ptq later
+// quantizes to exactly the Q(W) corrected for. The f32 graph's outputs
+// change by the correction (that is the point); run it right before
+// quant.ptq, or set quant.ptq's `bias_correction: true`. Nagel et al. 2019
+// (data-free quantization) derive E[x] analytically from batch norm; the
+// empirical form needs no batch norm.
+class BiasCorrectionPass : public pass::Pass {
+ public:
+  struct Options {
+    int64_t samples = 512;
+    int64_t batch = 64;
+    std::string calibration_backend = "reference";
+    std::vector<std::string> keep_f32;  // layers quant.ptq leaves in f32: not corrected
+  };
+  static Expected<Options> parse_options(const pass::PassOptions& options);
+  BiasCorrectionPass() = default;
+  explicit BiasCorrectionPass(Options options) : options_(std::move(options)) {}
+  std::string name() const override { return "quant.bias_correction"; }
+  Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+
+ private:
+  Options options_;
+};
+
+}  // namespace compress::quant
