@@ -26,6 +26,9 @@ int run_convert(const std::vector<std::string>& args);
 extern const CommandDoc kQuantizeDoc;
 int run_quantize(const std::vector<std::string>& args);
 
+extern const CommandDoc kPruneDoc;
+int run_prune(const std::vector<std::string>& args);
+
 extern const CommandDoc kRunDoc;
 int run_run(const std::vector<std::string>& args);
 

@@ -16,13 +16,14 @@ namespace {
 
 // Adding a command: write cmd_<name>.cpp (a CommandDoc and a run function),
 // declare both in commands.h and add one line here.
-constexpr std::array<Command, 8> kCommands = {{
+constexpr std::array<Command, 9> kCommands = {{
     {&kInspectDoc, &run_inspect},
     {&kInferDoc, &run_infer},
     {&kEvalDoc, &run_eval},
     {&kBenchDoc, &run_bench},
     {&kConvertDoc, &run_convert},
     {&kQuantizeDoc, &run_quantize},
+    {&kPruneDoc, &run_prune},
     {&kRunDoc, &run_run},
     {&kReportDoc, &run_report},
 }};

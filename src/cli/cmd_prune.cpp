@@ -1,0 +1,224 @@
+// `ctk prune MODEL OUT.cmf --method magnitude|nm|structured`: one pruning pass (and optional fine-tuning) from the command line.
+#include <fmt/format.h>
+
+#include <iostream>
+#include <utility>
+
+#include "commands.h"
+#include "compress/eval/dataset.h"
+#include "compress/io/cmf.h"
+#include "compress/pass/pass_manager.h"
+#include "compress/pass/registry.h"
+#include "model_loading.h"
+#include "pass_registry.h"
+
+namespace compress::cli {
+
+const CommandDoc kPruneDoc = {
+    "prune",
+    "prune weights: unstructured, N:M, or whole channels",
+    "ctk prune MODEL OUT.cmf --method magnitude|nm|structured [--ratio R] [--pattern N:M] "
+    "[--criterion magnitude|wanda|sparsegpt] [--scope layer|global] [--layer PATTERN=R]... [--exclude PATTERN]... "
+    "[--format csr|mask|nm] [--calib SPEC --mean M --std S --samples N] [--finetune-data SPEC --epochs N]",
+    "Runs one pruning pass on MODEL and writes OUT.cmf. --method magnitude\n"
+    "(prune.magnitude) zeroes the fraction R of each conv2d/linear/matmul\n"
+    "weight (exactly; --scope global ranks all layers together); --method nm\n"
+    "(prune.nm) keeps N of every M consecutive input weights (--pattern 2:4);\n"
+    "--method structured (prune.structured) removes whole channels. Weights keep\n"
+    "their shape and are stored sparse (csr by default; --format mask, or nm for\n"
+    "N:M). --criterion wanda or sparsegpt scores weights with input activations\n"
+    "of the first --samples images of --calib (sparsegpt also updates the weights\n"
+    "that stay). --layer 'layer1.*=0.3' sets a ratio per layer pattern and\n"
+    "--exclude leaves layers dense; a pattern that matches no layer is an error.\n"
+    "--finetune-data fine-tunes the pruned model for --epochs (needs the\n"
+    "distill.finetune pass, built with LibTorch). Prints per-layer sparsity.\n"
+    "Datasets as for ctk eval.",
+    "  ctk prune fashion_cnn.cmf pruned.cmf --method magnitude --ratio 0.5\n"
+    "  ctk prune fashion_cnn.cmf p24.cmf --method nm --pattern 2:4 --criterion sparsegpt --calib fashion-mnist:train "
+    "--mean 0.286 --std 0.353\n"
+    "  ctk prune fashion_cnn.cmf p.cmf --method magnitude --ratio 0.7 --layer 'conv*=0.3' --exclude fc2\n",
+};
+
+namespace {
+
+// "PATTERN=R" -> YAML flow-mapping entry.
+std::string layer_entry(const CommandLine& cl, const std::string& spec) {
+  const size_t eq = spec.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+    cl.usage_error(fmt::format("bad --layer '{}' (use PATTERN=RATIO, e.g. 'layer1.*=0.3')", spec));
+  }
+  std::string key;
+  for (char c : spec.substr(0, eq)) {
+    if (c == '"' || c == '\\') key += '\\';
+    key += c;
+  }
+  return fmt::format("\"{}\": {}", key, spec.substr(eq + 1));
+}
+
+std::string flow_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (const std::string& s : items) {
+    std::string q;
+    for (char c : s) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    out += (out.size() > 1 ? ", \"" : "\"") + q + "\"";
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+int run_prune(const std::vector<std::string>& args) {
+  CommandLine cl(kPruneDoc);
+  cl.options().add_options()
+      ("method,m", po::value<std::string>()->value_name("NAME"), "magnitude | nm | structured")
+      ("ratio,r", po::value<std::string>()->value_name("R"), "target sparsity (magnitude) or channel ratio (structured), in [0, 1)")
+      ("pattern", po::value<std::string>()->value_name("N:M"), "N:M pattern for --method nm (default 2:4)")
+      ("criterion", po::value<std::string>()->value_name("NAME"), "magnitude | wanda | sparsegpt")
+      ("scope", po::value<std::string>()->value_name("NAME"), "layer | global (magnitude)")
+      ("format", po::value<std::string>()->value_name("NAME"), "weight layout: csr | mask (| nm for --method nm)")
+      ("layer", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN=R"),
+       "per-layer ratio by node-name pattern (repeatable)")
+      ("exclude", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN"),
+       "leave layers matching PATTERN dense (repeatable)")
+      ("calib,c", po::value<std::string>()->value_name("SPEC"), "calibration dataset (wanda, sparsegpt)")
+      ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
+      ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
+      ("samples", po::value<int64_t>()->default_value(128)->value_name("N"), "calibration samples")
+      ("finetune-data", po::value<std::string>()->value_name("SPEC"), "fine-tune after pruning on this labelled dataset")
+      ("epochs", po::value<int64_t>()->default_value(1)->value_name("N"), "fine-tuning epochs");
+  cl.add_positional("model");
+  cl.add_positional("out");
+  if (!cl.parse(args)) return kExitOk;
+  const std::string path = cl.required_positional("model", "MODEL");
+  const std::string out = cl.required_positional("out", "OUT.cmf");
+  if (!cl.has("method")) cl.usage_error("missing --method (magnitude, nm or structured)");
+  const std::string method = cl.vm()["method"].as<std::string>();
+  std::string pass_name;
+  if (method == "magnitude") {
+    pass_name = "prune.magnitude";
+  } else if (method == "nm") {
+    pass_name = "prune.nm";
+  } else if (method == "structured") {
+    pass_name = "prune.structured";
+  } else {
+    cl.usage_error(fmt::format("unknown --method '{}' (use magnitude, nm or structured)", method));
+  }
+
+  std::vector<std::pair<std::string, std::string>> pairs;
+  auto forward = [&](const char* flag, const char* key) {
+    if (cl.has(flag)) pairs.emplace_back(key, cl.vm()[flag].as<std::string>());
+  };
+  if (method == "nm") {
+    if (cl.has("ratio")) cl.usage_error("--method nm takes its sparsity from --pattern, not --ratio");
+    forward("pattern", "pattern");
+  } else {
+    if (!cl.has("ratio")) cl.usage_error(fmt::format("--method {} needs --ratio", method));
+    if (cl.has("pattern")) cl.usage_error("--pattern is for --method nm");
+    forward("ratio", "ratio");
+  }
+  forward("criterion", "criterion");
+  forward("scope", "scope");
+  forward("format", "format");
+  if (cl.has("layer")) {
+    std::string map;
+    for (const std::string& spec : cl.vm()["layer"].as<std::vector<std::string>>()) {
+      map += (map.empty() ? "{" : ", ") + layer_entry(cl, spec);
+    }
+    pairs.emplace_back("layers", map + "}");
+  }
+  if (cl.has("exclude")) pairs.emplace_back("exclude", flow_list(cl.vm()["exclude"].as<std::vector<std::string>>()));
+  const int64_t samples = cl.vm()["samples"].as<int64_t>();
+  if (samples < 1) cl.usage_error(fmt::format("bad --samples {} (use >= 1)", samples));
+  if (cl.has("calib")) pairs.emplace_back("samples", std::to_string(samples));
+
+  // Every family this ctk was built with: prune.structured and (with
+  // LibTorch) distill.finetune are there only when compiled in.
+  Expected<pass::PassRegistry> made = make_pass_registry();
+  if (!made.has_value()) return report_failure(kPruneDoc, made.status());
+  const pass::PassRegistry& registry = *made;
+  if (!registry.contains(pass_name)) {
+    return report_failure(kPruneDoc, unsupported("--method {} needs the {} pass, which this build of ctk does not have",
+                                                 method, pass_name));
+  }
+  auto options = pass::PassOptions::from_pairs(pairs, "ctk prune");
+  if (!options.has_value()) cl.usage_error(options.status().message());
+  auto prune_pass = registry.create(pass_name, *options);
+  if (!prune_pass.has_value()) cl.usage_error(prune_pass.status().message());
+
+  const bool finetune = cl.has("finetune-data");
+  std::unique_ptr<pass::Pass> finetune_pass;
+  if (finetune) {
+    const int64_t epochs = cl.vm()["epochs"].as<int64_t>();
+    if (epochs < 1) cl.usage_error(fmt::format("bad --epochs {} (use >= 1)", epochs));
+    if (!registry.contains("distill.finetune")) {
+      return report_failure(kPruneDoc, unsupported("--finetune-data needs the distill.finetune pass (built with "
+                                                   "LibTorch); this build of ctk does not have it"));
+    }
+    auto ft_options = pass::PassOptions::from_pairs({{"epochs", std::to_string(epochs)}}, "ctk prune --finetune-data");
+    if (!ft_options.has_value()) cl.usage_error(ft_options.status().message());
+    auto created = registry.create("distill.finetune", *ft_options);
+    if (!created.has_value()) cl.usage_error(created.status().message());
+    finetune_pass = std::move(*created);
+  }
+
+  eval::DatasetOptions data_options;
+  data_options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};
+  if (!(data_options.normalization.std > 0.0f)) cl.usage_error("--std must be > 0");
+
+  Expected<ir::Graph> graph = load_model(path);
+  if (!graph.has_value()) return report_failure(kPruneDoc, graph.status());
+  const ir::Graph original = graph->clone();
+
+  pass::PassContext context;
+  context.progress = !cl.vm()["quiet"].as<bool>();
+  context.reference_model = &original;
+  std::unique_ptr<eval::DataSource> calib, train;
+  if (cl.has("calib")) {
+    eval::DatasetOptions o = data_options;
+    o.limit = samples;
+    auto data = eval::open_dataset(cl.vm()["calib"].as<std::string>(), o);
+    if (!data.has_value()) return report_failure(kPruneDoc, data.status());
+    calib = std::move(*data);
+    context.calibration = calib.get();
+  }
+  if (finetune) {
+    auto data = eval::open_dataset(cl.vm()["finetune-data"].as<std::string>(), data_options);
+    if (!data.has_value()) return report_failure(kPruneDoc, data.status());
+    train = std::move(*data);
+    context.training = train.get();
+  }
+
+  pass::PassManager pipeline;
+  pipeline.add(std::move(*prune_pass));
+  if (finetune_pass) pipeline.add(std::move(finetune_pass));
+  auto results = pipeline.run(*graph, context);
+  if (!results.has_value()) return report_failure(kPruneDoc, results.status().with_context(path));
+  const pass::PassResult& pruned = results->front().second;
+  if (!pruned.changed) {
+    return report_failure(kPruneDoc, invalid_argument("{}: {} pruned nothing (no selected conv2d/linear/matmul with "
+                                                      "constant f32 weights); no output written",
+                                                      path, pass_name));
+  }
+  Status saved = io::save_cmf(*graph, out);
+  if (!saved.is_ok()) return report_failure(kPruneDoc, saved);
+
+  auto counter = [&](const char* key) { return pruned.counters.count(key) ? pruned.counters.at(key) : 0.0; };
+  std::cout << fmt::format("{}: {} -> {} ({} layers, {:.2f}% of their {:.0f} weights zero{})\n", path, pass_name, out,
+                           counter("pruned_layers"), 100.0 * counter("sparsity"), counter("pruned_params"),
+                           finetune ? ", fine-tuned" : "");
+  std::cout << fmt::format("  {:<24} {:>10} {:>9} {:>9}\n", "layer", "params", "target", "sparsity");
+  for (const auto& [layer, s] : pruned.layers) {
+    auto get = [&](const char* key) { return s.count(key) ? s.at(key) : 0.0; };
+    const std::string target = s.count("skipped") ? std::string("skipped")
+                               : s.count("target") ? fmt::format("{:.2f}%", 100.0 * get("target"))
+                                                   : std::string("-");
+    std::cout << fmt::format("  {:<24} {:>10.0f} {:>9} {:>8.2f}%\n", layer, get("params"), target,
+                             100.0 * get("sparsity"));
+  }
+  return kExitOk;
+}
+
+}  // namespace compress::cli

@@ -1,0 +1,159 @@
+// Input-activation statistics (column norms, Hessians) of prunable layers: Note [Layer input statistics].
+#include "compress/prune/activation_stats.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include "compress/runtime/backend.h"
+#include "compress/support/progress.h"
+
+namespace compress::prune {
+namespace {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Rows of X per accumulation chunk: bounds the im2col buffer (chunk * cols floats).
+constexpr int64_t kChunkRows = 2048;
+
+void accumulate(const RowMatrix& x, int64_t group, LayerInputStats& s) {
+  const int64_t cols = s.cols;
+  double* norms = s.sq_norms.data() + group * cols;
+  const Eigen::RowVectorXf sq = x.colwise().squaredNorm();
+  for (int64_t j = 0; j < cols; ++j) norms[j] += static_cast<double>(sq[j]);
+  if (!s.hessian.empty()) {
+    Eigen::Map<Eigen::MatrixXd> h(s.hessian.data() + group * cols * cols, cols, cols);
+    Eigen::MatrixXf xtx = Eigen::MatrixXf::Zero(cols, cols);
+    xtx.selfadjointView<Eigen::Lower>().rankUpdate(x.transpose());
+    h += xtx.selfadjointView<Eigen::Lower>().toDenseMatrix().cast<double>();
+  }
+}
+
+// Rows of a linear / matmul input [..., K].
+void accumulate_rows(const ir::Tensor& x, LayerInputStats& s) {
+  const int64_t k = s.cols;
+  const int64_t rows = x.numel() / k;
+  const float* data = x.data<float>();
+  for (int64_t start = 0; start < rows; start += kChunkRows) {
+    const int64_t count = std::min(kChunkRows, rows - start);
+    RowMatrix chunk = Eigen::Map<const RowMatrix>(data + start * k, count, k);
+    accumulate(chunk, 0, s);
+  }
+  s.rows_seen += rows;
+}
+
+// im2col patches of a conv2d input [N, C, H, W], one matrix per group.
+void accumulate_patches(const ir::Tensor& x, const ir::Node& conv, const ir::Shape& wshape, LayerInputStats& s) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  const int64_t groups = s.groups, cg = c / groups, kh = wshape[2], kw = wshape[3];
+  const auto& stride = conv.attr_ints("stride");
+  const auto& pad = conv.attr_ints("padding");  // top, left, bottom, right
+  const auto& dil = conv.attr_ints("dilation");
+  const int64_t oh = (h + pad[0] + pad[2] - dil[0] * (kh - 1) - 1) / stride[0] + 1;
+  const int64_t ow = (w + pad[1] + pad[3] - dil[1] * (kw - 1) - 1) / stride[1] + 1;
+  const int64_t positions = n * oh * ow;
+  const float* data = x.data<float>();
+  RowMatrix chunk;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t start = 0; start < positions; start += kChunkRows) {
+      const int64_t count = std::min(kChunkRows, positions - start);
+      chunk.resize(count, s.cols);
+      for (int64_t r = 0; r < count; ++r) {
+        const int64_t p = start + r;
+        const int64_t b = p / (oh * ow), oy = (p / ow) % oh, ox = p % ow;
+        float* row = chunk.data() + r * s.cols;
+        for (int64_t ci = 0; ci < cg; ++ci) {
+          const float* plane = data + ((b * c) + g * cg + ci) * h * w;
+          for (int64_t ky = 0; ky < kh; ++ky) {
+            const int64_t iy = oy * stride[0] - pad[0] + ky * dil[0];
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              const int64_t ix = ox * stride[1] - pad[1] + kx * dil[1];
+              const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+              *row++ = inside ? plane[iy * w + ix] : 0.0f;
+            }
+          }
+        }
+      }
+      accumulate(chunk, g, s);
+    }
+  }
+  s.rows_seen += positions;
+}
+
+}  // namespace
+
+Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& graph,
+                                                           const std::vector<PrunableLayer>& layers,
+                                                           const eval::DataSource& data,
+                                                           const ActivationStatsOptions& options) {
+  if (options.samples < 1 || options.batch < 1) {
+    return invalid_argument("activation statistics need samples >= 1 and batch >= 1 (got {} and {})", options.samples,
+                            options.batch);
+  }
+  if (graph.inputs().size() != 1) {
+    return unsupported("activation statistics feed one input; the graph has {}", graph.inputs().size());
+  }
+  const int64_t total = std::min(options.samples, data.size());
+  if (total < 1) return invalid_argument("calibration data {} is empty", data.describe());
+
+  std::vector<LayerInputStats> stats(layers.size());
+  // Which probe output holds each layer's input (-1: the graph input itself).
+  ir::Graph probe = graph.clone();
+  std::vector<int64_t> source(layers.size(), -1);
+  std::map<std::string, int64_t> output_of;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const PrunableLayer& l = layers[i];
+    LayerInputStats& s = stats[i];
+    s.groups = l.groups;
+    s.cols = l.cols;
+    s.sq_norms.assign(static_cast<size_t>(s.groups * s.cols), 0.0);
+    if (options.hessian) s.hessian.assign(static_cast<size_t>(s.groups * s.cols * s.cols), 0.0);
+    const ir::Value* in = l.node->input(0);
+    if (in->dtype() != ir::DType::kF32) {
+      return unsupported("activation statistics: input '{}' of '{}' is {}, not f32", in->name(), l.name(),
+                         ir::dtype_name(in->dtype()));
+    }
+    if (in->is_input()) continue;
+    auto it = output_of.find(in->name());
+    if (it == output_of.end()) {
+      ir::Value* v = probe.find_value(in->name());
+      if (v == nullptr) return not_found("activation statistics: no value named '{}'", in->name());
+      probe.add_output(v);
+      it = output_of.emplace(in->name(), static_cast<int64_t>(probe.outputs().size()) - 1).first;
+    }
+    source[i] = it->second;
+  }
+
+  COMPRESS_ASSIGN_OR_RETURN(auto backend, runtime::make_backend(options.backend));
+  COMPRESS_ASSIGN_OR_RETURN(auto plan, backend->compile(probe));
+  ProgressReporter progress("collecting activations", total,
+                            options.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
+  for (int64_t start = 0; start < total; start += options.batch) {
+    const int64_t count = std::min(options.batch, total - start);
+    COMPRESS_ASSIGN_OR_RETURN(eval::Batch batch, data.batch(start, count));
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs, plan->run({batch.inputs}));
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const ir::Tensor& x = source[i] < 0 ? batch.inputs : outputs.at(static_cast<size_t>(source[i]));
+      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, x.to_dense());
+      if (layers[i].node->op() == "conv2d") {
+        if (dense.rank() != 4 || dense.dim(1) != layers[i].groups * layers[i].weight->shape()[1]) {
+          return make_error(StatusCode::kInternal, "activation statistics: conv input of '{}' has shape {}", layers[i].name(),
+                                ir::shape_to_string(dense.shape()));
+        }
+        accumulate_patches(dense, *layers[i].node, layers[i].weight->shape(), stats[i]);
+      } else {
+        if (dense.rank() < 1 || dense.dim(-1) != layers[i].cols) {
+          return make_error(StatusCode::kInternal, "activation statistics: input of '{}' has shape {}", layers[i].name(),
+                                ir::shape_to_string(dense.shape()));
+        }
+        accumulate_rows(dense, stats[i]);
+      }
+    }
+    progress.advance(count);
+  }
+  progress.finish();
+  return stats;
+}
+
+}  // namespace compress::prune
