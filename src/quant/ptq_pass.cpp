@@ -2,15 +2,44 @@
 #include "compress/quant/ptq_pass.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "compress/quant/bias_correction_pass.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/cle_pass.h"
 #include "compress/quant/layer_plan.h"
+#include "compress/quant/observed_ranges.h"
 #include "compress/quant/smoothquant_pass.h"
 #include "compress/support/logging.h"
 
 namespace compress::quant {
+namespace {
+
+// Note [No NaN in the output]
+// What quant.ptq writes is finite by construction: scales are positive and
+// finite (Note [Scale fallbacks]), non-finite calibration values are skipped
+// (Note [Non-finite calibration values]), observed ranges are finite. What it
+// copies from the f32 model is checked here: a quantized layer's weights
+// (also checked by weight_params) and bias must be finite, otherwise the
+// pass fails naming the layer and channel rather than write the NaN on.
+Status check_finite_parameters(const ir::Graph& graph, const std::vector<std::string>& nodes) {
+  for (const std::string& name : nodes) {
+    const ir::Node* n = graph.find_node(name);
+    for (size_t i = 1; i < n->num_inputs(); ++i) {
+      const ir::Tensor& t = n->input(i)->constant();
+      const int64_t per_channel = t.numel() / std::max<int64_t>(1, t.dim(0));
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        if (!std::isfinite(t.data<float>()[k])) {
+          return invalid_argument("quant.ptq: {} of layer '{}' has a non-finite value ({}) in channel {}",
+                                  i == 1 ? "the weight" : "the bias", name, t.data<float>()[k], k / per_channel);
+        }
+      }
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
 
 Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& context) {
   pass::PassResult result;
@@ -25,6 +54,7 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
     return result;
   }
   if (context.calibration == nullptr) return invalid_argument("quant.ptq needs calibration data (none was given)");
+  COMPRESS_RETURN_IF_ERROR(check_finite_parameters(graph, nodes));
   if (options_.bias_correction) {
     BiasCorrectionPass::Options bopts;
     bopts.samples = options_.samples;
@@ -51,6 +81,8 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   } else {
     COMPRESS_RETURN_IF_ERROR(convert_to_int8(graph, layers));
   }
+  // After the conversion, whose cleanup would drop them (Note [Observed ranges in the model]).
+  COMPRESS_RETURN_IF_ERROR(store_observed_ranges(graph, calib.ranges));
   for (const LayerQuant& l : layers) {
     auto& s = result.layers[l.node];
     const auto& ws = l.weight_params.scales();
