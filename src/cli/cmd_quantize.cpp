@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "compress/eval/dataset.h"
@@ -16,7 +17,7 @@ namespace compress::cli {
 const CommandDoc kQuantizeDoc = {
     "quantize",
     "post-training int8 quantization with calibration data",
-    "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|percentile|mse] "
+    "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|moving_average|percentile|kl|mse] "
     "[--keep-f32 LAYER]... [--fake-quant]",
     "Folds batch norms into the preceding conv2d/linear, calibrates activation\n"
     "ranges on the first N samples of the dataset (f32 graph on the reference\n"
@@ -39,7 +40,7 @@ int run_quantize(const std::vector<std::string>& args) {
       ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
       ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
       ("samples", po::value<int64_t>()->default_value(512)->value_name("N"), "calibration samples")
-      ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | percentile | mse")
+      ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | moving_average | percentile | kl | mse")
       ("calib-backend", po::value<std::string>()->default_value("reference")->value_name("NAME"),
        "backend that runs the f32 graph during calibration")
       ("keep-f32", po::value<std::vector<std::string>>()->composing()->value_name("LAYER"),
@@ -51,16 +52,25 @@ int run_quantize(const std::vector<std::string>& args) {
   const std::string path = cl.required_positional("model", "MODEL");
   const std::string out = cl.required_positional("out", "OUT.cmf");
   if (!cl.has("calib")) cl.usage_error("missing --calib");
-  quant::PtqPass::Options ptq;
-  ptq.samples = cl.vm()["samples"].as<int64_t>();
-  ptq.observer = cl.vm()["observer"].as<std::string>();
-  ptq.calibration_backend = cl.vm()["calib-backend"].as<std::string>();
-  ptq.fake_quant = cl.vm()["fake-quant"].as<bool>();
-  if (cl.has("keep-f32")) ptq.keep_f32 = cl.vm()["keep-f32"].as<std::vector<std::string>>();
-  if (ptq.samples < 1) cl.usage_error(fmt::format("bad --samples {} (use >= 1)", ptq.samples));
-  if (ptq.observer != "minmax" && ptq.observer != "percentile" && ptq.observer != "mse") {
-    cl.usage_error(fmt::format("unknown --observer '{}' (use minmax, percentile or mse)", ptq.observer));
+  // The options go through quant.ptq's own parser, so the command line and
+  // recipes accept exactly the same values (and say the same on errors).
+  std::vector<std::pair<std::string, std::string>> pairs = {
+      {"samples", std::to_string(cl.vm()["samples"].as<int64_t>())},
+      {"observer", cl.vm()["observer"].as<std::string>()},
+      {"calibration_backend", cl.vm()["calib-backend"].as<std::string>()},
+      {"fake_quant", cl.vm()["fake-quant"].as<bool>() ? "true" : "false"}};
+  if (cl.has("keep-f32")) {
+    std::string list;
+    for (const std::string& layer : cl.vm()["keep-f32"].as<std::vector<std::string>>()) {
+      list += (list.empty() ? "[" : ", ") + nlohmann::json(layer).dump();  // a JSON string is a YAML scalar
+    }
+    pairs.emplace_back("keep_f32", list + "]");
   }
+  auto pass_options = pass::PassOptions::from_pairs(pairs, "");
+  if (!pass_options.has_value()) cl.usage_error(pass_options.status().message());
+  auto parsed = quant::PtqPass::parse_options(*pass_options);
+  if (!parsed.has_value()) cl.usage_error(parsed.status().message());
+  const quant::PtqPass::Options ptq = *parsed;
   eval::DatasetOptions options;
   options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};
   options.limit = ptq.samples;
