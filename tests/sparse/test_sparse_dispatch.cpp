@@ -103,7 +103,7 @@ TEST_CASE("sparse 1x1 and 3x3 convolutions equal the reference", "[sparse][onedn
     INFO("kernel " << c.k << " stride " << c.stride);
     GraphBuilder b;
     ir::Value* x = b.input("x", {2, 24, 9, 11});
-    ir::Value* w = b.constant("conv.weight", *ir::to_csr_layout(pruned({40, 24, c.k, c.k}, 0.9, 9)));
+    ir::Value* w = b.constant("conv.weight", *ir::to_csr_layout(pruned({40, 24, c.k, c.k}, 0.95, 9)));
     ir::Value* bias = b.constant("conv.bias", test::random_f32({40}, 10));
     ir::AttributeMap attrs = {{"stride", std::vector<int64_t>{c.stride, c.stride}},
                               {"padding", std::vector<int64_t>{c.pad, c.pad, c.pad, c.pad}},
@@ -131,4 +131,22 @@ TEST_CASE("sparse steps give the same bits with 1 and 2 threads", "[sparse][oned
   const test::RunResult r1 = test::run_both(b.graph, {in}, one);
   const test::RunResult r2 = test::run_both(b.graph, {in}, two);
   CHECK(r1.got[0].bitwise_equal(r2.got[0]));
+}
+
+TEST_CASE("a sparse conv followed by batch norm stays sparse after folding", "[sparse][onednn]") {
+  GraphBuilder b;
+  ir::Value* x = b.input("x", {1, 32, 10, 10});
+  ir::Value* w = b.constant("conv.weight", *ir::to_csr_layout(pruned({48, 32, 1, 1}, 0.95, 14)));
+  ir::Value* y = b.node("conv2d", {x, w}, {}, "conv");
+  ir::Value* bn = b.node("batch_norm",
+                         {y, b.constant("gamma", test::random_f32({48}, 15, 0.5f, 1.5f)),
+                          b.constant("beta", test::random_f32({48}, 16)), b.constant("mean", test::random_f32({48}, 17)),
+                          b.constant("var", test::random_f32({48}, 18, 0.5f, 2.0f))},
+                         {}, "bn");
+  b.outputs({b.node("relu", {bn}, {}, "act")});
+  const test::RunResult r = test::run_both(b.graph, {test::random_f32({1, 32, 10, 10}, 19)}, test::f32_options());
+  CHECK(test::compare(r.got[0], r.want[0], kBound).worst <= 1.0);
+  const runtime::OnednnStep* step = find_step(r.report, "conv");
+  REQUIRE(step != nullptr);
+  CHECK(step->kind == "sparse_conv");
 }

@@ -83,9 +83,12 @@ Status conv2d(const CsrMatrix& w, const ConvGeometry& geometry, const float* x, 
 // Note [Sparse crossover]
 // The weight sparsity above which the sparse kernel beats oneDNN's dense fp32
 // primitive, measured by bench/sparse (bench/RESULTS.md) on the benchmark
-// machine (4096x4096 linear, 2 threads), by number of output columns (the
-// linear's batch, or a convolution's batch * out_h * out_w). Between measured
-// column counts the crossover is interpolated; beyond, the last one holds.
-double crossover_sparsity(int64_t columns);
+// machine (2 threads), by number of output columns (the linear's batch, or a
+// convolution's batch * out_h * out_w): a 4096x4096 linear at 1, 16 and 64
+// columns, a 1x1 convolution at 784; `im2col` convolutions (any other
+// geometry) have their own measured point, a 3x3 convolution at 784 columns.
+// Between measured column counts the crossover is interpolated; beyond, the
+// last one holds.
+double crossover_sparsity(int64_t columns, bool im2col = false);
 
 }  // namespace compress::runtime::sparse

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "compress/ir/op_schema.h"
+#include "compress/ir/sparse_layout.h"
 
 namespace compress::runtime::onednn {
 namespace {
@@ -70,6 +71,10 @@ Expected<bool> fold_batch_norm(ir::Graph& g, Node* bn) {
     for (int64_t k = 0; k < per_channel; ++k) dst[k] = static_cast<float>(static_cast<double>(src[k]) * s);
     const double b = old_bias != nullptr ? old_bias[o] : 0.0;
     new_b.data<float>()[o] = static_cast<float>((b - mean[o]) * s + beta[o]);
+  }
+  if (conv->input(1)->constant().is_sparse()) {
+    // Scaling keeps the zeros: the folded weight stays sparse (Note [Sparse weight steps]).
+    COMPRESS_ASSIGN_OR_RETURN(new_w, ir::to_csr_layout(new_w));
   }
   COMPRESS_ASSIGN_OR_RETURN(Value * wv, g.add_constant(g.unique_name(conv->name() + ".weight_bn_folded"), new_w));
   COMPRESS_ASSIGN_OR_RETURN(Value * bv, g.add_constant(g.unique_name(conv->name() + ".bias_bn_folded"), new_b));

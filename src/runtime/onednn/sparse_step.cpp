@@ -125,10 +125,11 @@ Expected<bool> emit_sparse_weight_step(Builder& b, const Group& g, std::string* 
   if (columns <= 0) return dense("empty");
   COMPRESS_ASSIGN_OR_RETURN(sparse::CsrMatrix csr, sparse::csr_from_tensor(w->constant()));
   const double sparsity = csr.sparsity();
-  const double crossover = sparse::crossover_sparsity(columns);
+  const bool im2col = !is_linear && !geometry.is_pointwise();
+  const double crossover = sparse::crossover_sparsity(columns, im2col);
   if (sparsity < crossover) {
-    return dense(fmt::format("{:.1f}% zeros < measured crossover {:.0f}% at {} output columns", 100 * sparsity,
-                             100 * crossover, columns));
+    return dense(fmt::format("{:.1f}% zeros < measured crossover {:.0f}% at {} output columns{}", 100 * sparsity,
+                             100 * crossover, columns, im2col ? " (im2col)" : ""));
   }
 
   b.consume(g);
@@ -160,7 +161,7 @@ Expected<bool> emit_sparse_weight_step(Builder& b, const Group& g, std::string* 
   info.implementation = "sparse:" + sparse::selected_isa();
   info.detail = fmt::format("CSR weight {}x{}, {:.1f}% zeros >= measured crossover {:.0f}% at {} output columns{}",
                             matrix->rows, matrix->cols, 100 * sparsity, 100 * crossover, columns,
-                            !is_linear && !geometry.is_pointwise() ? ", im2col" : "");
+                            im2col ? " (im2col)" : "");
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
   b.add_function(std::move(fn), reads, {dst}, info);

@@ -97,6 +97,12 @@ struct Output {
   void store(int64_t r, int64_t j0, const float* acc, int64_t n) const {
     const Epilogue& ep = *epilogue;
     const float bias = ep.bias != nullptr ? ep.bias[r] : 0.0f;
+    if (col_stride == 1 && ep.posts.empty()) {
+      // The common convolution case: a contiguous run, vectorized.
+      float* dst = c + r * row_stride + j0;
+      for (int64_t j = 0; j < n; ++j) dst[j] = acc[j] + bias;
+      return;
+    }
     for (int64_t j = 0; j < n; ++j) {
       const int64_t off = r * row_stride + (j0 + j) * col_stride;
       float v = acc[j] + bias;

@@ -74,15 +74,17 @@ Expected<CsrMatrix> csr_from_tensor(const ir::Tensor& weight) {
   return m;
 }
 
-double crossover_sparsity(int64_t columns) {
-  // Measured by bench_sparse (bench/RESULTS.md, 2026-11-27): the first
-  // sparsity of the sweep at which the sparse kernel beat the dense oneDNN
-  // inner product, per batch. See Note [Sparse crossover].
+double crossover_sparsity(int64_t columns, bool im2col) {
+  // Measured by bench_sparse (bench/RESULTS.md, 2026-11-27): the lowest
+  // sparsity of the sweep from which on the sparse kernel beat oneDNN's
+  // dense primitive. See Note [Sparse crossover].
   struct Point {
     int64_t columns;
     double sparsity;
   };
-  static constexpr std::array<Point, 3> kMeasured = {{{1, 0.30}, {16, 0.60}, {64, 0.70}}};
+  static constexpr std::array<Point, 4> kMeasured = {{{1, 0.30}, {16, 0.60}, {64, 0.70}, {784, 0.90}}};
+  static constexpr double kIm2col = 0.90;  // 3x3 convolution, 784 columns
+  if (im2col) return kIm2col;
   if (columns <= kMeasured.front().columns) return kMeasured.front().sparsity;
   for (size_t i = 1; i < kMeasured.size(); ++i) {
     if (columns <= kMeasured[i].columns) {
