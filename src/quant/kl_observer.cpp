@@ -83,7 +83,7 @@ void KlObserver::observe(const float* data, int64_t count) {
 Expected<Range> KlObserver::range() const {
   if (finite_ == 0) return invalid_argument("kl observer saw no finite value ({} non-finite skipped)", skipped_);
   if (width_ == 0.0) return Range{min_, max_};  // all zeros: the scheme's fallback handles it
-  const size_t levels = min_ >= 0.0f ? 255 : 128;
+  const size_t levels = min_ >= 0.0f ? 256 : 128;
   // The 2048 search bins: groups of `merge` fine bins.
   size_t fine_used = kKlFineBins;
   while (fine_used > 0 && hist_[fine_used - 1] == 0.0) --fine_used;
@@ -91,6 +91,9 @@ Expected<Range> KlObserver::range() const {
   const double width = width_ * static_cast<double>(merge);
   std::vector<double> hist(kKlBins, 0.0);
   for (size_t k = 0; k < fine_used; ++k) hist[k / merge] += hist_[k];
+  // Note [KL range search]: the first bin (exact zeros after a ReLU, often
+  // half of all values) is replaced by its neighbour's count.
+  hist[0] = hist[1];
   size_t used = kKlBins;  // bins up to and including the last nonzero one
   while (used > 0 && hist[used - 1] == 0.0) --used;
   if (used <= levels) return Range{min_, max_};  // nothing to clip: every bin is its own level

@@ -151,7 +151,7 @@ TEST_CASE("mse observer: Gaussian samples with two outliers are clipped within a
   CHECK(m.min == Approx(-m.max));
 }
 
-TEST_CASE("kl observer: non-negative (ReLU-like) data uses 255 levels and clips outliers") {
+TEST_CASE("kl observer: non-negative (ReLU-like) data uses 256 levels and clips outliers") {
   std::vector<float> v = samples(200000, false, 0, 0.0f, 11);
   for (float& x : v) x = std::fabs(x);
   for (int i = 0; i < 10; ++i) v.push_back(30.0f);
