@@ -72,7 +72,7 @@ TEST_CASE("ctk quantize: bad input is an error and writes nothing") {
   REQUIRE(io::save_cmf(g, (dir / "relu.cmf").string()).is_ok());
   CHECK(ctk("quantize " + (dir / "relu.cmf").string() + " " + (dir / "out.cmf").string() + kCalib, dir).exit_code == 1);
   CHECK_FALSE(fs::exists(dir / "out.cmf"));
-  CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --observer kl", dir).exit_code == 2);
+  CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --observer entropy", dir).exit_code == 2);
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " -q", dir).exit_code == 2);  // no --calib
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " --calib npy:/nonexistent.npy -q", dir)
             .exit_code == 1);
