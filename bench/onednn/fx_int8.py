@@ -6,7 +6,11 @@
 
 Rebuilds the torchvision architecture (the traced MODEL.pt has no nn.Module
 that FX can trace) and loads MODEL.pt's weights and batch-norm statistics into
-it (strict), so the weights are the fixture's. Quantizes with
+it (strict), so the weights are the fixture's. --arch transformer_encoder is
+the fixture's EncoderClassifier (tests/fixtures/make_torch_fixtures.py,
+mirrored below), fed random token ids [batch, --seq] in [0, 100); FX
+quantizes its linear layers, layer norms and the classifier head (its
+attention runs in f32). Quantizes with
 get_default_qconfig_mapping(ENGINE) on the quantized engine ENGINE ("onednn"
 if this torch build has it, else "x86", else "fbgemm"; the JSON says which),
 calibrates on --calib random N(0,1) inputs of shape [batch, 3, size, size],
@@ -20,9 +24,27 @@ import sys
 import time
 
 import torch
+import torch.nn as nn
 import torchvision
 from torch.ao.quantization import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+
+class EncoderClassifier(nn.Module):
+    """tests/fixtures/make_torch_fixtures.py's EncoderClassifier (same names, so its state dict loads strictly)."""
+
+    def __init__(self, vocab=100, d=32, heads=4, layers=2, classes=5, seq=16, dropout=0.1):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(torch.randn(1, seq, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(d, heads, 64, dropout=dropout, activation="gelu", batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, tokens):
+        h = self.enc(self.emb(tokens) + self.pos)
+        return self.head(self.norm(h).mean(dim=1))
 
 
 def percentile(values, p):
@@ -37,6 +59,7 @@ def main():
     ap.add_argument("--arch", required=True)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--seq", type=int, default=16, help="token models: sequence length")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--calib", type=int, default=8)
@@ -50,22 +73,27 @@ def main():
         return 1
     torch.backends.quantized.engine = engine
 
-    model = getattr(torchvision.models, args.arch)()
+    tokens = args.arch == "transformer_encoder"
+    model = EncoderClassifier(seq=args.seq) if tokens else getattr(torchvision.models, args.arch)()
     traced = torch.jit.load(args.model)
     model.load_state_dict(traced.state_dict(), strict=True)
     model.eval()
 
-    shape = (args.batch, 3, args.size, args.size)
+    shape = (args.batch, args.seq) if tokens else (args.batch, 3, args.size, args.size)
     gen = torch.Generator().manual_seed(7)
-    example = torch.randn(*shape, generator=gen)
+
+    def sample():
+        return torch.randint(0, 100, shape, generator=gen) if tokens else torch.randn(*shape, generator=gen)
+
+    example = sample()
     prepared = prepare_fx(model, get_default_qconfig_mapping(engine), example_inputs=(example,))
     with torch.no_grad():
         for _ in range(args.calib):
-            prepared(torch.randn(*shape, generator=gen))
+            prepared(sample())
     quantized = convert_fx(prepared)
     with torch.no_grad():
-        frozen = torch.jit.freeze(torch.jit.trace(quantized, example).eval())
-        x = torch.randn(*shape, generator=gen)
+        frozen = torch.jit.freeze(torch.jit.trace(quantized, example, check_trace=False).eval())
+        x = sample()
         frozen(x)
         frozen(x)
         ms = []

@@ -4,15 +4,24 @@
 //   bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2]
 //                            [--rounds 5] [--iters 10] [--calib 8] [--append bench/RESULTS.md]
 //                            [--fx-script bench/onednn/fx_int8.py] [--python /usr/bin/python3] [--no-fx]
+//                            [--f32-adds]
 //
 // "compress onednn int8": the imported graph with batch norms folded and
 // quant.ptq applied in process (minmax observer: per-tensor u8 activations,
 // per-channel s8 weights), calibrated on --calib random N(0,1) inputs of the
 // benchmark's input shape, compiled by the onednn backend.
+// "compress onednn int8, f32 residual adds" (--f32-adds): the same
+// calibration and layer plan converted with Int8Options::quantized_adds off,
+// i.e. the int8 graph before residual adds became qadd (Note [Quantized
+// residual adds]), for a before/after in one run.
 // "PyTorch FX int8": fx_int8.py (FX graph-mode PTQ, default qconfig mapping
 // of the onednn quantized engine, same number of calibration inputs, traced
 // and frozen), run as a child process once between the interleaved rounds
 // for rounds x iters runs; the model's architecture is the file's stem.
+// A model whose compress_inputs.json (written by
+// tests/fixtures/make_torch_fixtures.py) declares an i64 input [N, L] is a
+// token model (transformer_encoder): its input is random ids in [0, 100) of
+// shape [batch, L], and --size does not apply.
 //
 // Every variant runs in the same process on the same input, interleaved run
 // by run (rounds x iters runs each), so load from other processes on a
@@ -41,6 +50,8 @@
 
 #include "compress/eval/dataset.h"
 #include "compress/pass/pass_manager.h"
+#include "compress/quant/calibration.h"
+#include "compress/quant/layer_plan.h"
 #include "compress/quant/ptq_pass.h"
 #include "compress/runtime/onednn.h"
 #include "compress/transforms/fold_batch_norm.h"
@@ -62,6 +73,7 @@ struct Args {
   int iters = 10;
   int calib = 8;
   bool fx = true;
+  bool f32_adds = false;
   std::string fx_script = "bench/onednn/fx_int8.py";
   std::string python = "/usr/bin/python3";
   std::string append;
@@ -107,6 +119,8 @@ Args parse(int argc, char** argv) {
       a.fx_script = next();
     } else if (s == "--python") {
       a.python = next();
+    } else if (s == "--f32-adds") {
+      a.f32_adds = true;
     } else if (s == "--no-fx") {
       a.fx = false;
     } else if (s == "--append") {
@@ -132,6 +146,19 @@ double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
   return v[i];
+}
+
+// The token length L of a model whose compress_inputs.json declares an i64
+// input [N, L]; 0 for image models.
+int64_t token_length(const std::string& path) {
+  ::torch::jit::ExtraFilesMap extra{{"compress_inputs.json", ""}};
+  (void)::torch::jit::load(path, c10::nullopt, extra);
+  const std::string& json = extra["compress_inputs.json"];
+  if (json.find("\"i64\"") == std::string::npos) return 0;
+  const size_t shape = json.find("\"shape\": [");
+  if (shape == std::string::npos) return 0;
+  const size_t comma = json.find(',', shape);
+  return comma == std::string::npos ? 0 : std::strtoll(json.c_str() + comma + 1, nullptr, 10);
 }
 
 std::string now_utc() {
@@ -170,10 +197,36 @@ struct FxResult {
   std::string error;
 };
 
-FxResult run_fx(const Args& args, const std::string& path, const std::string& arch, int64_t batch) {
-  const std::string command =
-      fmt::format("'{}' '{}' '{}' --arch {} --batch {} --size {} --threads {} --runs {} --calib {} 2>&1", args.python,
-                  args.fx_script, path, arch, batch, args.size, args.threads, args.rounds * args.iters, args.calib);
+// Calibration samples of any dtype: eval::from_tensor takes f32 only (images),
+// a token model calibrates on i64 ids.
+class TensorSource final : public eval::DataSource {
+ public:
+  explicit TensorSource(ir::Tensor samples)
+      : samples_(std::move(samples)), shape_(samples_.shape().begin() + 1, samples_.shape().end()) {}
+  int64_t size() const override { return samples_.dim(0); }
+  const ir::Shape& sample_shape() const override { return shape_; }
+  bool has_labels() const override { return false; }
+  Expected<eval::Batch> batch(int64_t start, int64_t count) const override {
+    ir::Shape shape = samples_.shape();
+    shape[0] = count;
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, ir::Tensor::zeros(samples_.dtype(), shape));
+    const size_t row = static_cast<size_t>(samples_.nbytes() / static_cast<size_t>(samples_.dim(0)));
+    std::memcpy(t.raw_data(), static_cast<const uint8_t*>(samples_.raw_data()) + row * static_cast<size_t>(start),
+                row * static_cast<size_t>(count));
+    return eval::Batch{std::move(t), {}};
+  }
+  std::string describe() const override { return "random benchmark inputs"; }
+
+ private:
+  ir::Tensor samples_;
+  ir::Shape shape_;
+};
+
+FxResult run_fx(const Args& args, const std::string& path, const std::string& arch, int64_t batch, int64_t seq) {
+  const std::string command = fmt::format(
+      "'{}' '{}' '{}' --arch {} --batch {} --size {}{} --threads {} --runs {} --calib {} 2>&1", args.python,
+      args.fx_script, path, arch, batch, args.size, seq > 0 ? fmt::format(" --seq {}", seq) : std::string(),
+      args.threads, args.rounds * args.iters, args.calib);
   FxResult r;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) {
@@ -218,20 +271,36 @@ int main(int argc, char** argv) {
   std::string notes;
   for (const std::string& path : args.models) {
     const std::string name = std::filesystem::path(path).stem().string();
+    const int64_t seq = token_length(path);
     ::torch::jit::Module module = ::torch::jit::load(path);
     module.eval();
     ::torch::jit::Module frozen = ::torch::jit::freeze(module);
     ::torch::jit::Module optimized = ::torch::jit::optimize_for_inference(frozen);
     for (int64_t batch : args.batches) {
-      const std::vector<int64_t> shape = {batch, 3, args.size, args.size};
-      ir::Tensor input = ir::Tensor::zeros(ir::DType::kF32, shape).value();
-      std::mt19937 gen(7);
+      const bool tokens = seq > 0;
+      const std::vector<int64_t> shape = tokens ? std::vector<int64_t>{batch, seq}
+                                                : std::vector<int64_t>{batch, 3, args.size, args.size};
+      const ir::DType in_dtype = tokens ? ir::DType::kI64 : ir::DType::kF32;
       std::normal_distribution<float> dist(0.0f, 1.0f);
-      for (int64_t i = 0; i < input.numel(); ++i) input.data<float>()[i] = dist(gen);
-      const at::Tensor torch_input = at::from_blob(input.data<float>(), shape, at::kFloat).clone();
+      std::uniform_int_distribution<int64_t> ids(0, 99);
+      // Random N(0,1) images or token ids in [0, 100).
+      auto fill = [&](ir::Tensor& t, std::mt19937& g) {
+        for (int64_t i = 0; i < t.numel(); ++i) {
+          if (tokens) {
+            t.data<int64_t>()[i] = ids(g);
+          } else {
+            t.data<float>()[i] = dist(g);
+          }
+        }
+      };
+      ir::Tensor input = ir::Tensor::zeros(in_dtype, shape).value();
+      std::mt19937 gen(7);
+      fill(input, gen);
+      const at::Tensor torch_input =
+          at::from_blob(input.raw_data(), shape, tokens ? at::kLong : at::kFloat).clone();
 
       compress::torch::ImportOptions import;
-      import.inputs.push_back({"", shape, ir::DType::kF32});
+      import.inputs.push_back({"", shape, in_dtype});
       auto graph = compress::torch::import_file(path, import);
       if (!graph.has_value()) {
         std::fprintf(stderr, "%s\n", graph.status().to_string().c_str());
@@ -267,14 +336,10 @@ int main(int argc, char** argv) {
         ir::Graph int8_graph = graph->clone();
         std::vector<int64_t> calib_shape = shape;
         calib_shape[0] = batch * args.calib;
-        ir::Tensor samples = ir::Tensor::zeros(ir::DType::kF32, calib_shape).value();
+        ir::Tensor samples = ir::Tensor::zeros(in_dtype, calib_shape).value();
         std::mt19937 calib_gen(11);
-        for (int64_t i = 0; i < samples.numel(); ++i) samples.data<float>()[i] = dist(calib_gen);
-        auto data = eval::from_tensor(std::move(samples), {}, "random N(0,1)");
-        if (!data.has_value()) {
-          std::fprintf(stderr, "%s\n", data.status().to_string().c_str());
-          return 1;
-        }
+        fill(samples, calib_gen);
+        auto data = std::make_unique<TensorSource>(std::move(samples));
         quant::PtqPass::Options ptq;
         ptq.observer = "minmax";
         ptq.samples = batch * args.calib;
@@ -284,7 +349,7 @@ int main(int argc, char** argv) {
         pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
         pipeline.add(std::make_unique<quant::PtqPass>(ptq));
         pass::PassContext context;
-        context.calibration = data->get();
+        context.calibration = data.get();
         context.progress = false;
         context.threads = args.threads;
         const auto q0 = Clock::now();
@@ -309,15 +374,63 @@ int main(int argc, char** argv) {
         if (auto* onednn = dynamic_cast<runtime::OnednnPlan*>(p)) {
           for (const runtime::OnednnFallback& f : onednn->fallbacks()) fallbacks += " " + f.node + " (" + f.op + ")";
         }
+        int qadds = 0, qdq = 0;
+        for (const ir::Node* n : int8_graph.nodes()) {
+          qadds += n->op() == "qadd";
+          qdq += n->op() == "quantize" || n->op() == "dequantize";
+        }
         const std::string note = fmt::format(
-            "- {} batch {}: int8 graph: {} layers quantized, {} calibration samples ({} inputs of [{}, 3, {}, {}]) "
-            "in {:.0f} ms; reference fallbacks:{}\n",
-            name, batch, results->back().second.layers.size(), batch * args.calib, args.calib, batch, args.size,
-            args.size, quantize_ms, fallbacks.empty() ? std::string(" none") : fallbacks);
+            "- {} batch {}: int8 graph: {} layers quantized, {} qadd, {} quantize/dequantize; {} calibration samples "
+            "({} inputs of {}) in {:.0f} ms; reference fallbacks:{}\n",
+            name, batch, results->back().second.layers.size(), qadds, qdq, batch * args.calib, args.calib,
+            ir::shape_to_string(shape), quantize_ms, fallbacks.empty() ? std::string(" none") : fallbacks);
         std::fputs(note.c_str(), stdout);
         notes += note;
         plans.push_back(std::move(*plan));
         variants.push_back({"compress onednn int8", [p, &input] { (void)p->run({input}); }, {}, first});
+      }
+      if (args.f32_adds) {
+        // The same PTQ by hand (what quant.ptq does with these options), converted with f32 residual adds.
+        ir::Graph before = graph->clone();
+        std::vector<int64_t> calib_shape = shape;
+        calib_shape[0] = batch * args.calib;
+        ir::Tensor samples = ir::Tensor::zeros(in_dtype, calib_shape).value();
+        std::mt19937 calib_gen(11);
+        fill(samples, calib_gen);
+        auto data = std::make_unique<TensorSource>(std::move(samples));
+        pass::PassContext context;
+        context.progress = false;
+        context.threads = args.threads;
+        transforms::FoldBatchNormPass fold;
+        quant::CalibrationOptions copts;
+        copts.observer = "minmax";
+        copts.samples = batch * args.calib;
+        copts.batch = batch;
+        copts.backend = "onednn";
+        copts.progress = false;
+        quant::Int8Options no_qadd;
+        no_qadd.quantized_adds = false;
+        const auto nodes = [&] {
+          (void)fold.run(before, context);
+          return quant::quantizable_nodes(before);
+        }();
+        auto calib = quant::calibrate(before, quant::values_to_observe(before, nodes), *data, copts);
+        auto layers = calib.has_value() ? quant::plan_layers(before, nodes, *calib)
+                                        : Expected<std::vector<quant::LayerQuant>>(calib.status());
+        if (!layers.has_value() || !quant::convert_to_int8(before, *layers, no_qadd).is_ok()) {
+          std::fprintf(stderr, "int8 with f32 adds: %s\n", layers.status().to_string().c_str());
+          return 1;
+        }
+        runtime::OnednnOptions options;
+        options.threads = args.threads;
+        const auto t0 = Clock::now();
+        auto plan = runtime::make_onednn_backend(options)->compile(before);
+        if (!plan.has_value() || !(*plan)->run({input}).has_value()) return 1;
+        const double first = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        runtime::ExecutionPlan* p = plan->get();
+        plans.push_back(std::move(*plan));
+        variants.push_back(
+            {"compress onednn int8, f32 residual adds", [p, &input] { (void)p->run({input}); }, {}, first});
       }
       for (Variant& v : variants) v.run();  // warm-up (first LibTorch runs profile and optimize)
       for (Variant& v : variants) v.run();
@@ -325,7 +438,7 @@ int main(int argc, char** argv) {
       // lands on all of them, not on whichever was being timed.
       FxResult fx;
       for (int r = 0; r < args.rounds * args.iters; ++r) {
-        if (args.fx && r == (args.rounds / 2) * args.iters) fx = run_fx(args, path, name, batch);
+        if (args.fx && r == (args.rounds / 2) * args.iters) fx = run_fx(args, path, name, batch, seq);
         for (Variant& v : variants) {
           const auto t0 = Clock::now();
           v.run();
@@ -360,8 +473,8 @@ int main(int argc, char** argv) {
   const std::string section = fmt::format(
       "\n## bench_onednn_vs_libtorch — onednn backend vs LibTorch frozen TorchScript\n\n"
       "- Date: {}\n- Machine: {} ({}), {} threads; load average {:.1f} before, {:.1f} after (shared machine)\n"
-      "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}]; {} x {} runs per variant, "
-      "interleaved run by run\n"
+      "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}] (token models: random ids "
+      "[batch, L]); {} x {} runs per variant, interleaved run by run\n"
       "- Command (Release build):\n\n```\n{}\n```\n\n{}\n{}",
       now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before, load_average(),
       runtime::onednn_runtime_info(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",

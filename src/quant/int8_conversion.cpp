@@ -88,9 +88,14 @@ ir::Value* dequantized_from(ir::Value* v) {
   return q;
 }
 
-bool produced_by_layer(const ir::Value* q) {
+// A layer's u8 output that nothing but its dequantize reads, and that
+// dequantize nothing but one node: the add can take the layer's place as its
+// only reader (what the onednn backend fuses as a sum post-op).
+bool sole_layer_output(const ir::Value* q) {
   const ir::Node* p = q->producer();
-  return p != nullptr && (p->op() == "qconv2d" || p->op() == "qlinear");
+  if (p == nullptr || (p->op() != "qconv2d" && p->op() != "qlinear") || q->uses().size() != 1) return false;
+  const ir::Node* dq = q->uses()[0].user;
+  return dq->op() == "dequantize" && dq->output()->uses().size() == 1;
 }
 
 // Note [Quantized residual adds]
@@ -107,9 +112,11 @@ bool produced_by_layer(const ir::Value* q) {
 // following relu is fused when P's zero point is qmin: quantize(relu(y)) ==
 // quantize(y) then (the clamp at qmin is the relu; Note [PTQ boundaries]).
 // What changes is the rounding of the sum itself (one fused multiply-add
-// instead of two roundings), at most one step of P on rare ties. The
-// operand a layer produced goes first, so the onednn backend can fuse the
-// add into that layer as a sum post-op. Adds whose result feeds anything
+// instead of two roundings), at most one step of P on rare ties. An
+// operand that a layer produced for this add alone goes first, so the
+// onednn backend can fuse the add into that layer as a sum post-op (in
+// mobilenet_v2's first block of a stage the other operand, the previous
+// block's output, also feeds the next conv). Adds whose result feeds anything
 // else (a pool, a graph output) stay f32: requantizing their result would
 // add a rounding the f32 graph does not have.
 Status quantize_residual_adds(ir::Graph& g) {
@@ -139,7 +146,7 @@ Status quantize_residual_adds(ir::Graph& g) {
     if (params == nullptr || params->granularity() != ir::QuantGranularity::kPerTensor) continue;
     for (const ir::Node* q : quantizes) ok = ok && q->output()->type().quant && *q->output()->type().quant == *params;
     if (!ok || (relu != nullptr && params->zero_points()[0] != params->qmin())) continue;
-    if (!produced_by_layer(a) && produced_by_layer(b)) std::swap(a, b);
+    if (!sole_layer_output(a) && sole_layer_output(b)) std::swap(a, b);
 
     ir::AttributeMap attrs;
     attrs["out_dtype"] = std::string(ir::dtype_name(params->storage()));

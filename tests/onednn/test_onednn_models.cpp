@@ -2,8 +2,12 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "compress/eval/dataset.h"
 #include "compress/io/npy.h"
+#include "compress/quant/calibration.h"
+#include "compress/quant/layer_plan.h"
 #include "compress/torch/import.h"
+#include "compress/transforms/fold_batch_norm.h"
 #include "onednn_test_util.h"
 
 namespace compress::test {
@@ -109,6 +113,64 @@ TEST_CASE("an imported model keeps its parity at another batch size", "[onednn][
   const Comparison c = compare((*got)[0], first, kVsTorch);
   INFO(c.to_string());
   CHECK(c.worst <= 1.0);
+}
+
+TEST_CASE("mobilenet_v2 int8: residual adds as qadd fused into the convs - fewer quantize/dequantize steps, bit-exact",
+          "[onednn][models][int8]") {
+  Model m = load("mobilenet_v2");
+  // PTQ as ctk quantize does it (batch norms folded, minmax), calibrated on the fixture's own two images.
+  pass::PassContext context;
+  context.progress = false;
+  REQUIRE(transforms::FoldBatchNormPass().run(m.graph, context).has_value());
+  auto data = eval::from_tensor(m.inputs[0], {}, "fixture input").value();
+  quant::CalibrationOptions opts;
+  opts.backend = "onednn";
+  opts.progress = false;
+  const auto nodes = quant::quantizable_nodes(m.graph);
+  const auto calib = quant::calibrate(m.graph, quant::values_to_observe(m.graph, nodes), *data, opts).value();
+  const auto layers = quant::plan_layers(m.graph, nodes, calib).value();
+  ir::Graph with = m.graph.clone(), without = m.graph.clone();
+  quant::Int8Options off;
+  off.quantized_adds = false;
+  REQUIRE(quant::convert_to_int8(with, layers).is_ok());
+  REQUIRE(quant::convert_to_int8(without, layers, off).is_ok());
+
+  auto steps = [](const runtime::OnednnPlanReport& report, const std::string& kind, const std::string& detail) {
+    int n = 0;
+    for (const auto& s : report.steps) n += s.kind == kind && s.detail.find(detail) != std::string::npos;
+    return n;
+  };
+  // Only the new graph runs on the reference too (the int8 reference is slow).
+  auto plan_before = runtime::make_onednn_backend(f32_options())->compile(without);
+  REQUIRE(plan_before.has_value());
+  auto got_before = (*plan_before)->run(m.inputs);
+  REQUIRE(got_before.has_value());
+  struct {
+    runtime::OnednnPlanReport report;
+    std::vector<ir::Tensor> got;
+  } before{runtime::as_onednn_plan(**plan_before)->report(), std::move(*got_before)};
+  RunResult after = run_both(with, m.inputs);
+  INFO(after.report.to_string());
+  const int qdq_before = steps(before.report, "native", "quantize");  // quantize and dequantize steps
+  const int qdq_after = steps(after.report, "native", "quantize");
+  INFO("native quantize/dequantize steps: " << qdq_before << " -> " << qdq_after);
+  // mobilenet_v2's 10 residual adds: before, each had a dequantize per
+  // operand and a quantize after it; now all are sums inside the convs.
+  CHECK(steps(before.report, "binary", "") == 10);
+  CHECK(steps(after.report, "binary", "") == 0);
+  CHECK(steps(after.report, "convolution", "qadd as sum post-op") == 10);
+  CHECK(steps(after.report, "native", "qadd") == 0);
+  CHECK(qdq_after + 20 <= qdq_before);
+  CHECK(qdq_after <= 3);  // the input, and around the f32 average pool before the classifier
+  CHECK(after.report.steps.size() < before.report.steps.size());
+  CHECK(after.fallbacks.empty());
+  // Bit for bit with the reference, and the same classes as the f32 model.
+  const Comparison c = compare(after.got[0], after.want[0], Bound{0, 0});
+  INFO(c.to_string());
+  CHECK(c.worst == 0);
+  for (int64_t row = 0; row < m.torch_output.dim(0); ++row) {
+    CHECK(argmax_row(after.got[0], row) == argmax_row(before.got[0], row));
+  }
 }
 
 }  // namespace compress::test
