@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "compress/quant/bias_correction_pass.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/cle_pass.h"
 #include "compress/quant/layer_plan.h"
 #include "compress/quant/observed_ranges.h"
+#include "compress/quant/sensitivity.h"
 #include "compress/quant/smoothquant_pass.h"
 #include "compress/support/logging.h"
 
@@ -75,6 +78,27 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   copts.progress = context.progress;
   COMPRESS_ASSIGN_OR_RETURN(CalibrationResult calib,
                             calibrate(graph, values_to_observe(graph, nodes), *context.calibration, copts));
+  if (options_.max_drop) {
+    if (!context.metric) {
+      return invalid_argument("quant.ptq: max_drop needs a metric (evaluation data in the recipe); none was given");
+    }
+    COMPRESS_ASSIGN_OR_RETURN(MixedPrecisionChoice choice, choose_f32_layers(graph, nodes, calib, options_.fake_quant,
+                                                                             context.metric, *options_.max_drop));
+    for (const LayerSensitivity& s : choice.sensitivity) {
+      result.layers[s.node]["sensitivity_drop"] = s.drop;
+    }
+    for (const std::string& kept : choice.keep_f32) {
+      result.layers[kept]["kept_f32"] = 1.0;
+      nodes.erase(std::find(nodes.begin(), nodes.end(), kept));
+    }
+    result.counters["metric_f32"] = choice.baseline;
+    result.counters["metric_quantized"] = choice.final_metric;
+    result.counters["kept_f32"] = static_cast<double>(choice.keep_f32.size());
+    if (!choice.keep_f32.empty()) {
+      log_warning("quant.ptq: max_drop {} kept {} layer(s) in f32 ({}): metric {:.4f} -> {:.4f}", *options_.max_drop,
+                  choice.keep_f32.size(), fmt::join(choice.keep_f32, ", "), choice.baseline, choice.final_metric);
+    }
+  }
   COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(graph, nodes, calib));
   if (options_.fake_quant) {
     COMPRESS_RETURN_IF_ERROR(convert_to_fake_quant(graph, layers));
@@ -110,6 +134,10 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
   COMPRESS_ASSIGN_OR_RETURN(o.fake_quant, options.boolean("fake_quant", o.fake_quant));
   COMPRESS_ASSIGN_OR_RETURN(o.keep_f32, options.string_list("keep_f32"));
   COMPRESS_ASSIGN_OR_RETURN(o.bias_correction, options.boolean("bias_correction", o.bias_correction));
+  if (options.has("max_drop")) {
+    COMPRESS_ASSIGN_OR_RETURN(double d, options.number("max_drop", 0.0, pass::Range::at_least(0.0)));
+    o.max_drop = d;
+  }
   return o;
 }
 
@@ -117,6 +145,7 @@ Status register_quant_passes(pass::PassRegistry& registry) {
   COMPRESS_RETURN_IF_ERROR(registry.add<CrossLayerEqualizationPass>("quant.cle"));
   COMPRESS_RETURN_IF_ERROR(registry.add<BiasCorrectionPass>("quant.bias_correction"));
   COMPRESS_RETURN_IF_ERROR(registry.add<SmoothQuantPass>("quant.smoothquant"));
+  COMPRESS_RETURN_IF_ERROR(registry.add<SensitivityPass>("quant.sensitivity"));
   return registry.add<PtqPass>("quant.ptq");
 }
 

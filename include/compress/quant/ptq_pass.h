@@ -1,6 +1,7 @@
 // quant.ptq: post-training quantization to a real int8 graph (or its fake-quant simulation).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,13 @@ class PtqPass : public pass::Pass {
     // Runs quant.bias_correction (same samples, batch, backend, keep_f32)
     // before calibrating (Note [Empirical bias correction]).
     bool bias_correction = false;
+    // Accuracy budget: keep the most sensitive layers in f32 until the
+    // metric (PassContext::metric) drops by at most this much (Note [Mixed
+    // precision under max_drop], sensitivity.h). Unset: quantize every layer.
+    std::optional<double> max_drop;
   };
   // Reads observer, momentum, samples, batch, calibration_backend, fake_quant, keep_f32,
-  // bias_correction.
+  // bias_correction, max_drop.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   PtqPass() = default;
   explicit PtqPass(Options options) : options_(std::move(options)) {}
