@@ -143,7 +143,7 @@ int run_prune(const std::vector<std::string>& args) {
     return report_failure(kPruneDoc, unsupported("--method {} needs the {} pass, which this build of ctk does not have",
                                                  method, pass_name));
   }
-  auto options = pass::PassOptions::from_pairs(pairs, "ctk prune");
+  auto options = pass::PassOptions::from_pairs(pairs, "");
   if (!options.has_value()) cl.usage_error(options.status().message());
   auto prune_pass = registry.create(pass_name, *options);
   if (!prune_pass.has_value()) cl.usage_error(prune_pass.status().message());
@@ -157,7 +157,7 @@ int run_prune(const std::vector<std::string>& args) {
       return report_failure(kPruneDoc, unsupported("--finetune-data needs the distill.finetune pass (built with "
                                                    "LibTorch); this build of ctk does not have it"));
     }
-    auto ft_options = pass::PassOptions::from_pairs({{"epochs", std::to_string(epochs)}}, "ctk prune --finetune-data");
+    auto ft_options = pass::PassOptions::from_pairs({{"epochs", std::to_string(epochs)}}, "distill.finetune");
     if (!ft_options.has_value()) cl.usage_error(ft_options.status().message());
     auto created = registry.create("distill.finetune", *ft_options);
     if (!created.has_value()) cl.usage_error(created.status().message());

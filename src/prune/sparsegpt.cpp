@@ -13,23 +13,30 @@ namespace {
 
 using RowMatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// U with (H + damp*I)^-1 = U^T U. H is symmetric positive semi-definite in
-// exact arithmetic; rounding (or a rank-deficient X with few samples) can
-// make the damped matrix fail the factorization, so the damping grows
-// tenfold until it succeeds.
+// U with (H + damp*I)^-1 = U^T U, the upper Cholesky factor of the inverse.
+// With J the order-reversing permutation, chol(J H J) = M M^T gives
+// H = A A^T for the upper triangular A = J M J, so H^-1 = A^-T A^-1 and
+// U = A^-1: one factorization and one triangular inverse instead of
+// inverting H and factoring the inverse (a third of the work at 1568 columns).
+// H is positive semi-definite in exact arithmetic; rounding (or a rank-
+// deficient X with few samples) can make the damped matrix fail the
+// factorization, so the damping grows tenfold until it succeeds.
 Expected<Eigen::MatrixXd> inverse_cholesky_upper(const Eigen::MatrixXd& h, double damp) {
   const int64_t n = h.rows();
   const double mean_diag = h.diagonal().mean();
   double lambda = damp * (mean_diag > 0.0 ? mean_diag : 1.0);
+  const Eigen::MatrixXd reversed = h.reverse();  // J H J
   for (int attempt = 0; attempt < 6; ++attempt, lambda *= 10.0) {
-    Eigen::MatrixXd damped = h;
+    Eigen::MatrixXd damped = reversed;
     damped.diagonal().array() += lambda;
     Eigen::LLT<Eigen::MatrixXd> llt(damped);
     if (llt.info() != Eigen::Success) continue;
-    const Eigen::MatrixXd inverse = llt.solve(Eigen::MatrixXd::Identity(n, n));
-    Eigen::LLT<Eigen::MatrixXd> llt_inv(inverse);
-    if (llt_inv.info() != Eigen::Success) continue;
-    return Eigen::MatrixXd(llt_inv.matrixU());
+    // M^-1 (lower), then U = J M^-1 J (upper).
+    Eigen::MatrixXd m_inv = Eigen::MatrixXd::Identity(n, n);
+    llt.matrixL().solveInPlace(m_inv);
+    Eigen::MatrixXd u = m_inv.reverse();
+    if (!u.allFinite()) continue;
+    return u;
   }
   return invalid_argument("sparsegpt: the layer Hessian is not positive definite even with damping {:.3g}", lambda);
 }

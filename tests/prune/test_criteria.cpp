@@ -3,6 +3,7 @@
 #include <Eigen/Dense>
 #include <random>
 
+#include "compress/ir/sparse_layout.h"
 #include "compress/ir/verifier.h"
 #include "compress/prune/activation_stats.h"
 #include "compress/prune/criteria.h"
@@ -59,7 +60,7 @@ double output_error(const std::vector<float>& x, const std::vector<float>& w, co
 
 ir::Graph single_linear(const std::vector<float>& w, int64_t out, int64_t in) {
   ir::Graph g;
-  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, in}}).value();
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, in}, nullptr}).value();
   ir::Value* wv = g.add_constant("fc.weight", ir::Tensor::from_vector(ir::DType::kF32, {out, in}, w)).value();
   g.set_outputs({g.add_node("linear", {x, wv}, {}, "fc").value()->output()});
   return g;
@@ -82,7 +83,7 @@ TEST_CASE("activation statistics: linear rows and grouped, strided, padded conv2
   const int64_t n = 3, c = 4, h = 5, w = 6;
   const std::vector<float> xs = random_values(static_cast<size_t>(n * c * h * w), 7);
   ir::Graph g;
-  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, c, h, w}}).value();
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {1, c, h, w}, nullptr}).value();
   ir::Node* relu = g.add_node("relu", {x}, {}, "relu").value();
   ir::Value* cw =
       g.add_constant("conv.weight", ir::Tensor::from_vector(ir::DType::kF32, {6, 2, 3, 3}, random_values(108, 8)))
@@ -204,7 +205,7 @@ TEST_CASE("sparsegpt on one linear layer: exact count and a smaller ||WX - W'X||
   CHECK(e_wanda < e_mag);
 }
 
-TEST_CASE("wanda and sparsegpt beat magnitude on the fixture's logits at 50% and 2:4") {
+TEST_CASE("wanda and sparsegpt beat magnitude on the fixture's logits at 50% and 2:4, with exact counts and the pattern") {
   const ir::Graph dense = fixture();
   auto calib = fashion("train", 32);
   const ir::Tensor x = fashion("test", 128)->batch(0, 128).value().inputs;
@@ -218,6 +219,16 @@ TEST_CASE("wanda and sparsegpt beat magnitude on the fixture's logits at 50% and
       auto r = run_pass(g, pass_name, opts, calib.get());
       if (!r.has_value()) FAIL(r.status().to_string());
       err[criterion] = mse(run_graph(g, "reference", x)[0], want);
+      // The counts (and for N:M the pattern) hold whatever the criterion.
+      for (const char* name : {"conv2", "fc1", "fc2"}) {
+        INFO(criterion << " " << name);
+        const ir::Tensor& t = g.find_node(name)->input(1)->constant();
+        int64_t rows = 0, cols = 0;
+        ir::matrix_dims(t.shape(), &rows, &cols);
+        const std::vector<float> w = dense_values(t);
+        CHECK(zeros(w) == rows * cols / 2);
+        if (std::string(pass_name) == "prune.nm") CHECK(prune::satisfies_nm(w.data(), rows, cols, 2, 4));
+      }
     }
     INFO(pass_name << ": logits MSE magnitude " << err["magnitude"] << ", wanda " << err["wanda"] << ", sparsegpt "
                    << err["sparsegpt"]);

@@ -77,15 +77,14 @@ TEST_CASE("ctk prune: bad arguments are usage errors that name the problem, and 
     std::string says;
   };
   for (const Bad& bad : std::vector<Bad>{{" --method magnitude --ratio 1.0", "ratio"},
-                                         {" --method magnitude --ratio -0.1", "ratio"},
                                          {" --method magnitude --ratio .nan", "ratio"},
-                                         {" --method magnitude", "--ratio"},
                                          {" --method nm --pattern 3:2", "3:2"},
                                          {" --method lottery --ratio 0.5", "lottery"}}) {
     INFO(bad.args);
     const Run r = ctk(base + bad.args, dir);
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains(bad.says));
+    CHECK_THAT(r.err, !Catch::Contains("ctk prune: ctk prune"));
   }
   Run r = ctk(base + " --method magnitude --ratio 0.5 --layer 'layer9.*=0.3'", dir);
   CHECK(r.exit_code == 1);

@@ -51,7 +51,7 @@ TEST_CASE("prune.nm: 2:4 and 4:8 hold in every group of every layer, kept = larg
     // conv1 has 9 input columns per filter: it cannot hold the pattern.
     CHECK(r.layers.at("conv1").count("skipped") == 1);
     CHECK(g.find_node("conv1")->input(1)->constant().bitwise_equal(dense.find_node("conv1")->input(1)->constant()));
-    for (const std::string& name : {"conv2", "fc1", "fc2"}) {
+    for (const char* name : {"conv2", "fc1", "fc2"}) {
       INFO(name);
       const ir::Tensor& t = g.find_node(name)->input(1)->constant();
       REQUIRE(t.sparse_layout() != nullptr);
@@ -80,27 +80,9 @@ TEST_CASE("prune.nm: 2:4 and 4:8 hold in every group of every layer, kept = larg
   }
 }
 
-TEST_CASE("prune.nm: wanda and sparsegpt keep the pattern too") {
-  const ir::Graph dense = fixture();
-  auto calib = fashion("train", 32);
-  for (const char* criterion : {"wanda", "sparsegpt"}) {
-    INFO(criterion);
-    ir::Graph g = dense.clone();
-    prune_nm(g, {{"pattern", "2:4"}, {"criterion", criterion}, {"samples", "32"}}, calib.get());
-    for (const std::string& name : {"conv2", "fc1", "fc2"}) {
-      const ir::Tensor& t = g.find_node(name)->input(1)->constant();
-      int64_t rows = 0, cols = 0;
-      ir::matrix_dims(t.shape(), &rows, &cols);
-      const std::vector<float> after = dense_values(t);
-      check_groups(after, rows, cols, 2, 4);
-      CHECK(zeros(after) == rows * cols / 2);
-    }
-  }
-}
-
 TEST_CASE("prune.nm: a matmul weight [in, out] gets its groups along the input dimension") {
   ir::Graph g;
-  ir::Value* x = g.add_input("x", {ir::DType::kF32, {3, 8}}).value();
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {3, 8}, nullptr}).value();
   std::vector<float> wv(8 * 6);
   for (size_t i = 0; i < wv.size(); ++i) wv[i] = static_cast<float>((i * 37) % 17) - 8.0f;
   ir::Value* w = g.add_constant("w", ir::Tensor::from_vector(ir::DType::kF32, {8, 6}, wv)).value();
