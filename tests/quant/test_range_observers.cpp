@@ -7,7 +7,9 @@
 #include <random>
 #include <vector>
 
+#include "compress/pass/options.h"
 #include "compress/quant/observer.h"
+#include "compress/quant/ptq_pass.h"
 
 using namespace compress;
 using namespace compress::quant;
@@ -162,4 +164,22 @@ TEST_CASE("kl observer: non-negative (ReLU-like) data uses 256 levels and clips 
   CHECK(k.min < 1e-3f);
   CHECK(k.max >= 3.0f);
   CHECK(k.max <= 8.0f);
+}
+
+TEST_CASE("quant.ptq options: every observer name and momentum parse, bad values name the key") {
+  for (const std::string& name : observer_names()) {
+    auto o = PtqPass::parse_options(pass::PassOptions::from_pairs({{"observer", name}}, "test").value());
+    REQUIRE(o.has_value());
+    CHECK(o->observer == name);
+  }
+  auto m = PtqPass::parse_options(
+      pass::PassOptions::from_pairs({{"observer", "moving_average"}, {"momentum", "0.5"}}, "test").value());
+  REQUIRE(m.has_value());
+  CHECK(m->momentum == 0.5);
+  auto bad = PtqPass::parse_options(pass::PassOptions::from_pairs({{"momentum", "1"}}, "test").value());
+  REQUIRE_FALSE(bad.has_value());
+  CHECK_THAT(bad.status().message(), Catch::Contains("momentum"));
+  auto unknown = PtqPass::parse_options(pass::PassOptions::from_pairs({{"observer", "entropy"}}, "test").value());
+  REQUIRE_FALSE(unknown.has_value());
+  CHECK_THAT(unknown.status().message(), Catch::Contains("kl"));
 }
