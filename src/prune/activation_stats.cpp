@@ -127,7 +127,7 @@ Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& grap
 
   COMPRESS_ASSIGN_OR_RETURN(auto backend, runtime::make_backend(options.backend));
   COMPRESS_ASSIGN_OR_RETURN(auto plan, backend->compile(probe));
-  ProgressReporter progress("collecting activations", total,
+  ProgressReporter progress(options.label, total,
                             options.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
   for (int64_t start = 0; start < total; start += options.batch) {
     const int64_t count = std::min(options.batch, total - start);

@@ -53,9 +53,10 @@ Status prune_step(ir::Graph& graph, const std::vector<SelectedLayer>& layers, co
     SparseGptOptions sopts{job.common.damp, job.common.block_size};
     for (size_t i = 0; i < layers.size(); ++i) {
       const PrunableLayer& l = plain[i];
+      ActivationStatsOptions sopts_stats = stats_options(job, context, /*hessian=*/true);
+      sopts_stats.label = fmt::format("{}: sparsegpt Hessian of {} ({}/{})", job.pass_name, l.name(), i + 1, layers.size());
       COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerInputStats> stats,
-                                collect_input_stats(graph, {l}, *context.calibration,
-                                                    stats_options(job, context, /*hessian=*/true)));
+                                collect_input_stats(graph, {l}, *context.calibration, sopts_stats));
       COMPRESS_ASSIGN_OR_RETURN(std::vector<float> w, canonical_weights(l));
       const int64_t rows_g = l.rows / l.groups;
       for (int64_t g = 0; g < l.groups; ++g) {
@@ -78,8 +79,9 @@ Status prune_step(ir::Graph& graph, const std::vector<SelectedLayer>& layers, co
 
   std::vector<LayerInputStats> stats;
   if (job.criterion == Criterion::kWanda) {
-    COMPRESS_ASSIGN_OR_RETURN(stats, collect_input_stats(graph, plain, *context.calibration,
-                                                         stats_options(job, context, /*hessian=*/false)));
+    ActivationStatsOptions wanda_stats = stats_options(job, context, /*hessian=*/false);
+    wanda_stats.label = job.pass_name + ": wanda input norms";
+    COMPRESS_ASSIGN_OR_RETURN(stats, collect_input_stats(graph, plain, *context.calibration, wanda_stats));
   }
   std::vector<std::vector<float>> weights(layers.size()), scores(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {

@@ -35,6 +35,7 @@ struct ActivationStatsOptions {
   std::string backend = "reference";
   bool hessian = false;
   bool progress = false;
+  std::string label = "collecting activations";  // the progress bar's title
 };
 
 // Statistics for each layer (same order). The graph is not changed.

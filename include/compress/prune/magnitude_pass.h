@@ -34,6 +34,11 @@ struct CommonPruneOptions {
 // the overridden layers still at their own ratio. `steps` > 1 prunes
 // iteratively along the cubic schedule (Note [Gradual pruning schedule]),
 // re-scoring (and, for wanda/sparsegpt, re-calibrating) after each step.
+// Weights that are already zero are always pruned first, so a recipe that
+// alternates prune.magnitude stages of rising ratio with fine-tuning stages
+// (iterative pruning with fine-tuning between the steps) never revives a
+// pruned weight; a training loop does the same per step with
+// cubic_sparsity() and magnitude_prune_in_place() (schedule.h).
 class MagnitudePrunePass : public pass::Pass {
  public:
   struct Options {
