@@ -11,10 +11,13 @@
 // that machine noise hits both alike. Prints best and median times, the
 // speedup of the best times, the max relative difference of the outputs, and
 // per shape the crossover: the lowest sparsity of the sweep from which on the
-// sparse kernel wins at every higher sparsity. The speedup and crossover use
-// the best times: the benchmark machine is shared, and a median there
-// includes the time the OS gave to other processes (OpenMP barriers make a
-// 2-thread run wait for its slowest thread). Results go to bench/RESULTS.md.
+// sparse kernel wins at every higher sparsity, judged against the dense
+// primitive's best time over the whole sweep (its work does not depend on the
+// zeros). Speedups and crossover use best times: the benchmark machine is
+// shared, and a median there includes the time the OS gave to other
+// processes (OpenMP barriers make a 2-thread run wait for its slowest
+// thread). Run with OMP_WAIT_POLICY=passive there (docs/onednn.md, Threads).
+// Results go to bench/RESULTS.md.
 #include <fmt/core.h>
 #include <omp.h>
 
@@ -146,7 +149,8 @@ int main(int argc, char** argv) {
     fmt::print("\n{}\n", title);
     fmt::print("{:>8} {:>14} {:>14} {:>14} {:>14} {:>9} {:>10}\n", "sparsity", "dense best ms", "sparse best ms",
                "dense med ms", "sparse med ms", "speedup", "max rel");
-    std::vector<std::pair<double, double>> speed;  // sparsity, speedup (best times)
+    std::vector<std::pair<double, double>> best;  // sparsity, best sparse time
+    double dense_best = 1e30;
     std::string dense_impl;
     for (double s : sparsities) {
       auto [dense, sparse, compare, impl] = make(s);
@@ -164,16 +168,21 @@ int main(int argc, char** argv) {
         }
       }
       const double bd = *std::min_element(td.begin(), td.end()), bs = *std::min_element(ts.begin(), ts.end());
-      speed.emplace_back(s, bd / bs);
+      best.emplace_back(s, bs);
+      dense_best = std::min(dense_best, bd);
       fmt::print("{:>8.2f} {:>14.3f} {:>14.3f} {:>14.3f} {:>14.3f} {:>8.2f}x {:>10.1e}\n", s, bd, bs, median(td),
                  median(ts), bd / bs, compare());
     }
+    // The dense primitive does the same work whatever the zeros: its best
+    // time over the whole sweep is the fairest dense figure on a noisy machine.
+    fmt::print("dense best over the sweep {:.3f} ms ({}); sparse speedup against it:", dense_best, dense_impl);
     double crossover = -1;
-    for (auto it = speed.rbegin(); it != speed.rend() && it->second > 1.0; ++it) crossover = it->first;
+    for (const auto& [s, t] : best) fmt::print(" {:.2f}:{:.2f}x", s, dense_best / t);
+    for (auto it = best.rbegin(); it != best.rend() && it->second < dense_best; ++it) crossover = it->first;
     if (crossover < 0) {
-      fmt::print("crossover: none, dense wins even at {:.2f} (dense impl {})\n", speed.back().first, dense_impl);
+      fmt::print("\ncrossover: none, dense wins even at {:.2f}\n", best.back().first);
     } else {
-      fmt::print("crossover: sparse wins from sparsity {:.2f} up (dense impl {})\n", crossover, dense_impl);
+      fmt::print("\ncrossover: sparse wins from sparsity {:.2f} up\n", crossover);
     }
   };
   auto max_rel = [](const float* got, const float* want, size_t n) {

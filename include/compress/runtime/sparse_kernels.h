@@ -81,14 +81,14 @@ Status conv2d(const CsrMatrix& w, const ConvGeometry& geometry, const float* x, 
               const KernelOptions& options);
 
 // Note [Sparse crossover]
-// The weight sparsity above which the sparse kernel beats oneDNN's dense fp32
-// primitive, measured by bench/sparse (bench/RESULTS.md) on the benchmark
-// machine (2 threads), by number of output columns (the linear's batch, or a
-// convolution's batch * out_h * out_w): a 4096x4096 linear at 1, 16 and 64
-// columns, a 1x1 convolution at 784; `im2col` convolutions (any other
-// geometry) have their own measured point, a 3x3 convolution at 784 columns.
-// Between measured column counts the crossover is interpolated; beyond, the
-// last one holds.
-double crossover_sparsity(int64_t columns, bool im2col = false);
+// The weight sparsity from which on the sparse kernel beats oneDNN's dense
+// fp32 primitive, measured by bench/sparse (bench/RESULTS.md) on the
+// benchmark machine with 2 threads: a 4096x4096 linear at batch 1, 16 and 64
+// (interpolated between, the batch-64 value beyond), a 1x1 convolution and a
+// 3x3 (im2col) convolution, each 28x28 at batch 1 (one measured point each,
+// used for every shape of that kind). These are properties of this machine
+// and these shapes: a different CPU or a much smaller layer moves them.
+enum class Product { kLinear, kPointwiseConv, kIm2colConv };
+double crossover_sparsity(Product product, int64_t batch);
 
 }  // namespace compress::runtime::sparse

@@ -74,26 +74,26 @@ Expected<CsrMatrix> csr_from_tensor(const ir::Tensor& weight) {
   return m;
 }
 
-double crossover_sparsity(int64_t columns, bool im2col) {
-  // Measured by bench_sparse (bench/RESULTS.md, 2026-11-27): the lowest
-  // sparsity of the sweep from which on the sparse kernel beat oneDNN's
-  // dense primitive. See Note [Sparse crossover].
+double crossover_sparsity(Product product, int64_t batch) {
+  // bench_sparse, 2026-11-27 (bench/RESULTS.md): the lowest sparsity of the
+  // sweep (0.0, 0.1, ..., 0.9, 0.95) from which on the sparse kernel's best
+  // time beat the dense primitive's best. See Note [Sparse crossover].
+  if (product == Product::kPointwiseConv) return 0.70;
+  if (product == Product::kIm2colConv) return 0.90;
   struct Point {
-    int64_t columns;
+    int64_t batch;
     double sparsity;
   };
-  static constexpr std::array<Point, 4> kMeasured = {{{1, 0.30}, {16, 0.60}, {64, 0.70}, {784, 0.90}}};
-  static constexpr double kIm2col = 0.90;  // 3x3 convolution, 784 columns
-  if (im2col) return kIm2col;
-  if (columns <= kMeasured.front().columns) return kMeasured.front().sparsity;
-  for (size_t i = 1; i < kMeasured.size(); ++i) {
-    if (columns <= kMeasured[i].columns) {
-      const Point a = kMeasured[i - 1], b = kMeasured[i];
-      const double t = static_cast<double>(columns - a.columns) / static_cast<double>(b.columns - a.columns);
+  static constexpr std::array<Point, 3> kLinear = {{{1, 0.70}, {16, 0.80}, {64, 0.90}}};
+  if (batch <= kLinear.front().batch) return kLinear.front().sparsity;
+  for (size_t i = 1; i < kLinear.size(); ++i) {
+    if (batch <= kLinear[i].batch) {
+      const Point a = kLinear[i - 1], b = kLinear[i];
+      const double t = static_cast<double>(batch - a.batch) / static_cast<double>(b.batch - a.batch);
       return a.sparsity + t * (b.sparsity - a.sparsity);
     }
   }
-  return kMeasured.back().sparsity;
+  return kLinear.back().sparsity;
 }
 
 }  // namespace compress::runtime::sparse
