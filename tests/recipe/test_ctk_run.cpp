@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include <yaml-cpp/yaml.h>
+
 #include "ctk_runner.h"
 
 using namespace compress::testing;
@@ -21,7 +23,54 @@ void write_text(const std::string& path, const std::string& text) {
   REQUIRE(out.good());
 }
 
+// A shipped recipe with its stages unchanged but small data (so the test takes
+// seconds): every dataset limited to `samples`, latency at batch 1 only, and
+// absolute paths into `dir`.
+std::string shrink_recipe(const std::string& recipe_path, const TempDir& dir, int64_t samples) {
+  YAML::Node r = YAML::LoadFile(recipe_path);
+  r["model"] = kFixture;
+  r["output"] = dir.file("out.cmf");
+  for (const char* role : {"calibration", "training", "evaluation"}) {
+    if (r["data"] && r["data"][role]) r["data"][role]["samples"] = samples;
+  }
+  if (r["report"]) {
+    r["report"]["out"] = dir.file("report");
+    r["report"]["min_time"] = 0;
+    r["report"]["batch_sizes"] = std::vector<int>{1};
+  }
+  YAML::Emitter out;
+  out << r;
+  const std::string path = dir.file("small.yaml");
+  write_text(path, out.c_str());
+  return path;
+}
+
 }  // namespace
+
+TEST_CASE("the shipped pruning recipes run end to end on small data and produce the report", "[recipe][slow]") {
+  for (const char* name : {"fashion_sparse80", "fashion_2of4", "fashion_structured50"}) {
+    DYNAMIC_SECTION(name) {
+      TempDir dir;
+      const std::string recipe = shrink_recipe(kSource + "/examples/recipes/" + name + ".yaml", dir, 1000);
+      Run r = ctk({"--quiet", "run", recipe});
+      INFO(r.out << r.err);
+      REQUIRE(r.exit_code == 0);
+      CHECK(fs::exists(dir.file("out.cmf")));
+      const auto j = nlohmann::json::parse(read_text(dir.file("report/report.json")));
+      REQUIRE(j["variants"].size() == 2);
+      const auto& pruned = j["variants"][1];
+      CHECK(pruned["eval_samples"] == 1000);
+      CHECK(pruned["top1"].get<double>() > 80.0);  // 1000 fine-tuning images keep a usable model
+      if (std::string(name) == "fashion_structured50") {
+        CHECK(pruned["flops"].get<double>() <= 0.55 * j["variants"][0]["flops"].get<double>());
+        CHECK(pruned["weight_sparsity"].get<double>() < 0.05);  // smaller and dense, no masks
+      } else {
+        CHECK(pruned["weight_sparsity"].get<double>() >= 0.49);
+        CHECK(pruned["size_bytes"].get<int64_t>() < j["variants"][0]["size_bytes"].get<int64_t>());
+      }
+    }
+  }
+}
 
 TEST_CASE("ctk run of the shipped PTQ recipe writes an int8 model and a report within 0.3 points", "[recipe][slow]") {
   TempDir dir;
