@@ -1,6 +1,7 @@
 // `ctk prune MODEL OUT.cmf --method magnitude|nm|structured`: one pruning pass (and optional fine-tuning) from the command line.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 #include <utility>
 
@@ -210,7 +211,16 @@ int run_prune(const std::vector<std::string>& args) {
                            counter("pruned_layers"), 100.0 * counter("sparsity"), counter("pruned_params"),
                            finetune ? ", fine-tuned" : "");
   std::cout << fmt::format("  {:<24} {:>10} {:>9} {:>9}\n", "layer", "params", "target", "sparsity");
-  for (const auto& [layer, s] : pruned.layers) {
+  // In graph order (the result's map is sorted by name: features.10 before features.2).
+  std::vector<std::string> order;
+  for (const ir::Node* node : graph->nodes()) {
+    if (pruned.layers.count(node->name()) != 0) order.push_back(node->name());
+  }
+  for (const auto& entry : pruned.layers) {
+    if (std::find(order.begin(), order.end(), entry.first) == order.end()) order.push_back(entry.first);
+  }
+  for (const std::string& layer : order) {
+    const auto& s = pruned.layers.at(layer);
     auto get = [&](const char* key) { return s.count(key) ? s.at(key) : 0.0; };
     const std::string target = s.count("skipped") ? std::string("skipped")
                                : s.count("target") ? fmt::format("{:.2f}%", 100.0 * get("target"))

@@ -99,7 +99,11 @@ Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& grap
 
   std::vector<LayerInputStats> stats(layers.size());
   // Which probe output holds each layer's input (-1: the graph input itself).
+  // The probe outputs only those values, and everything after them is
+  // dropped: SparseGPT collects layer by layer, and an early layer should not
+  // pay for running the whole network.
   ir::Graph probe = graph.clone();
+  probe.set_outputs({});
   std::vector<int64_t> source(layers.size(), -1);
   std::map<std::string, int64_t> output_of;
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -125,14 +129,21 @@ Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& grap
     source[i] = it->second;
   }
 
-  COMPRESS_ASSIGN_OR_RETURN(auto backend, runtime::make_backend(options.backend));
-  COMPRESS_ASSIGN_OR_RETURN(auto plan, backend->compile(probe));
+  std::unique_ptr<runtime::ExecutionPlan> plan;
+  if (!probe.outputs().empty()) {
+    probe.remove_dead_nodes();
+    COMPRESS_ASSIGN_OR_RETURN(auto backend, runtime::make_backend(options.backend));
+    COMPRESS_ASSIGN_OR_RETURN(plan, backend->compile(probe));
+  }
   ProgressReporter progress(options.label, total,
                             options.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
   for (int64_t start = 0; start < total; start += options.batch) {
     const int64_t count = std::min(options.batch, total - start);
     COMPRESS_ASSIGN_OR_RETURN(eval::Batch batch, data.batch(start, count));
-    COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs, plan->run({batch.inputs}));
+    std::vector<ir::Tensor> outputs;
+    if (plan != nullptr) {
+      COMPRESS_ASSIGN_OR_RETURN(outputs, plan->run({batch.inputs}));
+    }
     for (size_t i = 0; i < layers.size(); ++i) {
       const ir::Tensor& x = source[i] < 0 ? batch.inputs : outputs.at(static_cast<size_t>(source[i]));
       COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, x.to_dense());
