@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -24,7 +25,10 @@ constexpr int64_t kMaxElements = int64_t{1} << 31;
 
 class Tracer {
  public:
-  explicit Tracer(const ir::Graph& graph) : graph_(graph) {}
+  // `inner_splits`: reshapes whose 2-way split ties the inner dim instead
+  // of the outer one (Note [Reshape splits]).
+  Tracer(const ir::Graph& graph, const std::set<const Node*>& inner_splits)
+      : graph_(graph), inner_splits_(inner_splits) {}
 
   Status build_spaces() {
     int64_t total = 0;
@@ -355,14 +359,25 @@ class Tracer {
       if (!ok) break;
       if (i == i0 && j == j0) {
         tie_axis(x, ia[i0], y, ib[j0]);
+      } else if (i == i0 && j == j0 + 1 && inner_splits_.count(n)) {  // (outer, inner): tie inner
+        const int64_t in = b[ib[j]];
+        for (int64_t k = 0; k < b[ib[j0]]; ++k) {
+          for (int64_t t = 0; t < in; ++t) unite(element(y, ib[j], t), element(x, ia[i0], k * in + t));
+        }
+        block_axis(y, ib[j0], fmt::format("{} '{}' moves it as an outer dim (not traceable)", n->op(), n->name()));
       } else if (i == i0) {  // one source dim split into (outer, inner...)
         const int64_t in = pb / b[ib[j0]];
+        if (j == j0 + 1) split_reasons_[reason_id(inner)] = n;
         for (int64_t k = 0; k < b[ib[j0]]; ++k) {
           for (int64_t t = 0; t < in; ++t) unite(element(y, ib[j0], k), element(x, ia[i0], k * in + t));
         }
         for (size_t q = j0 + 1; q <= j; ++q) block_axis(y, ib[q], inner);
       } else if (j == j0) {  // (outer, inner...) merged into one dim
         const int64_t in = pa / a[ia[i0]];
+        // A channel shuffle's merge blocks what its split tied: blame the split.
+        const Node* src = x->producer();
+        while (src != nullptr && (src->op() == "transpose" || src->op() == "permute")) src = src->input(0)->producer();
+        if (src != nullptr && src->op() == "reshape") split_reasons_[reason_id(inner)] = src;
         for (int64_t k = 0; k < a[ia[i0]]; ++k) {
           for (int64_t t = 0; t < in; ++t) unite(element(x, ia[i0], k), element(y, ib[j0], k * in + t));
         }
@@ -520,7 +535,15 @@ class Tracer {
         if (reason[r] >= 0) {
           g.prunable = false;
           g.reason = reasons_[static_cast<size_t>(reason[r])];
+          auto split = split_reasons_.find(reason[r]);
+          if (split != split_reasons_.end()) blocking_splits.insert(split->second);
           break;
+        }
+      }
+      if (g.prunable) {
+        for (const ChannelMember& m : g.members) {
+          if (m.role != ChannelMember::Role::kProducerWeight) continue;
+          for (const auto& idx : m.indices) prunable_rows += static_cast<int64_t>(idx.size());
         }
       }
       result.groups.push_back(std::move(g));
@@ -544,6 +567,14 @@ class Tracer {
   std::vector<std::string> reasons_;
   std::unordered_map<std::string, int32_t> reason_ids_;
   std::vector<int64_t> producer_spaces_;
+  std::set<const Node*> inner_splits_;
+  std::unordered_map<int32_t, const Node*> split_reasons_;  // reason id -> the 2-way split reshape it blames
+
+ public:
+  // Filled by collect(): 2-way split reshapes that block some group, and the
+  // producer rows in prunable groups (what flipping splits tries to raise).
+  std::set<const Node*> blocking_splits;
+  int64_t prunable_rows = 0;
 };
 
 }  // namespace
@@ -576,10 +607,37 @@ const char* role_name(ChannelMember::Role role) {
   return "?";
 }
 
+// Note [Reshape splits]
+// A reshape that splits one dim into (outer, inner) can tie only one of the
+// two to the source channels. Outer is right for attention heads ([E] ->
+// [H, hd]: a head is hd consecutive channels); inner is right for a channel
+// shuffle ([C] -> [g, C/g], transpose, merge: channel j of every one of the
+// g chunks moves together, so each chunk keeps the same size). The analysis
+// first ties outer everywhere; when a group is blocked by such a split, it
+// re-runs with the blocking splits tying inner and keeps that choice if more
+// producer channels become prunable, until nothing improves.
 Expected<ChannelAnalysis> analyze_channel_groups(const ir::Graph& graph) {
-  Tracer tracer(graph);
+  std::set<const Node*> inner;
+  Tracer tracer(graph, inner);
   COMPRESS_RETURN_IF_ERROR(tracer.build_spaces());
-  return tracer.collect();
+  ChannelAnalysis best = tracer.collect();
+  int64_t best_rows = tracer.prunable_rows;
+  std::set<const Node*> candidates = tracer.blocking_splits;
+  for (int round = 0; round < 8; ++round) {
+    std::set<const Node*> trial = inner;
+    bool added = false;
+    for (const Node* n : candidates) added = trial.insert(n).second || added;
+    if (!added) break;
+    Tracer retry(graph, trial);
+    COMPRESS_RETURN_IF_ERROR(retry.build_spaces());
+    ChannelAnalysis analysis = retry.collect();
+    if (retry.prunable_rows <= best_rows) break;
+    best = std::move(analysis);
+    best_rows = retry.prunable_rows;
+    inner = std::move(trial);
+    candidates = retry.blocking_splits;
+  }
+  return best;
 }
 
 }  // namespace compress::analysis

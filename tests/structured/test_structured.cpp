@@ -263,6 +263,26 @@ TEST_CASE("structured removes attention heads from q, k, v and the output projec
   CHECK(pruned.find_node("qh_r")->attr_ints("shape") == std::vector<int64_t>{2, 4, 1, 4});
 }
 
+TEST_CASE("structured prunes through a channel shuffle") {
+  Builder b;
+  ir::Value* x = b.input("x", {1, 3, 4, 4});
+  ir::Value* cat = b.node("concat", {b.conv(x, 4, "a"), b.conv(x, 4, "b")}, {{"axis", int64_t{1}}}, "cat");
+  ir::Value* r = b.node("reshape", {cat}, {{"shape", std::vector<int64_t>{1, 2, 4, 4, 4}}}, "split_r");
+  ir::Value* t = b.node("transpose", {r}, {{"dim0", int64_t{1}}, {"dim1", int64_t{2}}}, "shuffle_t");
+  ir::Value* m = b.node("reshape", {t}, {{"shape", std::vector<int64_t>{1, -1, 4, 4}}}, "merge_r");
+  b.g.set_outputs({b.conv(m, 3, "c")});
+  ir::Graph pruned;
+  prune::StructuredPlan plan = prune_and_compare(b.g, ratio(0.5), {random_tensor({1, 3, 4, 4}, 13)}, &pruned);
+  // Channel j of a and channel j of b land side by side: they are one unit.
+  REQUIRE(plan.analysis.groups.size() == 2);
+  CHECK(plan.analysis.groups[0].producers == std::vector<std::string>{"a", "b"});
+  CHECK(plan.analysis.groups[0].num_units == 4);
+  CHECK(test::out_channels(pruned, "a") == 2);
+  CHECK(test::out_channels(pruned, "b") == 2);
+  CHECK(pruned.find_node("split_r")->attr_ints("shape") == std::vector<int64_t>{1, 2, 2, 4, 4});
+  CHECK(pruned.find_node("c")->input(1)->shape()[1] == 4);
+}
+
 TEST_CASE("structured skips a group that cannot be pruned and names it") {
   Builder b;
   ir::Value* x = b.input("x", {1, 3, 4, 4});

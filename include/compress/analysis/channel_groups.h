@@ -34,7 +34,9 @@ namespace compress::analysis {
 //               a merge of (outer, inner...) ties the k-th block of the
 //               merged dim to outer[k] (flatten [N,C,H,W] -> [N,C*H*W]: channel
 //               c is features c*H*W .. c*H*W+H*W-1); the inner dims, and dims
-//               regrouped any other way, are blocked (not traceable)
+//               regrouped any other way, are blocked (not traceable). A 2-way
+//               split that blocks a group is retried tying its inner dim
+//               instead (channel shuffle; Note [Reshape splits] in the .cpp)
 //   transpose/permute: dims follow the permutation
 //   pooling     N and C pass through
 //   scaled_dot_product_attention: batch/head dims of q, k, v, mask and out;
