@@ -11,6 +11,7 @@
 #include "compress/ir/verifier.h"
 #include "compress/pass/options.h"
 #include "compress/pass/registry.h"
+#include "compress/support/logging.h"
 #include "structured_test_util.h"
 
 namespace compress {
@@ -289,6 +290,19 @@ TEST_CASE("structured skips a group that cannot be pruned and names it") {
   ir::Value* s = b.node("softmax", {b.conv(x, 6, "c1")}, {{"axis", int64_t{1}}}, "sm");
   ir::Value* h = b.node("tanh", {b.conv(s, 6, "c2")}, {}, "h");
   b.g.set_outputs({b.conv(h, 2, "c3")});
+  std::vector<std::string> warnings;
+  const LogLevel level = log_level();
+  set_log_level(LogLevel::kWarning);
+  set_log_sink([&](LogLevel l, const std::string& m) {
+    if (l == LogLevel::kWarning) warnings.push_back(m);
+  });
+  auto planned = prune::plan_structured_pruning(b.g, ratio(0.3));
+  set_log_sink(nullptr);
+  set_log_level(level);
+  REQUIRE(planned.has_value());
+  bool warned = false;
+  for (const std::string& w : warnings) warned = warned || (w.find("c1") != std::string::npos && w.find("softmax") != std::string::npos);
+  CHECK(warned);
   ir::Graph pruned;
   prune::StructuredPlan plan = prune_and_compare(b.g, ratio(0.3), {random_tensor({1, 3, 4, 4}, 2)}, &pruned);
   CHECK(test::out_channels(pruned, "c1") == 6);
