@@ -22,6 +22,8 @@
 namespace compress::distill {
 namespace {
 
+constexpr double kPi = 3.14159265358979323846;
+
 // at::set_num_threads is process-wide; the pass restores what it found.
 class TorchThreadsGuard {
  public:
@@ -187,7 +189,7 @@ Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext
         at::Tensor images, labels;
         COMPRESS_RETURN_IF_ERROR(gather(data, order, s * batch, (s + 1) * batch, &images, &labels));
         if (o.lr_schedule == "cosine") {
-          set_lr(*optimizer, o.lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(step) /
+          set_lr(*optimizer, o.lr * 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step) /
                                                           static_cast<double>(total_steps))));
         }
         if (pruner) {

@@ -15,6 +15,7 @@
 #include "compress/ir/sparse_layout.h"
 #include "compress/pass/options.h"
 #include "compress/pass/registry.h"
+#include "compress/prune/prune_passes.h"
 #include "compress/runtime/backend.h"
 
 using namespace compress;
@@ -288,33 +289,55 @@ TEST_CASE("distill.finetune prune_schedule: bad schedules are errors") {
   CHECK_THAT(r.status().message(), Catch::Contains("'sparsity'"));
 }
 
-// The issue-6 measurement: fashion_cnn pruned 80% by magnitude, then one epoch
-// of KD fine-tuning on the full training set, top-1 on the full test set.
-// Hidden (minutes): test_distill "[.measure]"
-TEST_CASE("measure: 80 percent magnitude pruning plus one epoch of KD fine-tuning", "[.measure]") {
-  const ir::Graph original = fixture();
-  auto test = fashion("test", -1);
-  auto train = fashion("train", -1);
-  ir::Graph graph = original.clone();
-  prune_by_magnitude(graph, 0.8);
-  const double original_top1 = top1(original, *test);
-  const double pruned_top1 = top1(graph, *test);
-  const auto t0 = std::chrono::steady_clock::now();
-  // DISTILL_MEASURE_OPTIONS="lr=0.002 batch=32" overrides the pass options.
-  std::vector<std::pair<std::string, std::string>> options;
-  if (const char* env = std::getenv("DISTILL_MEASURE_OPTIONS")) {
+// Reads "key=value key=value" from an environment variable.
+std::vector<std::pair<std::string, std::string>> env_pairs(const char* name) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (const char* env = std::getenv(name)) {
     std::istringstream in(env);
     std::string kv;
     while (in >> kv) {
       const size_t eq = kv.find('=');
       REQUIRE(eq != std::string::npos);
-      options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+      out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
   }
-  auto r = finetune(graph, train.get(), &original, options);
+  return out;
+}
+
+// The issue-6 measurement: fashion_cnn pruned 80% by prune.magnitude, then one
+// epoch of KD fine-tuning on the full training set, top-1 on the full test
+// set. Hidden (about a minute): test_distill "[.measure]", with
+// DISTILL_MEASURE_PRUNE="scope=global" (prune.magnitude options, ratio 0.8
+// by default), DISTILL_MEASURE_OPTIONS="lr=0.003 batch=32" (distill.finetune
+// options) and DISTILL_MEASURE_SEED.
+TEST_CASE("measure: 80 percent magnitude pruning plus one epoch of KD fine-tuning", "[.measure]") {
+  const ir::Graph original = fixture();
+  auto test = fashion("test", -1);
+  auto train = fashion("train", -1);
+  ir::Graph graph = original.clone();
+  {
+    pass::PassRegistry registry;
+    REQUIRE(prune::register_prune_passes(registry).is_ok());
+    auto prune_options = env_pairs("DISTILL_MEASURE_PRUNE");
+    if (std::none_of(prune_options.begin(), prune_options.end(), [](const auto& kv) { return kv.first == "ratio"; })) {
+      prune_options.emplace_back("ratio", "0.8");
+    }
+    auto p = registry.create("prune.magnitude", options_of(prune_options));
+    REQUIRE(p.has_value());
+    pass::PassContext context;
+    context.progress = false;
+    REQUIRE((*p)->run(graph, context).has_value());
+  }
+  const double original_top1 = top1(original, *test);
+  const double pruned_top1 = top1(graph, *test);
+  const char* seed = std::getenv("DISTILL_MEASURE_SEED");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = finetune(graph, train.get(), &original, env_pairs("DISTILL_MEASURE_OPTIONS"),
+                    seed != nullptr ? std::stoull(seed) : 7);
   REQUIRE(r.has_value());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tuned_top1 = top1(graph, *test);
   WARN("original " << original_top1 << "%, pruned 80% " << pruned_top1 << "%, after 1 epoch KD " << tuned_top1
-                   << "% (fine-tuning " << seconds << " s, final loss " << r->counters.at("final_loss") << ")");
+                   << "% (fine-tuning " << seconds << " s, " << r->counters.at("steps") << " steps, final loss "
+                   << r->counters.at("final_loss") << ")");
 }

@@ -48,9 +48,13 @@ class FinetunePass : public pass::Pass {
     int64_t epochs = 1;
     int64_t steps = 0;      // > 0: exactly this many optimizer steps instead of `epochs`
     int64_t samples = -1;   // use only the first `samples` training samples (-1: all)
-    int64_t batch = 64;
+    // batch 32 / adam / lr 3e-3 / cosine: the best of a sweep on the Fashion
+    // CNN pruned 80% layer-wise (one epoch recovers 90.35% to 89.9-90.1%,
+    // three seeds; lr 1e-3 / batch 64 gave 88.9%). Large pretrained models
+    // usually want a lower lr (1e-4 .. 1e-3).
+    int64_t batch = 32;
     std::string optimizer = "adam";     // adam | sgd
-    double lr = 1e-3;
+    double lr = 3e-3;
     std::string lr_schedule = "cosine";  // constant | cosine (decays to 0 over the run)
     double momentum = 0.9;               // sgd only
     double weight_decay = 0.0;
