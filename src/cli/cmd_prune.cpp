@@ -207,10 +207,18 @@ int run_prune(const std::vector<std::string>& args) {
   if (!saved.is_ok()) return report_failure(kPruneDoc, saved);
 
   auto counter = [&](const char* key) { return pruned.counters.count(key) ? pruned.counters.at(key) : 0.0; };
-  std::cout << fmt::format("{}: {} -> {} ({} layers, {:.2f}% of their {:.0f} weights zero{})\n", path, pass_name, out,
-                           counter("pruned_layers"), 100.0 * counter("sparsity"), counter("pruned_params"),
-                           finetune ? ", fine-tuned" : "");
-  std::cout << fmt::format("  {:<24} {:>10} {:>9} {:>9}\n", "layer", "params", "target", "sparsity");
+  if (pruned.counters.count("flops_before") != 0) {
+    std::cout << fmt::format("{}: {} -> {} (FLOPs {:.4g} -> {:.4g}, params {:.0f} -> {:.0f}{})\n", path, pass_name, out,
+                             counter("flops_before"), counter("flops_after"), counter("params_before"),
+                             counter("params_after"), finetune ? ", fine-tuned" : "");
+  } else {
+    std::cout << fmt::format("{}: {} -> {} ({} layers, {:.2f}% of their {:.0f} weights zero{})\n", path, pass_name,
+                             out, counter("pruned_layers"), 100.0 * counter("sparsity"), counter("pruned_params"),
+                             finetune ? ", fine-tuned" : "");
+  }
+  // Params and sparsity are read from the written graph (after fine-tuning,
+  // after channels were removed); target and channels from the pass.
+  std::cout << fmt::format("  {:<24} {:>10} {:>9} {:>9} {:>14}\n", "layer", "params", "target", "sparsity", "channels");
   // In graph order (the result's map is sorted by name: features.10 before features.2).
   std::vector<std::string> order;
   for (const ir::Node* node : graph->nodes()) {
@@ -222,11 +230,21 @@ int run_prune(const std::vector<std::string>& args) {
   for (const std::string& layer : order) {
     const auto& s = pruned.layers.at(layer);
     auto get = [&](const char* key) { return s.count(key) ? s.at(key) : 0.0; };
+    double params = get("params"), sparsity = get("sparsity");
+    const ir::Node* node = graph->find_node(layer);
+    if (node != nullptr && node->num_inputs() > 1 && node->input(1)->is_constant()) {
+      const ir::Tensor& w = node->input(1)->constant();
+      params = static_cast<double>(w.numel());
+      sparsity = w.sparsity();
+    }
     const std::string target = s.count("skipped") ? std::string("skipped")
                                : s.count("target") ? fmt::format("{:.2f}%", 100.0 * get("target"))
                                                    : std::string("-");
-    std::cout << fmt::format("  {:<24} {:>10.0f} {:>9} {:>8.2f}%\n", layer, get("params"), target,
-                             100.0 * get("sparsity"));
+    const std::string channels = s.count("channels_before") != 0
+                                     ? fmt::format("{:.0f} -> {:.0f}", get("channels_before"), get("channels_after"))
+                                     : std::string("-");
+    std::cout << fmt::format("  {:<24} {:>10.0f} {:>9} {:>8.2f}% {:>14}\n", layer, params, target, 100.0 * sparsity,
+                             channels);
   }
   return kExitOk;
 }
