@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
   std::printf("FLOPs %.0f -> %.0f (%.1f%% kept), params %.0f -> %.0f\n", c.at("flops_before"), c.at("flops_after"),
               100.0 * c.at("flops_after") / c.at("flops_before"), c.at("params_before"), c.at("params_after"));
   for (const auto& [layer, stats] : result.value().layers) {
-    std::printf("  %s: %.0f -> %.0f channels\n", layer.c_str(), stats.at("channels_before"), stats.at("channels_after"));
+    std::printf("  %s: %.0f -> %.0f channels\n", layer.c_str(), stats.at("channels_before"),
+                stats.at("channels_after"));
   }
   if (Status s = io::save_cmf(graph.value(), argv[2]); !s.is_ok()) return fail(s);
   std::printf("wrote %s\n", argv[2]);

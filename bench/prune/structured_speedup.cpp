@@ -106,7 +106,8 @@ int run(int argc, char** argv) {
   set_num_threads(a.threads);
   const double load_before = load_average();
   std::string table =
-      "| model | variant | GFLOPs | params (M) | p50 ms | p90 ms | min ms | speedup (p50) | max abs diff onednn vs reference |\n"
+      "| model | variant | GFLOPs | params (M) | p50 ms | p90 ms | min ms | speedup (p50) | "
+      "max abs diff onednn vs reference |\n"
       "|---|---|---|---|---|---|---|---|---|\n";
   std::string notes;
   for (const std::string& path : a.models) {
@@ -172,9 +173,9 @@ int run(int argc, char** argv) {
     for (const Variant& v : variants) {
       const analysis::ModelStats stats = analysis::compute_model_stats(*v.graph);
       const double p50 = percentile(v.ms, 0.5);
-      table += fmt::format("| {} | {} | {:.3f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f}x | {:.2g} |\n", name, v.name,
-                           static_cast<double>(stats.flops) / 1e9, static_cast<double>(stats.num_params) / 1e6, p50,
-                           percentile(v.ms, 0.9), percentile(v.ms, 0.0), base / p50, v.diff);
+      table += fmt::format("| {} | {} | {:.3f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f}x | {:.2g} |\n", name,
+                           v.name, static_cast<double>(stats.flops) / 1e9, static_cast<double>(stats.num_params) / 1e6,
+                           p50, percentile(v.ms, 0.9), percentile(v.ms, 0.0), base / p50, v.diff);
     }
     // Output channels of every conv / linear, before -> after.
     std::string channels;

@@ -301,14 +301,18 @@ TEST_CASE("structured skips a group that cannot be pruned and names it") {
   set_log_level(level);
   REQUIRE(planned.has_value());
   bool warned = false;
-  for (const std::string& w : warnings) warned = warned || (w.find("c1") != std::string::npos && w.find("softmax") != std::string::npos);
+  for (const std::string& w : warnings) {
+    warned = warned || (w.find("c1") != std::string::npos && w.find("softmax") != std::string::npos);
+  }
   CHECK(warned);
   ir::Graph pruned;
   prune::StructuredPlan plan = prune_and_compare(b.g, ratio(0.3), {random_tensor({1, 3, 4, 4}, 2)}, &pruned);
   CHECK(test::out_channels(pruned, "c1") == 6);
   CHECK(test::out_channels(pruned, "c2") == 5);
   bool named = false;
-  for (const std::string& why : plan.skipped) named = named || (why.find("c1") == 0 && why.find("softmax") != std::string::npos);
+  for (const std::string& why : plan.skipped) {
+    named = named || (why.find("c1") == 0 && why.find("softmax") != std::string::npos);
+  }
   CHECK(named);
 }
 
