@@ -72,6 +72,7 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   CalibrationOptions copts;
   copts.observer = options_.observer;
   copts.observer_options.momentum = options_.momentum;
+  copts.observer_options.percentile = options_.percentile;
   copts.samples = options_.samples;
   copts.batch = options_.batch;
   copts.backend = options_.calibration_backend;
@@ -127,6 +128,7 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
   Options o;
   COMPRESS_ASSIGN_OR_RETURN(o.observer, options.string("observer", o.observer, observer_names()));
   COMPRESS_ASSIGN_OR_RETURN(o.momentum, options.number("momentum", o.momentum, pass::Range::half_open(0.0, 1.0)));
+  COMPRESS_ASSIGN_OR_RETURN(o.percentile, options.number("percentile", o.percentile, {50.0, 100.0, true, false}));
   COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, 1 << 24));
   COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,

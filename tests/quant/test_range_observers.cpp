@@ -166,7 +166,7 @@ TEST_CASE("kl observer: non-negative (ReLU-like) data uses 256 levels and clips 
   CHECK(k.max <= 8.0f);
 }
 
-TEST_CASE("quant.ptq options: every observer name and momentum parse, bad values name the key") {
+TEST_CASE("quant.ptq options: every observer name, momentum and percentile parse, bad values name the key") {
   for (const std::string& name : observer_names()) {
     auto o = PtqPass::parse_options(pass::PassOptions::from_pairs({{"observer", name}}, "test").value());
     REQUIRE(o.has_value());
@@ -176,6 +176,10 @@ TEST_CASE("quant.ptq options: every observer name and momentum parse, bad values
       pass::PassOptions::from_pairs({{"observer", "moving_average"}, {"momentum", "0.5"}}, "test").value());
   REQUIRE(m.has_value());
   CHECK(m->momentum == 0.5);
+  auto p = PtqPass::parse_options(pass::PassOptions::from_pairs({{"percentile", "99.9"}}, "test").value());
+  REQUIRE(p.has_value());
+  CHECK(p->percentile == 99.9);
+  CHECK_FALSE(PtqPass::parse_options(pass::PassOptions::from_pairs({{"percentile", "50"}}, "test").value()).has_value());
   auto bad = PtqPass::parse_options(pass::PassOptions::from_pairs({{"momentum", "1"}}, "test").value());
   REQUIRE_FALSE(bad.has_value());
   CHECK_THAT(bad.status().message(), Catch::Contains("momentum"));

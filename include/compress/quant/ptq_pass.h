@@ -19,6 +19,7 @@ class PtqPass : public pass::Pass {
   struct Options {
     std::string observer = "minmax";  // minmax | moving_average | percentile | kl | mse
     double momentum = 0.9;            // moving_average: weight of the running range per batch
+    double percentile = 99.99;        // percentile: the upper percentile kept, in (50, 100]
     int64_t samples = 512;
     int64_t batch = 64;
     std::string calibration_backend = "reference";
@@ -34,7 +35,7 @@ class PtqPass : public pass::Pass {
     // precision under max_drop], sensitivity.h). Unset: quantize every layer.
     std::optional<double> max_drop;
   };
-  // Reads observer, momentum, samples, batch, calibration_backend, fake_quant, keep_f32,
+  // Reads observer, momentum, percentile, samples, batch, calibration_backend, fake_quant, keep_f32,
   // bias_correction, max_drop.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   PtqPass() = default;
