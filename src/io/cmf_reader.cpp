@@ -701,16 +701,15 @@ Expected<std::vector<ir::Tensor>> csr_from_bitmask(const TensorRecord& t, const 
   // which also bounds the row count by the bitmask's size.
   COMPRESS_CHECK(!t.shape.empty() && numel >= kCsrBitmaskMinElements, StatusCode::kInvalidArgument,
                  "a csr bitmask needs rank >= 1 and at least {} elements (has {})", kCsrBitmaskMinElements, numel);
-  COMPRESS_CHECK(indices.size() == 1 && indices[0].dtype() == ir::DType::kU8 &&
-                     indices[0].shape() == ir::Shape{(numel + 7) / 8},
+  const int64_t bytes = numel / 8 + (numel % 8 != 0 ? 1 : 0);  // numel may be near INT64_MAX: no numel + 7
+  COMPRESS_CHECK(indices.size() == 1 && indices[0].dtype() == ir::DType::kU8 && indices[0].shape() == ir::Shape{bytes},
                  StatusCode::kInvalidArgument, "expected one u8 index tensor of shape [{}] (numel {} / 8, rounded up)",
-                 (numel + 7) / 8, numel);
+                 bytes, numel);
   int64_t rows = 0, cols = 0;
   ir::matrix_dims(t.shape, &rows, &cols);
   COMPRESS_CHECK(cols <= std::numeric_limits<int32_t>::max(), StatusCode::kInvalidArgument,
                  "{} columns do not fit csr's i32 column indices", cols);
   const uint8_t* bits = indices[0].data<uint8_t>();
-  const int64_t bytes = (numel + 7) / 8;
   int64_t set = 0;
   for (int64_t i = 0; i < bytes; ++i) set += __builtin_popcount(bits[i]);
   COMPRESS_CHECK(set == static_cast<int64_t>(t.stored_count), StatusCode::kInvalidArgument,
