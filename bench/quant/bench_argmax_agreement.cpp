@@ -23,40 +23,24 @@
 
 #include "compress/eval/dataset.h"
 #include "compress/eval/latency.h"
-#include "compress/io/cmf.h"
 #include "compress/pass/pass_manager.h"
 #include "compress/quant/ptq_pass.h"
 #include "compress/runtime/backend.h"
 #include "compress/support/logging.h"
 #include "compress/support/threads.h"
 #include "compress/transforms/fold_batch_norm.h"
-#ifdef COMPRESS_HAVE_TORCH
-#include "compress/torch/import.h"
-#endif
+
+#include "bench_models.h"
 
 using namespace compress;
+using compress::bench::load_model;
+using compress::bench::random_images;
 
 namespace {
-
-Expected<ir::Graph> load(const std::string& path) {
-#ifdef COMPRESS_HAVE_TORCH
-  if (path.size() > 3 && path.substr(path.size() - 3) == ".pt") return compress::torch::import_file(path);
-#endif
-  return io::load_cmf(path);
-}
 
 int fail(const Status& s) {
   fmt::print(stderr, "bench_argmax_agreement: {}\n", s.message());
   return 1;
-}
-
-Expected<ir::Tensor> random_images(ir::Shape shape, int64_t count, uint32_t seed) {
-  shape[0] = count;
-  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, ir::Tensor::zeros(ir::DType::kF32, shape));
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
-  return t;
 }
 
 }  // namespace
@@ -83,7 +67,7 @@ int main(int argc, char** argv) {
   }
   set_num_threads(threads);
   set_log_level(LogLevel::kWarning);
-  Expected<ir::Graph> fp32 = load(model);
+  Expected<ir::Graph> fp32 = load_model(model);
   if (!fp32.has_value()) return fail(fp32.status());
   const ir::Shape shape = fp32->inputs().at(0)->shape();
   auto calib_images = random_images(shape, calib, 1);

@@ -19,30 +19,23 @@
 #include <string>
 
 #include "compress/eval/dataset.h"
-#include "compress/io/cmf.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
 #include "compress/runtime/backend.h"
 #include "compress/support/logging.h"
 #include "compress/support/threads.h"
 #include "compress/transforms/fold_batch_norm.h"
-#ifdef COMPRESS_HAVE_TORCH
-#include "compress/torch/import.h"
-#endif
+
+#include "bench_models.h"
 
 using namespace compress;
+using compress::bench::load_model;
+using compress::bench::random_images;
 
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-Expected<ir::Graph> load(const std::string& path) {
-#ifdef COMPRESS_HAVE_TORCH
-  if (path.size() > 3 && path.substr(path.size() - 3) == ".pt") return compress::torch::import_file(path);
-#endif
-  return io::load_cmf(path);
 }
 
 int fail(const Status& s) {
@@ -84,20 +77,15 @@ int main(int argc, char** argv) {
   }
   set_num_threads(threads);
   set_log_level(LogLevel::kWarning);
-  Expected<ir::Graph> graph = load(model);
+  Expected<ir::Graph> graph = load_model(model);
   if (!graph.has_value()) return fail(graph.status());
   // quant.ptq calibrates the graph after batch-norm folding.
   pass::PassContext context;
   transforms::FoldBatchNormPass fold;
   if (auto r = fold.run(*graph, context); !r.has_value()) return fail(r.status());
 
-  ir::Shape shape = graph->inputs().at(0)->shape();
-  shape[0] = samples;
-  Expected<ir::Tensor> images = ir::Tensor::zeros(ir::DType::kF32, shape);
+  Expected<ir::Tensor> images = random_images(graph->inputs().at(0)->shape(), samples, 0);
   if (!images.has_value()) return fail(images.status());
-  std::mt19937 gen(0);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (int64_t i = 0; i < images->numel(); ++i) images->data<float>()[i] = dist(gen);
   auto data = eval::from_tensor(*images, {}, "random images");
   if (!data.has_value()) return fail(data.status());
 
