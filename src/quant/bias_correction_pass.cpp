@@ -76,6 +76,63 @@ void accumulate(Probe& p, const ir::Tensor& out, bool conv) {
 
 }  // namespace
 
+Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const std::vector<std::string>& nodes,
+                                                   const eval::DataSource& data, const CalibrationOptions& options) {
+  std::vector<std::string> inputs;
+  std::vector<Probe> probes;
+  std::vector<bool> conv;
+  for (const std::string& name : nodes) {
+    const ir::Node* n = graph.find_node(name);
+    if (n == nullptr || !is_weighted_layer(*n)) {
+      return invalid_argument("bias correction: '{}' is not a conv2d/linear with constant weights", name);
+    }
+    const std::string& x = n->input(0)->name();
+    auto it = std::find(inputs.begin(), inputs.end(), x);
+    const size_t slot = static_cast<size_t>(it - inputs.begin());
+    if (it == inputs.end()) inputs.push_back(x);
+    COMPRESS_ASSIGN_OR_RETURN(Probe p, make_probe(*n, slot));
+    probes.push_back(std::move(p));
+    conv.push_back(n->op() == "conv2d");
+  }
+  COMPRESS_RETURN_IF_ERROR(for_each_batch(graph, inputs, data, options, "bias correction",
+                                          [&](const std::vector<const ir::Tensor*>& seen) -> Status {
+                                            for (size_t i = 0; i < probes.size(); ++i) {
+                                              Probe& p = probes[i];
+                                              COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> out,
+                                                                        p.plan->run({*seen[p.input_slot]}));
+                                              accumulate(p, out.at(0), conv[i]);
+                                            }
+                                            return Status::ok();
+                                          }));
+  BiasCorrections out;
+  for (const Probe& p : probes) {
+    std::vector<double>& shift = out[p.node];
+    shift.resize(p.sum.size());
+    for (size_t c = 0; c < p.sum.size(); ++c) shift[c] = p.count > 0 ? p.sum[c] / static_cast<double>(p.count) : 0.0;
+  }
+  return out;
+}
+
+Status apply_bias_corrections(ir::Graph& graph, const BiasCorrections& corrections,
+                              const std::vector<std::string>& nodes) {
+  if (corrections.empty()) return Status::ok();
+  for (const std::string& name : nodes) {
+    auto it = corrections.find(name);
+    if (it == corrections.end()) continue;
+    ir::Node* n = graph.find_node(name);
+    if (n == nullptr) return not_found("bias correction: no layer '{}'", name);
+    std::vector<double> bias = bias_of(*n);
+    if (bias.size() != it->second.size()) {
+      return invalid_argument("bias correction: layer '{}' has {} channels, the correction {}", name, bias.size(),
+                              it->second.size());
+    }
+    for (size_t c = 0; c < bias.size(); ++c) bias[c] += it->second[c];
+    COMPRESS_RETURN_IF_ERROR(set_bias(graph, n, bias, ".corrected"));
+  }
+  graph.remove_unused_constants();
+  return Status::ok();
+}
+
 Expected<pass::PassResult> BiasCorrectionPass::run(ir::Graph& graph, pass::PassContext& context) {
   pass::PassResult result;
   std::vector<std::string> nodes = quantizable_nodes(graph);
@@ -91,48 +148,20 @@ Expected<pass::PassResult> BiasCorrectionPass::run(ir::Graph& graph, pass::PassC
     return result;
   }
   if (context.calibration == nullptr) return invalid_argument("quant.bias_correction needs calibration data (none was given)");
-
-  std::vector<std::string> inputs;
-  std::vector<Probe> probes;
-  for (const std::string& name : nodes) {
-    const ir::Node* n = graph.find_node(name);
-    const std::string& x = n->input(0)->name();
-    auto it = std::find(inputs.begin(), inputs.end(), x);
-    const size_t slot = static_cast<size_t>(it - inputs.begin());
-    if (it == inputs.end()) inputs.push_back(x);
-    COMPRESS_ASSIGN_OR_RETURN(Probe p, make_probe(*n, slot));
-    probes.push_back(std::move(p));
-  }
   CalibrationOptions copts;
   copts.samples = options_.samples;
   copts.batch = options_.batch;
   copts.backend = options_.calibration_backend;
   copts.progress = context.progress;
-  COMPRESS_RETURN_IF_ERROR(for_each_batch(graph, inputs, *context.calibration, copts, "bias correction",
-                                          [&](const std::vector<const ir::Tensor*>& seen) -> Status {
-                                            for (Probe& p : probes) {
-                                              COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> out,
-                                                                        p.plan->run({*seen[p.input_slot]}));
-                                              const bool conv = graph.find_node(p.node)->op() == "conv2d";
-                                              accumulate(p, out.at(0), conv);
-                                            }
-                                            return Status::ok();
-                                          }));
-
-  for (Probe& p : probes) {
-    ir::Node* n = graph.find_node(p.node);
-    std::vector<double> bias = bias_of(*n);
+  COMPRESS_ASSIGN_OR_RETURN(BiasCorrections corrections,
+                            measure_bias_corrections(graph, nodes, *context.calibration, copts));
+  COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(graph, corrections, nodes));
+  for (const auto& [layer, shift] : corrections) {
     double max_shift = 0.0;
-    for (size_t c = 0; c < bias.size(); ++c) {
-      const double shift = p.count > 0 ? p.sum[c] / static_cast<double>(p.count) : 0.0;
-      bias[c] += shift;
-      max_shift = std::max(max_shift, std::fabs(shift));
-    }
-    COMPRESS_RETURN_IF_ERROR(set_bias(graph, n, bias, ".corrected"));
-    result.layers[p.node]["bias_correction_max"] = max_shift;
+    for (double v : shift) max_shift = std::max(max_shift, std::fabs(v));
+    result.layers[layer]["bias_correction_max"] = max_shift;
   }
-  graph.remove_unused_constants();
-  result.counters["corrected_layers"] = static_cast<double>(probes.size());
+  result.counters["corrected_layers"] = static_cast<double>(corrections.size());
   result.changed = true;
   return result;
 }

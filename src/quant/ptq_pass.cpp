@@ -58,17 +58,6 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   }
   if (context.calibration == nullptr) return invalid_argument("quant.ptq needs calibration data (none was given)");
   COMPRESS_RETURN_IF_ERROR(check_finite_parameters(graph, nodes));
-  if (options_.bias_correction) {
-    BiasCorrectionPass::Options bopts;
-    bopts.samples = options_.samples;
-    bopts.batch = options_.batch;
-    bopts.calibration_backend = options_.calibration_backend;
-    bopts.keep_f32 = options_.keep_f32;
-    COMPRESS_ASSIGN_OR_RETURN(pass::PassResult corrected, BiasCorrectionPass(bopts).run(graph, context));
-    for (const auto& [layer, stats] : corrected.layers) {
-      for (const auto& [key, value] : stats) result.layers[layer][key] = value;
-    }
-  }
   CalibrationOptions copts;
   copts.observer = options_.observer;
   copts.observer_options.momentum = options_.momentum;
@@ -77,14 +66,29 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   copts.batch = options_.batch;
   copts.backend = options_.calibration_backend;
   copts.progress = context.progress;
+  // Note [Empirical bias correction]: measured on the f32 graph, applied
+  // only to the layers finally quantized (max_drop may keep some in f32).
+  BiasCorrections corrections;
+  if (options_.bias_correction) {
+    COMPRESS_ASSIGN_OR_RETURN(corrections, measure_bias_corrections(graph, nodes, *context.calibration, copts));
+    for (const auto& [layer, shift] : corrections) {
+      double max_shift = 0.0;
+      for (double v : shift) max_shift = std::max(max_shift, std::fabs(v));
+      result.layers[layer]["bias_correction_max"] = max_shift;
+    }
+  }
+  // Calibration observes the graph with the biases the quantized layers will have.
+  ir::Graph corrected = graph.clone();
+  COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(corrected, corrections, nodes));
   COMPRESS_ASSIGN_OR_RETURN(CalibrationResult calib,
-                            calibrate(graph, values_to_observe(graph, nodes), *context.calibration, copts));
+                            calibrate(corrected, values_to_observe(corrected, nodes), *context.calibration, copts));
   if (options_.max_drop) {
     if (!context.metric) {
       return invalid_argument("quant.ptq: max_drop needs a metric (evaluation data in the recipe); none was given");
     }
-    COMPRESS_ASSIGN_OR_RETURN(MixedPrecisionChoice choice, choose_f32_layers(graph, nodes, calib, options_.fake_quant,
-                                                                             context.metric, *options_.max_drop));
+    COMPRESS_ASSIGN_OR_RETURN(MixedPrecisionChoice choice,
+                              choose_f32_layers(graph, nodes, calib, options_.fake_quant, context.metric,
+                                                *options_.max_drop, &corrections));
     for (const LayerSensitivity& s : choice.sensitivity) {
       result.layers[s.node]["sensitivity_drop"] = s.drop;
     }
@@ -100,6 +104,7 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
                   choice.keep_f32.size(), fmt::join(choice.keep_f32, ", "), choice.baseline, choice.final_metric);
     }
   }
+  COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(graph, corrections, nodes));
   COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(graph, nodes, calib));
   if (options_.fake_quant) {
     COMPRESS_RETURN_IF_ERROR(convert_to_fake_quant(graph, layers));

@@ -9,8 +9,10 @@
 namespace compress::quant {
 
 Expected<double> metric_quantized(const ir::Graph& graph, const std::vector<std::string>& nodes,
-                                  const CalibrationResult& calibration, bool fake_quant, const Metric& metric) {
+                                  const CalibrationResult& calibration, bool fake_quant, const Metric& metric,
+                                  const BiasCorrections* corrections) {
   ir::Graph candidate = graph.clone();
+  if (corrections != nullptr) COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(candidate, *corrections, nodes));
   if (!nodes.empty()) {
     COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(candidate, nodes, calibration));
     if (fake_quant) {
@@ -24,10 +26,11 @@ Expected<double> metric_quantized(const ir::Graph& graph, const std::vector<std:
 
 Expected<std::vector<LayerSensitivity>> layer_sensitivity(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                           const CalibrationResult& calibration, bool fake_quant,
-                                                          const Metric& metric, double baseline) {
+                                                          const Metric& metric, double baseline,
+                                                          const BiasCorrections* corrections) {
   std::vector<LayerSensitivity> out;
   for (const std::string& node : nodes) {
-    COMPRESS_ASSIGN_OR_RETURN(double m, metric_quantized(graph, {node}, calibration, fake_quant, metric));
+    COMPRESS_ASSIGN_OR_RETURN(double m, metric_quantized(graph, {node}, calibration, fake_quant, metric, corrections));
     out.push_back(LayerSensitivity{node, m, baseline - m});
   }
   std::stable_sort(out.begin(), out.end(),
@@ -37,14 +40,15 @@ Expected<std::vector<LayerSensitivity>> layer_sensitivity(const ir::Graph& graph
 
 Expected<MixedPrecisionChoice> choose_f32_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                  const CalibrationResult& calibration, bool fake_quant,
-                                                 const Metric& metric, double max_drop) {
+                                                 const Metric& metric, double max_drop,
+                                                 const BiasCorrections* corrections) {
   MixedPrecisionChoice choice;
   COMPRESS_ASSIGN_OR_RETURN(choice.baseline, metric(graph));
-  COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, nodes, calibration, fake_quant, metric));
+  COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, nodes, calibration, fake_quant, metric, corrections));
   log_info("max_drop: f32 {:.4f}, all {} layers quantized {:.4f}", choice.baseline, nodes.size(), choice.final_metric);
   if (choice.baseline - choice.final_metric <= max_drop) return choice;
   COMPRESS_ASSIGN_OR_RETURN(choice.sensitivity,
-                            layer_sensitivity(graph, nodes, calibration, fake_quant, metric, choice.baseline));
+                            layer_sensitivity(graph, nodes, calibration, fake_quant, metric, choice.baseline, corrections));
   std::vector<std::string> quantized = nodes;
   for (const LayerSensitivity& s : choice.sensitivity) {
     quantized.erase(std::find(quantized.begin(), quantized.end(), s.node));
@@ -53,7 +57,7 @@ Expected<MixedPrecisionChoice> choose_f32_layers(const ir::Graph& graph, const s
       choice.final_metric = choice.baseline;
       break;
     }
-    COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, quantized, calibration, fake_quant, metric));
+    COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, quantized, calibration, fake_quant, metric, corrections));
     log_info("max_drop: {} kept in f32 -> {:.4f}", s.node, choice.final_metric);
     if (choice.baseline - choice.final_metric <= max_drop) break;
   }

@@ -109,6 +109,19 @@ TEST_CASE("quant.ptq max_drop: keeps the most sensitive layer in f32 until the b
   CHECK(-r->counters.at("metric_quantized") <= 2 * without_b);
   CHECK(-metric(q).value() == Approx(-r->counters.at("metric_quantized")));
 
+  // With bias correction, only the quantized layers get corrected biases:
+  // b, kept in f32, keeps having none.
+  ir::Graph corrected = g.clone();
+  quant::PtqPass::Options bc;
+  bc.max_drop = 2 * without_b;
+  bc.bias_correction = true;
+  auto rc = quant::PtqPass(bc).run(corrected, ctx);
+  REQUIRE(rc.has_value());
+  CHECK(rc->layers.at("b").at("kept_f32") == 1.0);
+  CHECK(corrected.find_node("b")->num_inputs() == 2);
+  CHECK(corrected.find_node("a")->num_inputs() == 3);
+  CHECK(corrected.find_node("c")->num_inputs() == 3);
+
   // A budget the all-int8 graph meets keeps nothing; a budget of 0 keeps every layer.
   ir::Graph loose = g.clone();
   quant::PtqPass::Options o;

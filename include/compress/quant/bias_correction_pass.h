@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "compress/pass/options.h"
 #include "compress/pass/pass.h"
+#include "compress/quant/calibration.h"
 
 namespace compress::quant {
 
@@ -25,6 +27,20 @@ namespace compress::quant {
 // quant.ptq, or set quant.ptq's `bias_correction: true`. Nagel et al. 2019
 // (data-free quantization) derive E[x] analytically from batch norm; the
 // empirical form needs no batch norm.
+// Per layer, the per-output-channel shift E[(W - Q(W)) x] to add to its bias.
+using BiasCorrections = std::map<std::string, std::vector<double>>;
+
+// Measures the shifts of `nodes` on the first options.samples samples of
+// `data` (the graph is not changed); options.observer is not used.
+Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const std::vector<std::string>& nodes,
+                                                   const eval::DataSource& data, const CalibrationOptions& options);
+
+// Adds the shifts of those of `nodes` that have one to their biases (a layer
+// without a bias gets one). quant.ptq applies them only to the layers it
+// quantizes: a layer max_drop keeps in f32 keeps its bias.
+Status apply_bias_corrections(ir::Graph& graph, const BiasCorrections& corrections,
+                              const std::vector<std::string>& nodes);
+
 class BiasCorrectionPass : public pass::Pass {
  public:
   struct Options {

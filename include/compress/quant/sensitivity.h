@@ -7,6 +7,7 @@
 
 #include "compress/pass/options.h"
 #include "compress/pass/pass.h"
+#include "compress/quant/bias_correction_pass.h"
 #include "compress/quant/calibration.h"
 
 namespace compress::quant {
@@ -14,9 +15,11 @@ namespace compress::quant {
 using Metric = std::function<Expected<double>(const ir::Graph&)>;
 
 // `graph` with `nodes` quantized (int8, or the fake-quant simulation) from
-// one calibration, scored by `metric`. The graph itself is not changed.
+// one calibration, scored by `metric`; with `corrections`, the quantized
+// layers' biases corrected first. The graph itself is not changed.
 Expected<double> metric_quantized(const ir::Graph& graph, const std::vector<std::string>& nodes,
-                                  const CalibrationResult& calibration, bool fake_quant, const Metric& metric);
+                                  const CalibrationResult& calibration, bool fake_quant, const Metric& metric,
+                                  const BiasCorrections* corrections = nullptr);
 
 struct LayerSensitivity {
   std::string node;
@@ -28,7 +31,8 @@ struct LayerSensitivity {
 // by drop, most sensitive first (ties in graph order).
 Expected<std::vector<LayerSensitivity>> layer_sensitivity(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                           const CalibrationResult& calibration, bool fake_quant,
-                                                          const Metric& metric, double baseline);
+                                                          const Metric& metric, double baseline,
+                                                          const BiasCorrections* corrections = nullptr);
 
 // Note [Mixed precision under max_drop]
 // quant.ptq with max_drop D: with every layer quantized, a drop of the
@@ -49,7 +53,8 @@ struct MixedPrecisionChoice {
 };
 Expected<MixedPrecisionChoice> choose_f32_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                  const CalibrationResult& calibration, bool fake_quant,
-                                                 const Metric& metric, double max_drop);
+                                                 const Metric& metric, double max_drop,
+                                                 const BiasCorrections* corrections = nullptr);
 
 // quant.sensitivity: the report only (the graph is not changed): per layer
 // `sensitivity_drop` and `metric_quantized_alone`, counter `baseline`.
