@@ -77,7 +77,8 @@ int run_prune(const std::vector<std::string>& args) {
       ("method,m", po::value<std::string>()->value_name("NAME"), "magnitude | nm | structured")
       ("ratio,r", po::value<std::string>()->value_name("R"), "target sparsity (magnitude) or channel ratio (structured), in [0, 1)")
       ("pattern", po::value<std::string>()->value_name("N:M"), "N:M pattern for --method nm (default 2:4)")
-      ("criterion", po::value<std::string>()->value_name("NAME"), "magnitude | wanda | sparsegpt")
+      ("criterion", po::value<std::string>()->value_name("NAME"),
+       "magnitude | wanda | sparsegpt (structured: its importance criteria, e.g. l1)")
       ("scope", po::value<std::string>()->value_name("NAME"), "layer | global (magnitude)")
       ("format", po::value<std::string>()->value_name("NAME"), "weight layout: csr | mask (| nm for --method nm)")
       ("layer", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN=R"),
