@@ -69,6 +69,7 @@ const std::unordered_map<std::string_view, Rule>& rules() {
       {"hardsigmoid", Rule::kPerElement1},
       {"clamp", Rule::kPerElement1},
       {"add", Rule::kPerElement1},
+      {"qadd", Rule::kPerElement1},  // counted like add (one op per output element)
       {"sub", Rule::kPerElement1},
       {"mul", Rule::kPerElement1},
       {"div", Rule::kPerElement1},
@@ -233,6 +234,15 @@ LayerStats layer_stats(const ir::Node& node, const NodeCost& cost) {
 
 }  // namespace
 
+namespace {
+bool graph_outputs_contain(const ir::Graph& graph, const ir::Value* v) {
+  for (const ir::Value* out : graph.outputs()) {
+    if (out == v) return true;
+  }
+  return false;
+}
+}  // namespace
+
 ModelStats compute_model_stats(const ir::Graph& graph) {
   ModelStats stats;
   stats.name = graph.name;
@@ -241,7 +251,9 @@ ModelStats compute_model_stats(const ir::Graph& graph) {
 
   for (const ir::Value* c : graph.constants()) {
     const ir::Tensor& t = c->constant();
-    if (!t.defined()) continue;
+    // Constants nothing reads are metadata kept in the model (observed ranges
+    // of PTQ, importance scores), not parameters of the network.
+    if (!t.defined() || (c->uses().empty() && !graph_outputs_contain(graph, c))) continue;
     stats.num_params = sat_add(stats.num_params, t.numel());
     int64_t& by_dtype = stats.params_by_dtype[std::string(ir::dtype_name(t.dtype()))];
     by_dtype = sat_add(by_dtype, t.numel());

@@ -145,6 +145,16 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
     COMPRESS_ASSIGN_OR_RETURN(double d, options.number("max_drop", 0.0, pass::Range::at_least(0.0)));
     o.max_drop = d;
   }
+  COMPRESS_ASSIGN_OR_RETURN(int64_t bits, options.integer("bits", 8, 2, 16));
+  COMPRESS_ASSIGN_OR_RETURN(o.weight_bits, options.integer("weight_bits", bits, 2, 16));
+  COMPRESS_ASSIGN_OR_RETURN(o.activation_bits, options.integer("activation_bits", bits, 2, 16));
+  for (const auto& [key, value] : {std::pair<const char*, int64_t>{"weight_bits", o.weight_bits},
+                                   std::pair<const char*, int64_t>{"activation_bits", o.activation_bits}}) {
+    if (value != 8) {
+      return unsupported("{}: {} bits: quant.ptq produces 8-bit weights and activations only in this version",
+                         options.where(options.has(key) ? key : "bits"), value);
+    }
+  }
   return o;
 }
 

@@ -101,6 +101,12 @@ TEST_CASE("recipe errors name the file, line and key", "[recipe]") {
     CHECK_THAT(error_of("stages:\n  - quant.ptq: {samples: 0}\n"), Catch::Contains("'samples'") && Catch::Contains(">= 1") ||
                                                                       Catch::Contains("[1, "));
   }
+  SECTION("bits") {
+    CHECK_THAT(error_of("stages:\n  - quant.ptq: {bits: 0}\n"),
+               Catch::Contains("dir/r.yaml:2:23") && Catch::Contains("'bits'") && Catch::Contains("[2, 16]"));
+    CHECK_THAT(error_of("stages:\n  - quant.ptq: {weight_bits: 4}\n"),
+               Catch::Contains("'weight_bits'") && Catch::Contains("8-bit") && Catch::Contains("4 bits"));
+  }
   SECTION("bad choice") {
     CHECK_THAT(error_of("stages:\n  - quant.ptq: {observer: magic}\n"),
                Catch::Contains("'magic'") && Catch::Contains("minmax"));

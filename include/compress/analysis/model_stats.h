@@ -26,7 +26,7 @@ namespace compress::analysis {
 //                      QK^T and AV products: MACs = B*H*L*S*(E + Ev),
 //                      FLOPs = 2*MACs (= 4*B*H*L*S*E when Ev = E); the softmax
 //                      and scaling are not counted
-//   elementwise        1 FLOP per output element (relu, gelu, sigmoid, clamp,
+//   elementwise        1 FLOP per output element (relu, gelu, sigmoid, clamp, qadd,
 //                      add, mul, ...; transcendental functions are not weighted)
 //   batch_norm         2 per element (inference form: x*a + b)
 //   layer_norm         5 per element (mean, variance, normalize, scale, shift)
@@ -77,8 +77,10 @@ struct ModelStats {
   std::vector<ValueSignature> inputs;
   std::vector<ValueSignature> outputs;
   int64_t num_nodes = 0;
-  // Every constant of the graph counted once (weights, biases, BN statistics,
-  // and also small index/shape constants), by logical element count.
+  // Every constant some node reads (or the graph outputs), counted once
+  // (weights, biases, BN statistics, and also small index/shape constants),
+  // by logical element count. Constants nothing reads are metadata stored in
+  // the model (PTQ's observed_range/*, importance scores) and not counted.
   int64_t num_params = 0;
   std::map<std::string, int64_t> params_by_dtype;  // dtype name -> elements
   // Bytes the constants occupy in storage: stored values plus sparse index

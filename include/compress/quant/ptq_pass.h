@@ -34,9 +34,14 @@ class PtqPass : public pass::Pass {
     // metric (PassContext::metric) drops by at most this much (Note [Mixed
     // precision under max_drop], sensitivity.h). Unset: quantize every layer.
     std::optional<double> max_drop;
+    // Bit widths, for recipes that state them. The int8 graph and its
+    // fake-quant twin are 8-bit only in this version: other widths in
+    // [2, 16] are rejected as unsupported rather than silently ignored.
+    int64_t weight_bits = 8;
+    int64_t activation_bits = 8;
   };
   // Reads observer, momentum, percentile, samples, batch, calibration_backend, fake_quant, keep_f32,
-  // bias_correction, max_drop.
+  // bias_correction, max_drop, weight_bits, activation_bits (or bits for both).
   static Expected<Options> parse_options(const pass::PassOptions& options);
   PtqPass() = default;
   explicit PtqPass(Options options) : options_(std::move(options)) {}
