@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <thread>
 
 #include "backend_choice.h"
 #include "compress/support/logging.h"
@@ -27,6 +28,8 @@ Expected<eval::Report> run_report(const std::vector<ReportVariantInput>& variant
     if (!measured.has_value()) return measured.status().with_context(fmt::format("report: variant '{}'", v.name));
     report.variants.push_back(std::move(*measured));
   }
+  report.load_average = eval::current_load_average();
+  report.cores = static_cast<int>(std::thread::hardware_concurrency());
   COMPRESS_RETURN_IF_ERROR(eval::write_report(report, options.out_dir));
   // The summary table only (per-layer tables are in the files).
   const std::string md = eval::report_markdown(report);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -69,6 +70,23 @@ std::string html_escape(const std::string& s) {
 
 }  // namespace
 
+double current_load_average() {
+  std::ifstream in("/proc/loadavg");
+  double load = 0;
+  return in >> load ? load : 0.0;
+}
+
+namespace {
+// A line for busy machines; "" when the load is within the cores.
+std::string load_warning(const Report& report) {
+  if (report.cores <= 0 || report.load_average <= report.cores) return "";
+  return fmt::format("Warning: the load average was {:.1f} on {} cores while measuring; other processes competed for "
+                     "the cores, so the latencies are unreliable (rerun on a quiet machine, or with "
+                     "OMP_WAIT_POLICY=passive).",
+                     report.load_average, report.cores);
+}
+}  // namespace
+
 Expected<VariantReport> measure_variant(const std::string& name, const std::string& path, const ir::Graph& graph,
                                         runtime::Backend& backend, const DataSource* data,
                                         const ReportOptions& options) {
@@ -125,6 +143,8 @@ std::string report_json(const Report& report) {
   j["threads"] = report.threads;
   j["data"] = report.data.empty() ? nlohmann::json() : nlohmann::json(report.data);
   j["baseline"] = baseline(report).name;
+  j["load_average"] = report.load_average;
+  j["cores"] = report.cores;
   const std::vector<int64_t> batches = batch_sizes(report);
   nlohmann::json variants = nlohmann::json::array();
   const VariantReport& base = baseline(report);
@@ -171,6 +191,7 @@ std::string report_markdown(const Report& report) {
                     "runs on random inputs.\n\n",
                     report.backend, report.threads, report.data.empty() ? "(no evaluation data)" : report.data,
                     base.name);
+  if (const std::string warning = load_warning(report); !warning.empty()) md += "**" + warning + "**\n\n";
   md += "| variant | top-1 % | Δ top-1 |";
   for (int64_t b : batches) md += fmt::format(" p50 ms b{} | speedup b{} |", b, b);
   md += " size | size ratio | params | bits/weight | sparsity |\n|---|---:|---:|";
@@ -219,6 +240,9 @@ std::string report_html(const Report& report) {
       "</head><body>\n<h1>Compression report</h1>\n";
   html += fmt::format("<p>Backend <b>{}</b>, {} threads; accuracy on {}.</p>\n", html_escape(report.backend),
                       report.threads, html_escape(report.data.empty() ? "(no evaluation data)" : report.data));
+  if (const std::string warning = load_warning(report); !warning.empty()) {
+    html += "<p><b>" + html_escape(warning) + "</b></p>\n";
+  }
   // The summary table is the Markdown one's content.
   html += "<table><tr><th>variant</th><th>top-1 %</th>";
   for (int64_t b : batches) html += fmt::format("<th>p50 ms b{}</th>", b);

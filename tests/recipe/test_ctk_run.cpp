@@ -169,6 +169,8 @@ TEST_CASE("ctk report compares models side by side and checks its arguments", "[
   REQUIRE(r.exit_code == 0);
   const auto j = nlohmann::json::parse(read_text(dir.file("rep/report.json")));
   CHECK(j["backend"] == "reference");
+  CHECK(j["cores"].get<int>() >= 1);
+  CHECK(j["load_average"].get<double>() >= 0.0);
   CHECK(j["baseline"] == "a");
   REQUIRE(j["variants"].size() == 2);
   CHECK(j["variants"][1]["name"] == "b");

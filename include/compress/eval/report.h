@@ -42,8 +42,16 @@ struct Report {
   std::string backend;
   int threads = 0;
   std::string data;  // description of the evaluation data, "" when none
+  // The machine's 1-minute load average when the measurements ended, and its
+  // online cores: latency on a machine busier than its cores is unreliable,
+  // and the report says so instead of presenting such figures as facts.
+  double load_average = 0;
+  int cores = 0;
   std::vector<VariantReport> variants;
 };
+
+// The 1-minute load average (/proc/loadavg), or 0 when unknown.
+double current_load_average();
 
 // Measures one model on `backend`: top-1 over `data` (when given), latency at
 // each batch size, and size/params/bits from the graph and the file at
