@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "compress/distill/kd_loss.h"
+#include "compress/distill/taylor_importance.h"
 #include "gradual_prune.h"
 #include "compress/eval/dataset.h"
 #include "compress/support/logging.h"
@@ -333,7 +334,8 @@ Expected<FinetunePass::Options> FinetunePass::parse_options(const pass::PassOpti
 }
 
 Status register_distill_passes(pass::PassRegistry& registry) {
-  return registry.add<FinetunePass>("distill.finetune");
+  COMPRESS_RETURN_IF_ERROR(registry.add<FinetunePass>("distill.finetune"));
+  return registry.add<TaylorImportancePass>("distill.taylor_importance");
 }
 
 }  // namespace compress::distill

@@ -1,4 +1,4 @@
-// L1 / L2 / BN-gamma importance of structured-pruning units (Note [Structured importance]).
+// L1 / L2 / BN-gamma / stored (Taylor) importance of structured-pruning units (Note [Structured importance]).
 #include "compress/prune/importance.h"
 
 #include <cmath>
@@ -40,10 +40,69 @@ Status accumulate(const analysis::ChannelMember& m, bool squares, std::vector<do
   return Status::ok();
 }
 
+// The conv2d/linear node whose weight (input 1) is `weight`.
+const ir::Node* producer_of(const ir::Value* weight) {
+  for (const ir::Use& use : weight->uses()) {
+    const ir::Node* n = use.user;
+    if ((n->op() == "conv2d" || n->op() == "linear") && use.input_index == 1) return n;
+  }
+  return nullptr;
+}
+
+// Adds the stored scores of the producer owning `m` (Note [Stored importance]).
+Status accumulate_stored(const analysis::ChannelMember& m, std::vector<double>* scores) {
+  const ir::Node* node = producer_of(m.value);
+  COMPRESS_CHECK(node != nullptr, StatusCode::kInternal, "structured importance: '{}' has no conv2d/linear producer",
+                 m.value->name());
+  COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor* stored, stored_channel_importance(*m.value->owner(), *node));
+  COMPRESS_CHECK(stored != nullptr, StatusCode::kInvalidArgument,
+                 "prune.structured criterion taylor: layer '{}' has no stored importance ('{}{}'); run "
+                 "distill.taylor_importance before prune.structured with criterion: taylor (in the same recipe, "
+                 "with training data)",
+                 node->name(), kStoredImportancePrefix, node->name());
+  const float* data = stored->data<float>();
+  for (size_t u = 0; u < m.indices.size(); ++u) {
+    for (int64_t i : m.indices[u]) (*scores)[u] += data[i];
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
+Status store_channel_importance(ir::Graph& graph, const std::string& node, const std::vector<float>& scores) {
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i]) || scores[i] < 0) {
+      return invalid_argument("importance of '{}' channel {} is {} (must be finite and >= 0)", node, i, scores[i]);
+    }
+  }
+  const std::string name = kStoredImportancePrefix + node;
+  ir::Tensor t = ir::Tensor::from_vector<float>(ir::DType::kF32, {static_cast<int64_t>(scores.size())}, scores);
+  if (ir::Value* old = graph.find_value(name); old != nullptr) {
+    if (!old->is_constant() || old->has_uses()) {
+      return invalid_argument("'{}' exists and is not a stored-importance constant", name);
+    }
+    old->set_constant(std::move(t));
+    return Status::ok();
+  }
+  return graph.add_constant(name, std::move(t)).status();
+}
+
+Expected<const ir::Tensor*> stored_channel_importance(const ir::Graph& graph, const ir::Node& node) {
+  const ir::Value* v = graph.find_value(kStoredImportancePrefix + node.name());
+  if (v == nullptr) return static_cast<const ir::Tensor*>(nullptr);
+  const ir::Tensor& t = v->constant();
+  const int64_t channels = node.num_inputs() > 1 ? node.input(1)->shape()[0] : -1;
+  if (!v->is_constant() || t.dtype() != ir::DType::kF32 || t.is_sparse() || t.is_quantized() ||
+      t.shape().size() != 1 || t.shape()[0] != channels) {
+    return invalid_argument("stored importance '{}' must be an f32 tensor [{}] (the output channels of '{}'), got {}",
+                            v->name(), channels, node.name(), v->is_constant() ? ir::shape_to_string(t.shape())
+                                                                                : std::string("a computed value"));
+  }
+  return &t;
+}
+
 const std::vector<std::string>& importance_criterion_names() {
-  static const std::vector<std::string> names = {"l1", "l2", "bn_gamma"};
+  static const std::vector<std::string> names = {"l1", "l2", "bn_gamma", "taylor"};
   return names;
 }
 
@@ -51,11 +110,18 @@ Expected<ImportanceCriterion> parse_importance_criterion(const std::string& name
   if (name == "l1") return ImportanceCriterion::kL1;
   if (name == "l2") return ImportanceCriterion::kL2;
   if (name == "bn_gamma") return ImportanceCriterion::kBnGamma;
-  return invalid_argument("unknown structured importance criterion '{}' (expected l1, l2 or bn_gamma)", name);
+  if (name == "taylor") return ImportanceCriterion::kTaylor;
+  return invalid_argument("unknown structured importance criterion '{}' (expected l1, l2, bn_gamma or taylor)", name);
 }
 
 Expected<std::vector<double>> unit_importance(const analysis::ChannelGroup& group, ImportanceCriterion criterion) {
   std::vector<double> scores(static_cast<size_t>(group.num_units), 0.0);
+  if (criterion == ImportanceCriterion::kTaylor) {
+    for (const analysis::ChannelMember& m : group.members) {
+      if (m.role == Role::kProducerWeight && m.axis == 0) COMPRESS_RETURN_IF_ERROR(accumulate_stored(m, &scores));
+    }
+    return scores;
+  }
   if (criterion == ImportanceCriterion::kBnGamma) {
     bool any = false;
     for (const analysis::ChannelMember& m : group.members) {

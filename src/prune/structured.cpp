@@ -70,7 +70,9 @@ struct Measure {
 Measure measure(const ir::Graph& graph) {
   Measure m;
   for (const ir::Node* n : graph.nodes()) m.flops += analysis::node_cost(*n).flops;
-  for (const ir::Value* v : graph.constants()) m.params += v->constant().numel();
+  // Used constants only: metadata constants (stored importance, observed
+  // ranges) are not parameters.
+  for (const ir::Value* v : graph.constants()) m.params += v->has_uses() ? v->constant().numel() : 0;
   return m;
 }
 
@@ -171,10 +173,20 @@ Status apply_structured_plan(ir::Graph& graph, const StructuredPlan& plan) {
       n->set_attr("shape", shape);
     }
   }
-  // Slice the constants.
+  // Slice the constants, and the stored scores of producers that lose
+  // channels (Note [Stored importance]: they keep the weight's length).
   for (const auto& [key, set] : removal) {
     ir::Value* v = graph.find_value(key.first);
     if (!v->is_constant()) continue;
+    for (const ir::Use& use : v->uses()) {
+      const ir::Node* n = use.user;
+      if (key.second != 0 || use.input_index != 1 || (n->op() != "conv2d" && n->op() != "linear")) continue;
+      COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor* stored, stored_channel_importance(graph, *n));
+      if (stored == nullptr) continue;
+      const std::vector<int64_t> keep = kept_indices(stored->shape()[0], &set);
+      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, take_along_axis(*stored, 0, keep));
+      graph.find_value(kStoredImportancePrefix + n->name())->set_constant(std::move(t));
+    }
     const std::vector<int64_t> keep = kept_indices(v->constant().shape()[key.second], &set);
     COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, take_along_axis(v->constant(), key.second, keep));
     v->set_constant(std::move(t));

@@ -331,7 +331,7 @@ TEST_CASE("structured errors: ratio range, conflicting targets, unmatched patter
   }
   CHECK(!create({{"target_flops", "1"}}).has_value());
   CHECK(!create({{"ratio", "0.3"}, {"target_flops", "0.5"}}).has_value());
-  CHECK(!create({{"criterion", "taylor"}}).has_value());
+  CHECK(!create({{"criterion", "hessian"}}).has_value());
   CHECK(!create({{"ratoi", "0.3"}}).has_value());
 
   const ir::Graph fashion = load_fashion();

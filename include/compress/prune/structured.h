@@ -29,15 +29,16 @@ namespace compress::prune {
 //    width 1 only: filters/neurons, not heads or conv groups).
 // 4. Surgery: every (value, axis) member loses the removed indices. Constants
 //    are sliced (weights, biases, BN statistics, the next layers' input
-//    columns); conv groups, split sizes, slice bounds and reshape shapes are
-//    rewritten; shapes are re-inferred and the graph verified.
+//    columns, stored importance "importance/<node>"); conv groups, split
+//    sizes, slice bounds and reshape shapes are rewritten; shapes are
+//    re-inferred and the graph verified.
 // The result is dense and smaller, and computes exactly what the original
 // computes with the removed channels zeroed (their filters, biases and BN
 // scale and shift set to 0), as long as the activations between a removed
 // channel and its consumers map 0 to 0 (tests/structured holds this on every
 // fixture).
 struct StructuredOptions {
-  std::string criterion = "l1";  // l1 | l2 | bn_gamma
+  std::string criterion = "l1";  // l1 | l2 | bn_gamma | taylor (needs stored scores)
   // Exactly one of the three (ratio when none is given): fractions in [0, 1).
   double ratio = -1;
   double target_flops = -1;
