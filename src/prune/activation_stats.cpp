@@ -23,10 +23,21 @@ void accumulate(const RowMatrix& x, int64_t group, LayerInputStats& s) {
   const Eigen::RowVectorXf sq = x.colwise().squaredNorm();
   for (int64_t j = 0; j < cols; ++j) norms[j] += static_cast<double>(sq[j]);
   if (!s.hessian.empty()) {
-    Eigen::Map<Eigen::MatrixXd> h(s.hessian.data() + group * cols * cols, cols, cols);
-    Eigen::MatrixXf xtx = Eigen::MatrixXf::Zero(cols, cols);
+    // Lower triangle only (symmetrize() fills the rest once at the end); the
+    // f32 chunk product is summed in f64. The scratch is reused across chunks:
+    // at 4608 columns (resnet's last convs) it is 85 MB.
+    static thread_local Eigen::MatrixXf xtx;
+    xtx.setZero(cols, cols);
     xtx.selfadjointView<Eigen::Lower>().rankUpdate(x.transpose());
-    h += xtx.selfadjointView<Eigen::Lower>().toDenseMatrix().cast<double>();
+    Eigen::Map<Eigen::MatrixXd> h(s.hessian.data() + group * cols * cols, cols, cols);
+    h.triangularView<Eigen::Lower>() += xtx.cast<double>();
+  }
+}
+
+void symmetrize(LayerInputStats& s) {
+  for (int64_t g = 0; g < s.groups && !s.hessian.empty(); ++g) {
+    Eigen::Map<Eigen::MatrixXd> h(s.hessian.data() + g * s.cols * s.cols, s.cols, s.cols);
+    h.triangularView<Eigen::StrictlyUpper>() = h.transpose();
   }
 }
 
@@ -164,6 +175,7 @@ Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& grap
     progress.advance(count);
   }
   progress.finish();
+  for (LayerInputStats& s : stats) symmetrize(s);
   return stats;
 }
 

@@ -25,16 +25,16 @@ Expected<Eigen::MatrixXd> inverse_cholesky_upper(const Eigen::MatrixXd& h, doubl
   const int64_t n = h.rows();
   const double mean_diag = h.diagonal().mean();
   double lambda = damp * (mean_diag > 0.0 ? mean_diag : 1.0);
-  const Eigen::MatrixXd reversed = h.reverse();  // J H J
+  Eigen::MatrixXd work(n, n);
   for (int attempt = 0; attempt < 6; ++attempt, lambda *= 10.0) {
-    Eigen::MatrixXd damped = reversed;
-    damped.diagonal().array() += lambda;
-    Eigen::LLT<Eigen::MatrixXd> llt(damped);
+    work = h.reverse();  // J H J
+    work.diagonal().array() += lambda;
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(work);  // factors in place
     if (llt.info() != Eigen::Success) continue;
     // M^-1 (lower), then U = J M^-1 J (upper).
-    Eigen::MatrixXd m_inv = Eigen::MatrixXd::Identity(n, n);
-    llt.matrixL().solveInPlace(m_inv);
-    Eigen::MatrixXd u = m_inv.reverse();
+    Eigen::MatrixXd u = Eigen::MatrixXd::Identity(n, n);
+    llt.matrixL().solveInPlace(u);
+    u.reverseInPlace();
     if (!u.allFinite()) continue;
     return u;
   }
@@ -61,7 +61,10 @@ Status sparsegpt_prune(std::vector<float>& w, int64_t rows, int64_t cols, const 
       if (dead || W(r, j) == 0.0) prior[static_cast<size_t>(r * cols + j)] = 1;
     }
   }
-  COMPRESS_ASSIGN_OR_RETURN(const Eigen::MatrixXd U, inverse_cholesky_upper(H, options.damp));
+  Expected<Eigen::MatrixXd> factored = inverse_cholesky_upper(H, options.damp);
+  H = Eigen::MatrixXd();  // not needed any more: free it before the column loop
+  if (!factored.has_value()) return factored.status();
+  const Eigen::MatrixXd& U = *factored;
 
   const int64_t total = target.count >= 0 ? target.count : pruned_count(target.ratio, rows * cols);
   int64_t block = std::max<int64_t>(1, options.block_size);
