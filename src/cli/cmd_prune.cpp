@@ -81,6 +81,8 @@ int run_prune(const std::vector<std::string>& args) {
        "magnitude | wanda | sparsegpt (structured: its importance criteria, e.g. l1)")
       ("scope", po::value<std::string>()->value_name("NAME"), "layer | global (magnitude)")
       ("format", po::value<std::string>()->value_name("NAME"), "weight layout: csr | mask (| nm for --method nm)")
+      ("comparison", po::value<std::string>()->value_name("NAME"),
+       "which weights compete (magnitude): auto | layer | row")
       ("layer", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN=R"),
        "per-layer ratio by node-name pattern (repeatable)")
       ("exclude", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN"),
@@ -124,6 +126,7 @@ int run_prune(const std::vector<std::string>& args) {
   forward("criterion", "criterion");
   forward("scope", "scope");
   forward("format", "format");
+  forward("comparison", "comparison");
   if (cl.has("layer")) {
     std::string map;
     for (const std::string& spec : cl.vm()["layer"].as<std::vector<std::string>>()) {

@@ -123,7 +123,7 @@ Status prune_step(ir::Graph& graph, const std::vector<SelectedLayer>& layers, co
     std::vector<uint8_t> mask;
     if (nm) {
       mask = nm_mask(scores[i], l.rows, l.cols, job.n, job.m);
-    } else if (job.criterion == Criterion::kWanda) {
+    } else if (job.row_comparison) {
       mask = lowest_per_row(scores[i], l.rows, l.cols, ratios[i], &prior);
     } else {
       mask = lowest_k(scores[i], pruned_count(ratios[i], l.params()), &prior);

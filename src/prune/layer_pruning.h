@@ -19,6 +19,7 @@ struct PruneJob {
   int64_t n = 0, m = 0;       // N:M when n > 0
   ir::SparseFormat format = ir::SparseFormat::kCsr;
   int64_t steps = 1;
+  bool row_comparison = false;  // unstructured, scope layer: each row loses the same share
   CommonPruneOptions common;
 };
 

@@ -40,7 +40,13 @@ Expected<MagnitudePrunePass::Options> MagnitudePrunePass::parse_options(const pa
   COMPRESS_ASSIGN_OR_RETURN(o.format, options.string("format", o.format, {"csr", "mask"}));
   COMPRESS_ASSIGN_OR_RETURN(o.steps, options.integer("steps", o.steps, 1, 1000));
   COMPRESS_ASSIGN_OR_RETURN(o.layers, options.number_map("layers", pass::Range::half_open(0.0, 1.0)));
+  COMPRESS_ASSIGN_OR_RETURN(o.comparison, options.string("comparison", o.comparison, {"auto", "layer", "row"}));
   COMPRESS_ASSIGN_OR_RETURN(o.common, parse_common_prune_options(options));
+  if (o.comparison != "auto" && (o.scope == "global" || o.common.criterion == "sparsegpt")) {
+    return invalid_argument("{}: comparison applies to scope layer with criterion magnitude or wanda "
+                            "(sparsegpt chooses its mask per block)",
+                            options.where("comparison"));
+  }
   if (o.scope == "global" && o.common.criterion != "magnitude") {
     return invalid_argument("{}: scope 'global' ranks plain magnitudes across layers; criterion '{}' compares "
                             "within a layer (use scope: layer)",
@@ -81,6 +87,10 @@ Expected<pass::PassResult> MagnitudePrunePass::run(ir::Graph& graph, pass::PassC
   job.global = options_.scope == "global";
   job.format = options_.format == "mask" ? ir::SparseFormat::kMask : ir::SparseFormat::kCsr;
   job.steps = options_.steps;
+  if (options_.comparison != "auto" && options_.comparison != "layer" && options_.comparison != "row") {
+    return invalid_argument("prune.magnitude: unknown comparison '{}' (use auto, layer or row)", options_.comparison);
+  }
+  job.row_comparison = options_.comparison == "auto" ? criterion == Criterion::kWanda : options_.comparison == "row";
   job.common = options_.common;
   return detail::prune_layers(graph, layers, job, context);
 }

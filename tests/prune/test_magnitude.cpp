@@ -104,6 +104,29 @@ TEST_CASE("prune.magnitude: per-layer overrides, exclusions, min size and op fil
   CHECK(zeros(weight_of(linear_only, "fc1")) == 100352);
 }
 
+TEST_CASE("prune.magnitude: comparison row prunes each output row by its own magnitudes") {
+  const ir::Graph dense = fixture();
+  ir::Graph g = dense.clone();
+  run_prune(g, {{"ratio", "0.3"}, {"comparison", "row"}});
+  for (const std::string& name : kLayers) {
+    INFO(name);
+    const std::vector<float> before = weight_of(dense, name), after = weight_of(g, name);
+    int64_t rows = 0, cols = 0;
+    ir::matrix_dims(g.find_node(name)->input(1)->shape(), &rows, &cols);
+    CHECK(zeros(after) == std::llround(0.3 * static_cast<double>(rows * cols)));
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::vector<float> b(before.begin() + r * cols, before.begin() + (r + 1) * cols);
+      const std::vector<float> a(after.begin() + r * cols, after.begin() + (r + 1) * cols);
+      const int64_t z = zeros(a);
+      CHECK(std::abs(static_cast<double>(z) - 0.3 * static_cast<double>(cols)) < 1.0);
+      check_magnitude_order(b, a);
+    }
+  }
+  auto bad = make_pass("prune.magnitude", {{"ratio", "0.5"}, {"comparison", "row"}, {"criterion", "sparsegpt"}});
+  REQUIRE_FALSE(bad.has_value());
+  CHECK_THAT(bad.status().message(), Catch::Contains("comparison"));
+}
+
 TEST_CASE("prune.magnitude: iterative steps end where one shot does") {
   const ir::Graph dense = fixture();
   ir::Graph once = dense.clone(), steps = dense.clone();

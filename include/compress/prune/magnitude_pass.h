@@ -47,6 +47,11 @@ class MagnitudePrunePass : public pass::Pass {
     std::string format = "csr";        // csr | mask
     int64_t steps = 1;
     std::vector<std::pair<std::string, double>> layers;  // per-layer ratio overrides by pattern
+    // Which weights compete for pruning (scope layer, magnitude and wanda):
+    // "layer" (all of a layer's weights) or "row" (each output channel
+    // loses the same share). auto: layer for magnitude, row for wanda (as
+    // in the Wanda paper).
+    std::string comparison = "auto";
     CommonPruneOptions common;
   };
   static Expected<Options> parse_options(const pass::PassOptions& options);
