@@ -98,10 +98,11 @@ TEST_CASE("quantize, dequantize, fake_quant: per tensor, per channel, per group,
   CHECK(run_family("fake_quant") >= 7);
 }
 
-TEST_CASE("qlinear, qconv2d, qmatmul: exact integer contract and PyTorch within one step", "[runtime][ops][quant]") {
+TEST_CASE("qlinear, qconv2d, qmatmul, qadd: exact integer contract and PyTorch within one step", "[runtime][ops][quant]") {
   CHECK(run_family("qlinear") >= 4);
   CHECK(run_family("qconv2d") >= 4);
   CHECK(run_family("qmatmul") >= 2);
+  CHECK(run_family("qadd") >= 3);
 }
 
 TEST_CASE("whole graphs with a batch other than the declared one", "[runtime][ops][graph]") {
