@@ -7,20 +7,11 @@
 namespace compress::quant {
 
 void MovingAverageObserver::observe(const float* data, int64_t count) {
-  bool any = false;
-  float lo = 0.0f, hi = 0.0f;
-  for (int64_t i = 0; i < count; ++i) {
-    const float v = data[i];
-    if (!std::isfinite(v)) {
-      ++skipped_;
-      continue;
-    }
-    lo = any ? std::min(lo, v) : v;
-    hi = any ? std::max(hi, v) : v;
-    any = true;
-    ++finite_;
-  }
-  if (!any) return;  // a batch of only non-finite values says nothing
+  const FiniteRange r = finite_range(data, count);
+  skipped_ += r.skipped;
+  finite_ += r.finite;
+  if (r.finite == 0) return;  // a batch of only non-finite values says nothing
+  const float lo = r.min, hi = r.max;
   if (!seen_) {
     min_ = lo;
     max_ = hi;

@@ -227,6 +227,29 @@ TEST_CASE("results are identical across repeated runs and across plans", "[onedn
   CHECK((*first)[0].bitwise_equal(kept));
 }
 
+TEST_CASE("output storage is recycled only after the caller released it", "[onednn][plan]") {
+  GraphBuilder g = residual_block();
+  const Tensor x1 = random_f32({2, 16, 10, 10}, 7), x2 = random_f32({2, 16, 10, 10}, 8);
+  auto plan = runtime::make_onednn_backend()->compile(g.graph).value();
+  const Tensor expect1 = plan->run({x1}).value()[0].clone().value();
+  const Tensor expect2 = plan->run({x2}).value()[0].clone().value();
+  // Released outputs: the next run writes into the same storage, with the right values.
+  const void* storage = nullptr;
+  {
+    auto out = plan->run({x1}).value();
+    storage = out[0].raw_data();
+  }
+  auto reused = plan->run({x2}).value();
+  CHECK(reused[0].raw_data() == storage);
+  CHECK(reused[0].bitwise_equal(expect2));
+  // Held outputs: a new run allocates afresh and leaves them alone.
+  auto held = plan->run({x1}).value();
+  auto next = plan->run({x2}).value();
+  CHECK(next[0].raw_data() != held[0].raw_data());
+  CHECK(held[0].bitwise_equal(expect1));
+  CHECK(next[0].bitwise_equal(expect2));
+}
+
 TEST_CASE("activation buffers are reused: a deep chain needs a fraction of its total", "[onednn][plan]") {
   GraphBuilder g;
   Value* x = g.input("x", {1, 16, 32, 32});

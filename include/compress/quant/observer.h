@@ -35,6 +35,18 @@ class Observer {
 };
 
 // The smallest and largest finite value seen.
+// The range of the finite values of data[0, count) and how many there are
+// (NaN and +-Inf are counted in `skipped`, not in the range). Vectorized and
+// split across threads; min and max are exact, so the result does not depend
+// on the thread count. `finite` == 0 leaves min/max meaningless.
+struct FiniteRange {
+  float min = 0.0f;
+  float max = 0.0f;
+  int64_t finite = 0;
+  int64_t skipped = 0;
+};
+FiniteRange finite_range(const float* data, int64_t count);
+
 class MinMaxObserver : public Observer {
  public:
   std::string name() const override { return "minmax"; }

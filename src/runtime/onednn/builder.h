@@ -97,6 +97,8 @@ class ShapePlan {
   std::vector<std::shared_ptr<const ir::QuantParams>> output_quant;
   std::vector<ir::Shape> input_shapes;
   std::vector<ir::Tensor> keep_alive;  // densified sparse constants
+  // The output tensors of the last run (Note [Recycled outputs]).
+  std::vector<ir::Tensor> recycled_outputs;
   OnednnPlanReport report;
 
   // Places arena buffers, allocates the arena and binds memory objects.
