@@ -18,11 +18,12 @@ const CommandDoc kQuantizeDoc = {
     "quantize",
     "post-training int8 quantization with calibration data",
     "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|moving_average|percentile|kl|mse] "
-    "[--keep-f32 LAYER]... [--fake-quant]",
+    "[--keep-f32 LAYER]... [--weight-granularity per_channel|per_tensor] [--fake-quant]",
     "Folds batch norms into the preceding conv2d/linear, calibrates activation\n"
     "ranges on the first N samples of the dataset (f32 graph on the reference\n"
     "backend, or --calib-backend onednn) and writes the int8 graph: u8\n"
-    "asymmetric activations per tensor, s8 symmetric weights per output channel,\n"
+    "asymmetric activations per tensor, s8 symmetric weights per output channel\n"
+    "(or one scale per weight tensor with --weight-granularity per_tensor),\n"
     "f32 bias, a following ReLU, ReLU6 or clamp(0, M) fused into the output\n"
     "range, f32 logits. It runs on the onednn and reference backends with\n"
     "identical results. --fake-quant writes\n"
@@ -45,6 +46,8 @@ int run_quantize(const std::vector<std::string>& args) {
        "backend that runs the f32 graph during calibration")
       ("keep-f32", po::value<std::vector<std::string>>()->composing()->value_name("LAYER"),
        "leave this conv2d/linear in f32 (repeatable)")
+      ("weight-granularity", po::value<std::string>()->default_value("per_channel")->value_name("G"),
+       "s8 weight scales: per_channel (one per output channel) | per_tensor (one per weight)")
       ("fake-quant", po::bool_switch(), "write the fake-quant simulation instead of the int8 graph");
   cl.add_positional("model");
   cl.add_positional("out");
@@ -58,7 +61,8 @@ int run_quantize(const std::vector<std::string>& args) {
       {"samples", std::to_string(cl.vm()["samples"].as<int64_t>())},
       {"observer", cl.vm()["observer"].as<std::string>()},
       {"calibration_backend", cl.vm()["calib-backend"].as<std::string>()},
-      {"fake_quant", cl.vm()["fake-quant"].as<bool>() ? "true" : "false"}};
+      {"fake_quant", cl.vm()["fake-quant"].as<bool>() ? "true" : "false"},
+      {"weight_granularity", cl.vm()["weight-granularity"].as<std::string>()}};
   if (cl.has("keep-f32")) {
     std::string list;
     for (const std::string& layer : cl.vm()["keep-f32"].as<std::vector<std::string>>()) {

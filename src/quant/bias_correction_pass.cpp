@@ -15,15 +15,16 @@
 namespace compress::quant {
 namespace {
 
-// W - dequantize(quantize(W)) with the PTQ weight scheme.
-Expected<ir::Tensor> weight_error(const ir::Value& weight) {
+// W - dequantize(quantize(W)) with the PTQ weight scheme (either granularity:
+// the scale of element i is the params' own param_index).
+Expected<ir::Tensor> weight_error(const ir::Value& weight, WeightGranularity granularity) {
   const ir::Tensor& w = weight.constant();
-  COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams params, weight_params(w, weight.name()));
+  COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams params, weight_params(w, weight.name(), granularity));
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor q, quantize_tensor(w, params));
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor err, ir::Tensor::zeros(ir::DType::kF32, w.shape()));
-  const int64_t per_channel = w.numel() / w.dim(0);
   for (int64_t i = 0; i < w.numel(); ++i) {
-    const double deq = static_cast<double>(q.data<int8_t>()[i]) * params.scales()[i / per_channel];
+    const float scale = params.scales()[static_cast<size_t>(params.param_index(w.shape(), i))];
+    const double deq = static_cast<double>(q.data<int8_t>()[i]) * scale;
     err.data<float>()[i] = static_cast<float>(static_cast<double>(w.data<float>()[i]) - deq);
   }
   return err;
@@ -38,10 +39,10 @@ struct Probe {
   int64_t count = 0;        // outputs per channel summed
 };
 
-Expected<Probe> make_probe(const ir::Node& n, size_t slot) {
+Expected<Probe> make_probe(const ir::Node& n, size_t slot, WeightGranularity granularity) {
   ir::Graph g;
   COMPRESS_ASSIGN_OR_RETURN(ir::Value * x, g.add_input("x", n.input(0)->type()));
-  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor err, weight_error(*n.input(1)));
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor err, weight_error(*n.input(1), granularity));
   COMPRESS_ASSIGN_OR_RETURN(ir::Value * w, g.add_constant("weight_error", std::move(err)));
   COMPRESS_ASSIGN_OR_RETURN(ir::Node * layer, g.add_node(n.op(), {x, w}, n.attrs(), "layer"));
   g.set_outputs({layer->output()});
@@ -77,7 +78,8 @@ void accumulate(Probe& p, const ir::Tensor& out, bool conv) {
 }  // namespace
 
 Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const std::vector<std::string>& nodes,
-                                                   const eval::DataSource& data, const CalibrationOptions& options) {
+                                                   const eval::DataSource& data, const CalibrationOptions& options,
+                                                   WeightGranularity granularity) {
   std::vector<std::string> inputs;
   std::vector<Probe> probes;
   std::vector<bool> conv;
@@ -90,7 +92,7 @@ Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const
     auto it = std::find(inputs.begin(), inputs.end(), x);
     const size_t slot = static_cast<size_t>(it - inputs.begin());
     if (it == inputs.end()) inputs.push_back(x);
-    COMPRESS_ASSIGN_OR_RETURN(Probe p, make_probe(*n, slot));
+    COMPRESS_ASSIGN_OR_RETURN(Probe p, make_probe(*n, slot, granularity));
     probes.push_back(std::move(p));
     conv.push_back(n->op() == "conv2d");
   }
@@ -154,7 +156,7 @@ Expected<pass::PassResult> BiasCorrectionPass::run(ir::Graph& graph, pass::PassC
   copts.backend = options_.calibration_backend;
   copts.progress = context.progress;
   COMPRESS_ASSIGN_OR_RETURN(BiasCorrections corrections,
-                            measure_bias_corrections(graph, nodes, *context.calibration, copts));
+                            measure_bias_corrections(graph, nodes, *context.calibration, copts, options_.weight_granularity));
   COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(graph, corrections, nodes));
   for (const auto& [layer, shift] : corrections) {
     double max_shift = 0.0;
@@ -173,6 +175,9 @@ Expected<BiasCorrectionPass::Options> BiasCorrectionPass::parse_options(const pa
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
                             options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
   COMPRESS_ASSIGN_OR_RETURN(o.keep_f32, options.string_list("keep_f32"));
+  COMPRESS_ASSIGN_OR_RETURN(std::string granularity,
+                            options.string("weight_granularity", "per_channel", {"per_channel", "per_tensor"}));
+  COMPRESS_ASSIGN_OR_RETURN(o.weight_granularity, parse_weight_granularity(granularity));
   return o;
 }
 

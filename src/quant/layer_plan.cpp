@@ -114,7 +114,7 @@ std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::ve
 }
 
 Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
-                                              const CalibrationResult& calibration) {
+                                              const CalibrationResult& calibration, const PlanOptions& options) {
   auto observed = [&calibration](const std::string& value) -> Expected<Range> {
     auto it = calibration.ranges.find(value);
     if (it == calibration.ranges.end()) return not_found("quant: no calibrated range for '{}'", value);
@@ -139,7 +139,8 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
       COMPRESS_ASSIGN_OR_RETURN(Range r, observed(n->input(0)->name()));
       COMPRESS_ASSIGN_OR_RETURN(input_params, activation_params(r, n->input(0)->name()));
     }
-    COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams w_params, weight_params(n->input(1)->constant(), n->input(1)->name()));
+    COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams w_params, weight_params(n->input(1)->constant(), n->input(1)->name(),
+                                                                           options.weight_granularity));
     std::optional<ir::QuantParams> out_params;
     if (!is_graph_output(graph, out)) {
       COMPRESS_ASSIGN_OR_RETURN(Range r, observed(out->name()));

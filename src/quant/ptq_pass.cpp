@@ -68,9 +68,12 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   copts.progress = context.progress;
   // Note [Empirical bias correction]: measured on the f32 graph, applied
   // only to the layers finally quantized (max_drop may keep some in f32).
+  PlanOptions plan;
+  plan.weight_granularity = options_.weight_granularity;
   BiasCorrections corrections;
   if (options_.bias_correction) {
-    COMPRESS_ASSIGN_OR_RETURN(corrections, measure_bias_corrections(graph, nodes, *context.calibration, copts));
+    COMPRESS_ASSIGN_OR_RETURN(corrections, measure_bias_corrections(graph, nodes, *context.calibration, copts,
+                                                                              options_.weight_granularity));
     for (const auto& [layer, shift] : corrections) {
       double max_shift = 0.0;
       for (double v : shift) max_shift = std::max(max_shift, std::fabs(v));
@@ -88,7 +91,7 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
     }
     COMPRESS_ASSIGN_OR_RETURN(MixedPrecisionChoice choice,
                               choose_f32_layers(graph, nodes, calib, options_.fake_quant, context.metric,
-                                                *options_.max_drop, &corrections));
+                                                *options_.max_drop, &corrections, plan));
     for (const LayerSensitivity& s : choice.sensitivity) {
       result.layers[s.node]["sensitivity_drop"] = s.drop;
     }
@@ -105,7 +108,7 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
     }
   }
   COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(graph, corrections, nodes));
-  COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(graph, nodes, calib));
+  COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(graph, nodes, calib, plan));
   if (options_.fake_quant) {
     COMPRESS_RETURN_IF_ERROR(convert_to_fake_quant(graph, layers));
   } else {
@@ -145,6 +148,9 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
     COMPRESS_ASSIGN_OR_RETURN(double d, options.number("max_drop", 0.0, pass::Range::at_least(0.0)));
     o.max_drop = d;
   }
+  COMPRESS_ASSIGN_OR_RETURN(std::string granularity,
+                            options.string("weight_granularity", "per_channel", {"per_channel", "per_tensor"}));
+  COMPRESS_ASSIGN_OR_RETURN(o.weight_granularity, parse_weight_granularity(granularity));
   COMPRESS_ASSIGN_OR_RETURN(int64_t bits, options.integer("bits", 8, 2, 16));
   COMPRESS_ASSIGN_OR_RETURN(o.weight_bits, options.integer("weight_bits", bits, 2, 16));
   COMPRESS_ASSIGN_OR_RETURN(o.activation_bits, options.integer("activation_bits", bits, 2, 16));

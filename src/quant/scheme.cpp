@@ -39,9 +39,32 @@ Expected<ir::QuantParams> activation_params(Range range, const std::string& what
   return ir::QuantParams::per_tensor(ir::DType::kU8, scale, zero_point);
 }
 
-Expected<ir::QuantParams> weight_params(const ir::Tensor& weight, const std::string& what) {
+Expected<WeightGranularity> parse_weight_granularity(const std::string& name) {
+  if (name == "per_channel") return WeightGranularity::kPerChannel;
+  if (name == "per_tensor") return WeightGranularity::kPerTensor;
+  return invalid_argument("weight_granularity must be per_channel or per_tensor, got '{}'", name);
+}
+
+Expected<ir::QuantParams> weight_params(const ir::Tensor& weight, const std::string& what,
+                                        WeightGranularity granularity) {
   if (weight.dtype() != ir::DType::kF32 || weight.rank() < 1 || weight.dim(0) < 1) {
     return invalid_argument("quant: weight {} must be f32 with an output-channel axis", what);
+  }
+  if (granularity == WeightGranularity::kPerTensor) {
+    const float* w = weight.data<float>();
+    float amax = 0.0f;
+    for (int64_t i = 0; i < weight.numel(); ++i) {
+      if (!std::isfinite(w[i])) return invalid_argument("quant: weight {} has a non-finite value at {}", what, i);
+      amax = std::max(amax, std::fabs(w[i]));
+    }
+    ir::QuantParams::Spec spec;
+    spec.storage = ir::DType::kI8;
+    spec.granularity = ir::QuantGranularity::kPerTensor;
+    spec.scales = {checked_scale(amax / 127.0f, what)};
+    spec.zero_points = {0};
+    spec.qmin = -127;
+    spec.qmax = 127;
+    return ir::QuantParams::create(std::move(spec));
   }
   const int64_t channels = weight.dim(0);
   const int64_t per_channel = weight.numel() / channels;

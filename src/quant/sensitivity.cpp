@@ -10,11 +10,11 @@ namespace compress::quant {
 
 Expected<double> metric_quantized(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                   const CalibrationResult& calibration, bool fake_quant, const Metric& metric,
-                                  const BiasCorrections* corrections) {
+                                  const BiasCorrections* corrections, const PlanOptions& plan) {
   ir::Graph candidate = graph.clone();
   if (corrections != nullptr) COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(candidate, *corrections, nodes));
   if (!nodes.empty()) {
-    COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(candidate, nodes, calibration));
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerQuant> layers, plan_layers(candidate, nodes, calibration, plan));
     if (fake_quant) {
       COMPRESS_RETURN_IF_ERROR(convert_to_fake_quant(candidate, layers));
     } else {
@@ -27,10 +27,10 @@ Expected<double> metric_quantized(const ir::Graph& graph, const std::vector<std:
 Expected<std::vector<LayerSensitivity>> layer_sensitivity(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                           const CalibrationResult& calibration, bool fake_quant,
                                                           const Metric& metric, double baseline,
-                                                          const BiasCorrections* corrections) {
+                                                          const BiasCorrections* corrections, const PlanOptions& plan) {
   std::vector<LayerSensitivity> out;
   for (const std::string& node : nodes) {
-    COMPRESS_ASSIGN_OR_RETURN(double m, metric_quantized(graph, {node}, calibration, fake_quant, metric, corrections));
+    COMPRESS_ASSIGN_OR_RETURN(double m, metric_quantized(graph, {node}, calibration, fake_quant, metric, corrections, plan));
     out.push_back(LayerSensitivity{node, m, baseline - m});
   }
   std::stable_sort(out.begin(), out.end(),
@@ -41,14 +41,14 @@ Expected<std::vector<LayerSensitivity>> layer_sensitivity(const ir::Graph& graph
 Expected<MixedPrecisionChoice> choose_f32_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                  const CalibrationResult& calibration, bool fake_quant,
                                                  const Metric& metric, double max_drop,
-                                                 const BiasCorrections* corrections) {
+                                                 const BiasCorrections* corrections, const PlanOptions& plan) {
   MixedPrecisionChoice choice;
   COMPRESS_ASSIGN_OR_RETURN(choice.baseline, metric(graph));
-  COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, nodes, calibration, fake_quant, metric, corrections));
+  COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, nodes, calibration, fake_quant, metric, corrections, plan));
   log_info("max_drop: f32 {:.4f}, all {} layers quantized {:.4f}", choice.baseline, nodes.size(), choice.final_metric);
   if (choice.baseline - choice.final_metric <= max_drop) return choice;
   COMPRESS_ASSIGN_OR_RETURN(choice.sensitivity,
-                            layer_sensitivity(graph, nodes, calibration, fake_quant, metric, choice.baseline, corrections));
+                            layer_sensitivity(graph, nodes, calibration, fake_quant, metric, choice.baseline, corrections, plan));
   std::vector<std::string> quantized = nodes;
   for (const LayerSensitivity& s : choice.sensitivity) {
     quantized.erase(std::find(quantized.begin(), quantized.end(), s.node));
@@ -57,7 +57,7 @@ Expected<MixedPrecisionChoice> choose_f32_layers(const ir::Graph& graph, const s
       choice.final_metric = choice.baseline;
       break;
     }
-    COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, quantized, calibration, fake_quant, metric, corrections));
+    COMPRESS_ASSIGN_OR_RETURN(choice.final_metric, metric_quantized(graph, quantized, calibration, fake_quant, metric, corrections, plan));
     log_info("max_drop: {} kept in f32 -> {:.4f}", s.node, choice.final_metric);
     if (choice.baseline - choice.final_metric <= max_drop) break;
   }
@@ -85,8 +85,11 @@ Expected<pass::PassResult> SensitivityPass::run(ir::Graph& graph, pass::PassCont
   COMPRESS_ASSIGN_OR_RETURN(CalibrationResult calib,
                             calibrate(graph, values_to_observe(graph, nodes), *context.calibration, copts));
   COMPRESS_ASSIGN_OR_RETURN(double baseline, context.metric(graph));
+  PlanOptions plan;
+  plan.weight_granularity = options_.weight_granularity;
   COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerSensitivity> sens,
-                            layer_sensitivity(graph, nodes, calib, options_.fake_quant, context.metric, baseline));
+                            layer_sensitivity(graph, nodes, calib, options_.fake_quant, context.metric, baseline,
+                                              nullptr, plan));
   for (size_t rank = 0; rank < sens.size(); ++rank) {
     auto& s = result.layers[sens[rank].node];
     s["sensitivity_drop"] = sens[rank].drop;
@@ -109,6 +112,9 @@ Expected<SensitivityPass::Options> SensitivityPass::parse_options(const pass::Pa
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
                             options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
   COMPRESS_ASSIGN_OR_RETURN(o.fake_quant, options.boolean("fake_quant", o.fake_quant));
+  COMPRESS_ASSIGN_OR_RETURN(std::string granularity,
+                            options.string("weight_granularity", "per_channel", {"per_channel", "per_tensor"}));
+  COMPRESS_ASSIGN_OR_RETURN(o.weight_granularity, parse_weight_granularity(granularity));
   return o;
 }
 

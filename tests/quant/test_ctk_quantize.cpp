@@ -60,6 +60,14 @@ TEST_CASE("ctk quantize: int8 and fake-quant .cmf files of the fixture") {
   auto f = io::load_cmf((dir / "fq.cmf").string());
   REQUIRE(f.has_value());
   CHECK(quant_test::count_ops(*f, "fake_quant") == 10);
+
+  r = ctk("quantize " + kFixture + " " + (dir / "pt.cmf").string() + kCalib + " --weight-granularity per_tensor", dir);
+  REQUIRE(r.exit_code == 0);
+  auto pt = io::load_cmf((dir / "pt.cmf").string());
+  REQUIRE(pt.has_value());
+  const ir::Value* w = pt->find_node("conv2")->input(1);
+  REQUIRE(w->type().quant != nullptr);
+  CHECK(w->type().quant->granularity() == ir::QuantGranularity::kPerTensor);
   fs::remove_all(dir);
 }
 
@@ -73,6 +81,8 @@ TEST_CASE("ctk quantize: bad input is an error and writes nothing") {
   CHECK(ctk("quantize " + (dir / "relu.cmf").string() + " " + (dir / "out.cmf").string() + kCalib, dir).exit_code == 1);
   CHECK_FALSE(fs::exists(dir / "out.cmf"));
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --observer entropy", dir).exit_code == 2);
+  CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --weight-granularity per_row", dir)
+            .exit_code == 2);
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " -q", dir).exit_code == 2);  // no --calib
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " --calib npy:/nonexistent.npy -q", dir)
             .exit_code == 1);

@@ -9,6 +9,7 @@
 #include "compress/pass/options.h"
 #include "compress/pass/pass.h"
 #include "compress/quant/calibration.h"
+#include "compress/quant/scheme.h"
 
 namespace compress::quant {
 
@@ -31,9 +32,11 @@ namespace compress::quant {
 using BiasCorrections = std::map<std::string, std::vector<double>>;
 
 // Measures the shifts of `nodes` on the first options.samples samples of
-// `data` (the graph is not changed); options.observer is not used.
+// `data` (the graph is not changed); options.observer is not used. Q(W) is
+// quant.ptq's weight scheme with `granularity` (quant.ptq passes its own).
 Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const std::vector<std::string>& nodes,
-                                                   const eval::DataSource& data, const CalibrationOptions& options);
+                                                   const eval::DataSource& data, const CalibrationOptions& options,
+                                                   WeightGranularity granularity = WeightGranularity::kPerChannel);
 
 // Adds the shifts of those of `nodes` that have one to their biases (a layer
 // without a bias gets one). quant.ptq applies them only to the layers it
@@ -48,6 +51,8 @@ class BiasCorrectionPass : public pass::Pass {
     int64_t batch = 64;
     std::string calibration_backend = "reference";
     std::vector<std::string> keep_f32;  // layers quant.ptq leaves in f32: not corrected
+    // Must match the quant.ptq that follows (its weight_granularity).
+    WeightGranularity weight_granularity = WeightGranularity::kPerChannel;
   };
   static Expected<Options> parse_options(const pass::PassOptions& options);
   BiasCorrectionPass() = default;

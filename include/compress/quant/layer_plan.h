@@ -8,6 +8,7 @@
 #include "compress/ir/graph.h"
 #include "compress/ir/quant_params.h"
 #include "compress/quant/calibration.h"
+#include "compress/quant/scheme.h"
 
 namespace compress::quant {
 
@@ -44,8 +45,13 @@ std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::ve
 //   only move or select values (max_pool2d, flatten, reshape) reuses that
 //   output's params: requantizing such values is then lossless. Any other
 //   input gets params from its own observed range.
+// Choices of the scheme that plan_layers leaves open.
+struct PlanOptions {
+  WeightGranularity weight_granularity = WeightGranularity::kPerChannel;  // weight_params
+};
+
 Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
-                                              const CalibrationResult& calibration);
+                                              const CalibrationResult& calibration, const PlanOptions& options = {});
 
 struct Int8Options {
   // Note [Requantize after max pooling] (int8_conversion.cpp); off gives the
@@ -58,7 +64,7 @@ struct Int8Options {
 };
 
 // Rewrites `graph` into the deployable int8 graph: quantize (u8) at the
-// boundaries, qconv2d/qlinear with i8 per-channel weights and the f32 bias,
+// boundaries, qconv2d/qlinear with i8 per-channel (or per-tensor) weights and the f32 bias,
 // dequantize before ops that are not quantized.
 Status convert_to_int8(ir::Graph& graph, const std::vector<LayerQuant>& layers, const Int8Options& options = {});
 

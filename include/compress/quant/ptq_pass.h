@@ -7,6 +7,7 @@
 
 #include "compress/pass/pass.h"
 #include "compress/pass/registry.h"
+#include "compress/quant/scheme.h"
 
 namespace compress::quant {
 
@@ -39,9 +40,12 @@ class PtqPass : public pass::Pass {
     // [2, 16] are rejected as unsupported rather than silently ignored.
     int64_t weight_bits = 8;
     int64_t activation_bits = 8;
+    // s8 weight scales per output channel (default) or one per tensor; also
+    // used by bias_correction and max_drop, which must see the same Q(W).
+    WeightGranularity weight_granularity = WeightGranularity::kPerChannel;
   };
   // Reads observer, momentum, percentile, samples, batch, calibration_backend, fake_quant, keep_f32,
-  // bias_correction, max_drop, weight_bits, activation_bits (or bits for both).
+  // bias_correction, max_drop, weight_bits, activation_bits (or bits for both), weight_granularity.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   PtqPass() = default;
   explicit PtqPass(Options options) : options_(std::move(options)) {}

@@ -1,4 +1,4 @@
-// The int8 scheme: u8 asymmetric per-tensor activations, s8 symmetric per-channel weights.
+// The int8 scheme: u8 asymmetric per-tensor activations, s8 symmetric per-channel (or per-tensor) weights.
 #pragma once
 
 #include <string>
@@ -25,11 +25,19 @@ inline constexpr float kMinScale = 1e-10f;
 // tensor in warnings.
 Expected<ir::QuantParams> activation_params(Range range, const std::string& what);
 
-// s8 symmetric per output channel (axis 0) in [-127, 127]:
-// scale[c] = max |w[c, ...]| / 127. -128 is left out so that negating a
-// weight never saturates and the scheme is the same as PyTorch's and oneDNN's
-// symmetric weights.
-Expected<ir::QuantParams> weight_params(const ir::Tensor& weight, const std::string& what);
+// How many scales a weight gets: one per output channel (axis 0, the
+// default) or one for the whole tensor (quant.ptq's weight_granularity).
+enum class WeightGranularity { kPerChannel, kPerTensor };
+
+// The option spelling ("per_channel" / "per_tensor").
+Expected<WeightGranularity> parse_weight_granularity(const std::string& name);
+
+// s8 symmetric in [-127, 127]. Per output channel (axis 0):
+// scale[c] = max |w[c, ...]| / 127; per tensor: one scale max |w| / 127.
+// -128 is left out so that negating a weight never saturates and the scheme
+// is the same as PyTorch's and oneDNN's symmetric weights.
+Expected<ir::QuantParams> weight_params(const ir::Tensor& weight, const std::string& what,
+                                        WeightGranularity granularity = WeightGranularity::kPerChannel);
 
 // The i8 tensor holding nearbyint(w * (1/scale[c])) clamped (the contract's
 // quantize), carrying `params`.

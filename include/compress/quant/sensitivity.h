@@ -9,6 +9,7 @@
 #include "compress/pass/pass.h"
 #include "compress/quant/bias_correction_pass.h"
 #include "compress/quant/calibration.h"
+#include "compress/quant/layer_plan.h"
 
 namespace compress::quant {
 
@@ -16,10 +17,11 @@ using Metric = std::function<Expected<double>(const ir::Graph&)>;
 
 // `graph` with `nodes` quantized (int8, or the fake-quant simulation) from
 // one calibration, scored by `metric`; with `corrections`, the quantized
-// layers' biases corrected first. The graph itself is not changed.
+// layers' biases corrected first; `plan` as quant.ptq plans its layers. The
+// graph itself is not changed.
 Expected<double> metric_quantized(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                   const CalibrationResult& calibration, bool fake_quant, const Metric& metric,
-                                  const BiasCorrections* corrections = nullptr);
+                                  const BiasCorrections* corrections = nullptr, const PlanOptions& plan = {});
 
 struct LayerSensitivity {
   std::string node;
@@ -32,7 +34,8 @@ struct LayerSensitivity {
 Expected<std::vector<LayerSensitivity>> layer_sensitivity(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                           const CalibrationResult& calibration, bool fake_quant,
                                                           const Metric& metric, double baseline,
-                                                          const BiasCorrections* corrections = nullptr);
+                                                          const BiasCorrections* corrections = nullptr,
+                                                          const PlanOptions& plan = {});
 
 // Note [Mixed precision under max_drop]
 // quant.ptq with max_drop D: with every layer quantized, a drop of the
@@ -54,7 +57,8 @@ struct MixedPrecisionChoice {
 Expected<MixedPrecisionChoice> choose_f32_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                  const CalibrationResult& calibration, bool fake_quant,
                                                  const Metric& metric, double max_drop,
-                                                 const BiasCorrections* corrections = nullptr);
+                                                 const BiasCorrections* corrections = nullptr,
+                                                 const PlanOptions& plan = {});
 
 // quant.sensitivity: the report only (the graph is not changed): per layer
 // `sensitivity_drop` and `metric_quantized_alone`, counter `baseline`.
@@ -68,6 +72,7 @@ class SensitivityPass : public pass::Pass {
     int64_t batch = 64;
     std::string calibration_backend = "reference";
     bool fake_quant = false;  // score the fake-quant simulation instead of the int8 graph
+    WeightGranularity weight_granularity = WeightGranularity::kPerChannel;  // as quant.ptq's
   };
   static Expected<Options> parse_options(const pass::PassOptions& options);
   SensitivityPass() = default;
