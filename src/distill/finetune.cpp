@@ -19,6 +19,7 @@
 #include "compress/support/logging.h"
 #include "compress/support/progress.h"
 #include "compress/torch/trainable_model.h"
+#include "training_data.h"
 
 namespace compress::distill {
 namespace {
@@ -110,26 +111,8 @@ struct EpochLoss {
 
 Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext& context) {
   const Options& o = options_;
-  if (context.training == nullptr) {
-    return invalid_argument("distill.finetune needs labelled training data (none was given; pass --finetune-data "
-                            "or a recipe 'training' dataset)");
-  }
-  const eval::DataSource& data = *context.training;
-  if (!data.has_labels()) {
-    return invalid_argument("distill.finetune: the training data {} has no labels", data.describe());
-  }
-  if (graph.inputs().size() != 1) {
-    return unsupported("distill.finetune: the graph has {} inputs; fine-tuning supports one input", graph.inputs().size());
-  }
-  {
-    const ir::Shape& in = graph.inputs()[0]->shape();
-    const ir::Shape& sample = data.sample_shape();
-    if (in.size() != sample.size() + 1 || !std::equal(sample.begin(), sample.end(), in.begin() + 1)) {
-      return invalid_argument("distill.finetune: training samples of {} have shape {}, the graph input '{}' is {}",
-                              data.describe(), ir::shape_to_string(sample), graph.inputs()[0]->name(),
-                              ir::shape_to_string(in));
-    }
-  }
+  COMPRESS_ASSIGN_OR_RETURN(const eval::DataSource* training, checked_training_data(graph, context, "distill.finetune"));
+  const eval::DataSource& data = *training;
   const bool have_teacher = context.reference_model != nullptr;
   const double alpha = o.alpha.value_or(have_teacher ? 0.5 : 0.0);
   if (alpha > 0 && !have_teacher) {

@@ -16,6 +16,7 @@
 #include "compress/support/logging.h"
 #include "compress/support/progress.h"
 #include "compress/torch/trainable_model.h"
+#include "training_data.h"
 
 namespace compress::distill {
 namespace {
@@ -101,26 +102,8 @@ Status read_batch(const eval::DataSource& data, int64_t start, int64_t count, at
 
 Expected<pass::PassResult> TaylorImportancePass::run(ir::Graph& graph, pass::PassContext& context) {
   const Options& o = options_;
-  if (context.training == nullptr) {
-    return invalid_argument("distill.taylor_importance needs labelled training data (none was given; add a recipe "
-                            "'training' dataset or pass --finetune-data)");
-  }
-  const eval::DataSource& data = *context.training;
-  if (!data.has_labels()) {
-    return invalid_argument("distill.taylor_importance: the training data {} has no labels", data.describe());
-  }
-  if (graph.inputs().size() != 1) {
-    return unsupported("distill.taylor_importance: the graph has {} inputs; one is supported", graph.inputs().size());
-  }
-  {
-    const ir::Shape& in = graph.inputs()[0]->shape();
-    const ir::Shape& sample = data.sample_shape();
-    if (in.size() != sample.size() + 1 || !std::equal(sample.begin(), sample.end(), in.begin() + 1)) {
-      return invalid_argument("distill.taylor_importance: samples of {} have shape {}, the graph input '{}' is {}",
-                              data.describe(), ir::shape_to_string(sample), graph.inputs()[0]->name(),
-                              ir::shape_to_string(in));
-    }
-  }
+  COMPRESS_ASSIGN_OR_RETURN(const eval::DataSource* training, checked_training_data(graph, context, "distill.taylor_importance"));
+  const eval::DataSource& data = *training;
   const int64_t n = std::min(o.samples, data.size());
   if (n < 1) return invalid_argument("distill.taylor_importance: the training data {} is empty", data.describe());
 
