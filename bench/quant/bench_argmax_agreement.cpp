@@ -34,7 +34,6 @@
 
 using namespace compress;
 using compress::bench::load_model;
-using compress::bench::random_images;
 
 namespace {
 
@@ -69,12 +68,11 @@ int main(int argc, char** argv) {
   set_log_level(LogLevel::kWarning);
   Expected<ir::Graph> fp32 = load_model(model);
   if (!fp32.has_value()) return fail(fp32.status());
-  const ir::Shape shape = fp32->inputs().at(0)->shape();
-  auto calib_images = random_images(shape, calib, 1);
-  auto test_images = random_images(shape, inputs, 2);
+  auto calib_images = eval::random_inputs(*fp32, calib, 1);
+  auto test_images = eval::random_inputs(*fp32, inputs, 2);
   if (!calib_images.has_value() || !test_images.has_value()) return fail(invalid_argument("cannot allocate inputs"));
-  auto calib_data = eval::from_tensor(*calib_images, {}, "random calibration images");
-  auto test_data = eval::from_tensor(*test_images, {}, "random test images");
+  auto calib_data = eval::from_tensor(calib_images->at(0), {}, "random calibration images");
+  auto test_data = eval::from_tensor(test_images->at(0), {}, "random test images");
   if (!calib_data.has_value() || !test_data.has_value()) return fail(invalid_argument("bad inputs"));
 
   ir::Graph int8 = fp32->clone();

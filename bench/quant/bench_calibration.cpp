@@ -19,6 +19,7 @@
 #include <string>
 
 #include "compress/eval/dataset.h"
+#include "compress/eval/latency.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
 #include "compress/runtime/backend.h"
@@ -30,7 +31,6 @@
 
 using namespace compress;
 using compress::bench::load_model;
-using compress::bench::random_images;
 
 namespace {
 
@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
   transforms::FoldBatchNormPass fold;
   if (auto r = fold.run(*graph, context); !r.has_value()) return fail(r.status());
 
-  Expected<ir::Tensor> images = random_images(graph->inputs().at(0)->shape(), samples, 0);
+  Expected<std::vector<ir::Tensor>> images = eval::random_inputs(*graph, samples, 0);
   if (!images.has_value()) return fail(images.status());
-  auto data = eval::from_tensor(*images, {}, "random images");
+  auto data = eval::from_tensor(images->at(0), {}, "random images");
   if (!data.has_value()) return fail(data.status());
 
   const std::vector<std::string> values = quant::values_to_observe(*graph, quant::quantizable_nodes(*graph));

@@ -37,9 +37,9 @@ int64_t index_range(const ir::Value& input) {
 
 }  // namespace
 
-Expected<std::vector<ir::Tensor>> random_inputs(const ir::Graph& graph, int64_t batch) {
+Expected<std::vector<ir::Tensor>> random_inputs(const ir::Graph& graph, int64_t batch, uint32_t seed) {
   std::vector<ir::Tensor> inputs;
-  std::mt19937 gen(1234);
+  std::mt19937 gen(seed);
   for (const ir::Value* v : graph.inputs()) {
     ir::Shape shape = v->shape();
     if (batch > 0 && !shape.empty()) shape[0] = batch;

@@ -56,6 +56,17 @@ bool parse_double(const std::string& text, double* out) {
   return end == text.c_str() + text.size() && errno != ERANGE;
 }
 
+// A whole-string base-10 integer that fits int64_t.
+bool parse_int64(const std::string& text, int64_t* value) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (end != text.c_str() + text.size() || errno == ERANGE) return false;
+  *value = static_cast<int64_t>(v);
+  return true;
+}
+
 std::string range_text(const Range& r) {
   const bool no_min = r.min == -std::numeric_limits<double>::max();
   const bool no_max = r.max == std::numeric_limits<double>::max();
@@ -151,14 +162,10 @@ Expected<int64_t> PassOptions::integer(const std::string& key, int64_t fallback,
   }
   if (!node.IsScalar()) return invalid_argument("{}: expected {}, got {}", where(key), want, describe_node(node));
   const std::string& text = node.Scalar();
-  errno = 0;
-  char* end = nullptr;
-  const long long v = text.empty() ? 0 : std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
-    return invalid_argument("{}: expected {}, got '{}'", where(key), want, text);
-  }
+  int64_t v = 0;
+  if (!parse_int64(text, &v)) return invalid_argument("{}: expected {}, got '{}'", where(key), want, text);
   if (v < min || v > max) return invalid_argument("{}: expected {}, got {}", where(key), want, text);
-  return static_cast<int64_t>(v);
+  return v;
 }
 
 Expected<bool> PassOptions::boolean(const std::string& key, bool fallback) const {
@@ -220,14 +227,12 @@ Expected<std::vector<int64_t>> PassOptions::integer_list(const std::string& key,
   }
   for (const YAML::Node& item : items) {
     const std::string text = item.IsScalar() ? item.Scalar() : std::string();
-    errno = 0;
-    char* end = nullptr;
-    const long long v = text.empty() ? 0 : std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || v < min || v > max) {
+    int64_t v = 0;
+    if (!parse_int64(text, &v) || v < min || v > max) {
       return invalid_argument("{}: {}: expected integers in [{}, {}], got {}", location(impl_->file, item.Mark()),
                               where(key), min, max, describe_node(item));
     }
-    out.push_back(static_cast<int64_t>(v));
+    out.push_back(v);
   }
   return out;
 }

@@ -27,9 +27,9 @@ struct LatencyResult {
 };
 
 // Inputs for timing runs: f32 inputs ~ N(0, 1), integer inputs uniform over
-// the embedding table they index (or 0), fixed seed; dim 0 set to `batch`
+// the embedding table they index (or 0), from `seed`; dim 0 set to `batch`
 // (0 keeps the declared batch). Quantized inputs keep their quant params.
-Expected<std::vector<ir::Tensor>> random_inputs(const ir::Graph& graph, int64_t batch);
+Expected<std::vector<ir::Tensor>> random_inputs(const ir::Graph& graph, int64_t batch, uint32_t seed = 1234);
 
 // Compiles `graph` on `backend` and times it (Note [Latency]).
 Expected<LatencyResult> measure_latency(runtime::Backend& backend, const ir::Graph& graph,
