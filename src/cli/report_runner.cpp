@@ -32,9 +32,7 @@ Expected<eval::Report> run_report(const std::vector<ReportVariantInput>& variant
   report.cores = static_cast<int>(std::thread::hardware_concurrency());
   COMPRESS_RETURN_IF_ERROR(eval::write_report(report, options.out_dir));
   // The summary table only (per-layer tables are in the files).
-  const std::string md = eval::report_markdown(report);
-  const size_t layers = md.find("\n## Layers");
-  std::cout << md.substr(0, layers) << "\n";
+  std::cout << eval::report_markdown(report, /*with_layers=*/false) << "\n";
   std::cout << fmt::format("report written to {}/report.md, report.json, report.html\n", options.out_dir);
   return report;
 }

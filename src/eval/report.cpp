@@ -182,7 +182,7 @@ std::string report_json(const Report& report) {
   return j.dump(2) + "\n";
 }
 
-std::string report_markdown(const Report& report) {
+std::string report_markdown(const Report& report, bool with_layers) {
   COMPRESS_INTERNAL_ASSERT(!report.variants.empty(), "a report needs at least the baseline");
   const VariantReport& base = baseline(report);
   const std::vector<int64_t> batches = batch_sizes(report);
@@ -214,6 +214,7 @@ std::string report_markdown(const Report& report) {
                       fmt_opt(ratio, "{:.3f}"), v.params, v.bits_per_weight, 100.0 * v.weight_sparsity);
   }
   for (const VariantReport& v : report.variants) {
+    if (!with_layers) break;
     md += fmt::format("\n## Layers of `{}`\n\n| layer | op | layout | sparsity | bits | params | MFLOPs |\n"
                       "|---|---|---|---:|---:|---:|---:|\n",
                       v.name);

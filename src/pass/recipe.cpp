@@ -91,8 +91,6 @@ Expected<RecipeReport> parse_report(const YAML::Node& node, const std::string& f
   COMPRESS_ASSIGN_OR_RETURN(r.backend, o.string("backend", r.backend, {"onednn", "reference"}));
   if (o.has("batch_sizes")) {
     COMPRESS_ASSIGN_OR_RETURN(r.batch_sizes, o.integer_list("batch_sizes", 1, 65536));
-  } else {
-    (void)o.integer_list("batch_sizes");
   }
   if (r.batch_sizes.empty()) return invalid_argument("{}: report: batch_sizes must not be empty", o.where("batch_sizes"));
   COMPRESS_ASSIGN_OR_RETURN(r.min_time_s, o.number("min_time", r.min_time_s, Range::closed(0.0, 3600.0)));

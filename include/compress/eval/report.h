@@ -69,7 +69,8 @@ Expected<VariantReport> measure_variant(const std::string& name, const std::stri
 // report.md shows the same as tables; report.html is one self-contained page
 // (inline SVG charts: accuracy vs latency, size, per-layer sparsity and bits).
 std::string report_json(const Report& report);
-std::string report_markdown(const Report& report);
+// with_layers = false: the summary table only (what the CLI prints).
+std::string report_markdown(const Report& report, bool with_layers = true);
 std::string report_html(const Report& report);
 
 // Writes report.md, report.json and report.html into `dir` (created if
