@@ -4,7 +4,7 @@
 //   bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2]
 //                            [--rounds 5] [--iters 10] [--calib 8] [--append bench/RESULTS.md]
 //                            [--fx-script bench/onednn/fx_int8.py] [--python /usr/bin/python3] [--no-fx]
-//                            [--f32-adds]
+//                            [--f32-adds] [--interleave-runs]
 //
 // "compress onednn int8": the imported graph with batch norms folded and
 // quant.ptq applied in process (minmax observer: per-tensor u8 activations,
@@ -23,9 +23,11 @@
 // token model (transformer_encoder): its input is random ids in [0, 100) of
 // shape [batch, L], and --size does not apply.
 //
-// Every variant runs in the same process on the same input, interleaved run
-// by run (rounds x iters runs each), so load from other processes on a
-// shared machine falls on all of them alike. Reported: the
+// Every variant runs in the same process on the same input, rounds x iters
+// runs each: the rounds interleave the variants (so load from other processes
+// on a shared machine falls on all of them alike), and within a round a
+// variant runs --iters times back to back, as fx_int8.py times FX int8 in its
+// own process (--interleave-runs: one run of each in turn, caches cold). Reported: the
 // median, p90 and minimum of the per-iteration latencies, and the ratio of
 // each median to LibTorch frozen's. "first run" is the onednn compile plus
 // its first run; it is not part of the timed iterations.
@@ -74,6 +76,7 @@ struct Args {
   int calib = 8;
   bool fx = true;
   bool f32_adds = false;
+  bool interleave_runs = false;
   std::string fx_script = "bench/onednn/fx_int8.py";
   std::string python = "/usr/bin/python3";
   std::string append;
@@ -121,6 +124,8 @@ Args parse(int argc, char** argv) {
       a.python = next();
     } else if (s == "--f32-adds") {
       a.f32_adds = true;
+    } else if (s == "--interleave-runs") {
+      a.interleave_runs = true;
     } else if (s == "--no-fx") {
       a.fx = false;
     } else if (s == "--append") {
@@ -434,15 +439,22 @@ int main(int argc, char** argv) {
       }
       for (Variant& v : variants) v.run();  // warm-up (first LibTorch runs profile and optimize)
       for (Variant& v : variants) v.run();
-      // One run of each variant in turn: a burst of load from elsewhere
-      // lands on all of them, not on whichever was being timed.
+      // Rounds interleave the variants, so a burst of load from elsewhere
+      // lands on all of them, not on whichever was being timed. Within a
+      // round each variant runs --iters times back to back, the way a
+      // deployed model runs and the way fx_int8.py times PyTorch's int8 path
+      // in its own process; --interleave-runs alternates run by run instead,
+      // which leaves every variant with caches the previous one evicted.
       FxResult fx;
-      for (int r = 0; r < args.rounds * args.iters; ++r) {
+      const int block = args.interleave_runs ? 1 : args.iters;
+      for (int r = 0; r < args.rounds * args.iters; r += block) {
         if (args.fx && r == (args.rounds / 2) * args.iters) fx = run_fx(args, path, name, batch, seq);
         for (Variant& v : variants) {
-          const auto t0 = Clock::now();
-          v.run();
-          v.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+          for (int i = 0; i < block; ++i) {
+            const auto t0 = Clock::now();
+            v.run();
+            v.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+          }
         }
       }
       const double base = percentile(variants[0].ms, 0.5);
@@ -474,11 +486,13 @@ int main(int argc, char** argv) {
       "\n## bench_onednn_vs_libtorch — onednn backend vs LibTorch frozen TorchScript\n\n"
       "- Date: {}\n- Machine: {} ({}), {} threads; load average {:.1f} before, {:.1f} after (shared machine)\n"
       "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}] (token models: random ids "
-      "[batch, L]); {} x {} runs per variant, interleaved run by run\n"
+      "[batch, L]); {} x {} runs per variant, {}\n"
       "- Command (Release build):\n\n```\n{}\n```\n\n{}\n{}",
       now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before, load_average(),
       runtime::onednn_runtime_info(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
-      args.size, args.size, args.rounds, args.iters, args.command, notes, table);
+      args.size, args.size, args.rounds, args.iters,
+      args.interleave_runs ? "interleaved run by run" : "rounds interleaved, runs within a round back to back",
+      args.command, notes, table);
   std::printf("%s", section.c_str());
   if (!args.append.empty()) {
     std::ofstream out(args.append, std::ios::app);
