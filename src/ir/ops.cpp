@@ -506,6 +506,18 @@ Expected<Types> infer_pool2d(const InferContext& c) {
   const Shape& x = c.inputs[0]->shape;
   COMPRESS_ASSIGN_OR_RETURN(int64_t h, window_output(c, x[2], k[0], s[0], p[0], p[2], dil_h, ceil_mode));
   COMPRESS_ASSIGN_OR_RETURN(int64_t w, window_output(c, x[3], k[1], s[1], p[1], p[3], dil_w, ceil_mode));
+  // max_pool2d also takes quantized values and keeps their params: max
+  // commutes with dequantizing (Note [Max pooling on quantized values],
+  // runtime/reference/pooling.cpp). Per-axis params only along the channels.
+  const ValueType& in = *c.inputs[0];
+  if (c.op == "max_pool2d" && in.quant != nullptr) {
+    COMPRESS_RETURN_IF_ERROR(require_quantized(c, 0));
+    COMPRESS_CHECK(in.quant->granularity() == QuantGranularity::kPerTensor ||
+                       (in.quant->granularity() == QuantGranularity::kPerAxis && in.quant->axis() == 1),
+                   kBad, "{}: quantized input {} needs per-tensor or per-channel (axis 1) params", c.op,
+                   in.to_string());
+    return Types{ValueType{in.dtype, Shape{x[0], x[1], h, w}, in.quant}};
+  }
   COMPRESS_RETURN_IF_ERROR(require_float(c, 0));
   return Types{plain(c.inputs[0]->dtype, Shape{x[0], x[1], h, w})};
 }
@@ -709,7 +721,7 @@ std::vector<OpSchema> build_table() {
                infer_transpose, "swap two dims"});
   t.push_back({"permute", 1, 1, {{"perm", AttrKind::kInts, true, Attribute{}}}, infer_permute, "reorder dims"});
   t.push_back({"max_pool2d", 1, 1, concat(pool_attrs, {dilation}), infer_pool2d,
-               "max pooling (padding counts as -inf)"});
+               "max pooling (padding counts as -inf); f32 or quantized i8/u8 (params kept)"});
   t.push_back({"avg_pool2d", 1, 1, concat(pool_attrs, {{"count_include_pad", AttrKind::kInt, false, int64_t{1}}}),
                infer_pool2d, "average pooling"});
   t.push_back({"adaptive_avg_pool2d", 1, 1, {{"output_size", AttrKind::kInts, true, Attribute{}}},

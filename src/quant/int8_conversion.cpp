@@ -14,8 +14,9 @@ namespace {
 // The u8 value carrying `x` quantized with `params`, created before `before`.
 // Reuses what exists: a cached quantize of x, the u8 value x was dequantized
 // from, or a flatten/reshape of such a value (they keep per-tensor params).
+// Only then, and only if `may_quantize`, a new quantize; else null.
 Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::QuantParams& params, ir::Node* before,
-                                     std::map<ir::Value*, ir::Value*>& cache) {
+                                     std::map<ir::Value*, ir::Value*>& cache, bool may_quantize = true) {
   auto it = cache.find(x);
   if (it != cache.end() && *it->second->type().quant == params) return it->second;
   ir::Node* p = x->producer();
@@ -30,6 +31,7 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
       return moved->output();
     }
   }
+  if (!may_quantize) return nullptr;
   COMPRESS_ASSIGN_OR_RETURN(ir::Node * q, g.add_node("quantize", {x}, quant_attrs(params), x->name() + ".quantize", before));
   cache[x] = q->output();
   return q->output();
@@ -47,6 +49,9 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
 // (Note [Fusing ReLU6 and clamp(0, M)], layer_plan.cpp: quantize(M) == 255,
 // and the activation is monotone). This saves a dequantize of the
 // largest activations and keeps the graph bit-identical in what it computes.
+// It is the Int8Options::pool_before_requantize form; the default pools the
+// u8 values instead (Note [Max pooling on u8]), the same values with a
+// quarter of the bytes moved, and tests check the two agree bit for bit.
 bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set<std::string>& layer_nodes) {
   std::function<bool(const ir::Value*)> only_feeds_layers = [&](const ir::Value* v) {
     for (const ir::Value* o : g.outputs()) {
@@ -120,6 +125,7 @@ bool sole_layer_output(const ir::Value* q) {
 // else (a pool, a graph output) stay f32: requantizing their result would
 // add a rounding the f32 graph does not have.
 Status quantize_residual_adds(ir::Graph& g) {
+  std::vector<std::pair<ir::Node*, std::string>> renames;
   for (ir::Node* n : g.nodes()) {
     if (n->op() != "add" || n->num_inputs() != 2) continue;
     ir::Value* a = dequantized_from(n->input(0));
@@ -171,6 +177,51 @@ Status quantize_residual_adds(ir::Graph& g) {
       }
       for (auto& [user, index] : readers) user->replace_input(index, dq->output());
     }
+    renames.emplace_back(qadd, name);
+  }
+  // The f32 adds (and relus) are dead now; removing them frees their names
+  // for the qadds. (Not inside the loop: it walks a snapshot of the nodes.)
+  g.remove_dead_nodes();
+  for (auto& [qadd, name] : renames) {
+    if (g.find_node(name) == nullptr) qadd->set_name(name);
+  }
+  return Status::ok();
+}
+
+// Note [Max pooling on u8]
+// After the layers are converted, a layer's u8 output reaches a max pool as
+//   qconv2d -> dequantize -> max_pool2d -> quantize (params P) -> next layer
+// and the pool runs on f32 values four times the size of the u8 ones. Max
+// commutes with dequantizing (Note [Max pooling on quantized values],
+// runtime/reference/pooling.cpp), so the pool moves before the dequantize
+// and runs on the u8 values with their params, exactly. The quantize then
+// reads a dequantize; when P is the u8 value's own params (plan_layers gives
+// a layer fed through a max pool its producer's output params), the pair is
+// the identity and the next layer reads the pooled u8 value directly. The
+// pool's f32 readers (a residual add, say) read the new dequantize, which
+// lets quantize_residual_adds turn such adds into qadds (resnet's first
+// stage). A flatten/reshape between the dequantize and the quantize moves
+// onto the u8 value as well (quantized_input).
+Status pool_quantized_values(ir::Graph& g) {
+  for (ir::Node* n : g.nodes()) {
+    if (n->op() != "max_pool2d" || is_graph_output(g, n->output())) continue;
+    ir::Value* q = dequantized_from(n->input(0));
+    if (q == nullptr) continue;
+    const std::string name = n->name();
+    n->set_name(g.unique_name(name + ".f32"));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * pool, g.add_node("max_pool2d", {q}, n->attrs(), name, n));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq,
+                              g.add_node("dequantize", {pool->output()}, {}, name + ".dequantize", n));
+    g.replace_all_uses_with(n->output(), dq->output());
+    COMPRESS_RETURN_IF_ERROR(g.remove_node(n));
+    pool->set_name(name);  // free again now that the f32 pool is gone
+  }
+  std::map<ir::Value*, ir::Value*> cache;
+  for (ir::Node* n : g.nodes()) {
+    const auto& params = n->output()->type().quant;
+    if (n->op() != "quantize" || params == nullptr || is_graph_output(g, n->output())) continue;
+    COMPRESS_ASSIGN_OR_RETURN(ir::Value * q, quantized_input(g, n->input(0), *params, n, cache, false));
+    if (q != nullptr && q->dtype() == n->output()->dtype()) g.replace_all_uses_with(n->output(), q);
   }
   return Status::ok();
 }
@@ -221,6 +272,7 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers, cons
     COMPRESS_RETURN_IF_ERROR(g.remove_node(n));
     q->set_name(layer);  // the layer keeps its name now that the f32 node is gone
   }
+  COMPRESS_RETURN_IF_ERROR(pool_quantized_values(g));
   if (options.quantized_adds) COMPRESS_RETURN_IF_ERROR(quantize_residual_adds(g));
   g.remove_dead_nodes();
   g.remove_unused_constants();

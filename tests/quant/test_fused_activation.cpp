@@ -28,8 +28,8 @@ ir::Node* add_act(ir::Graph& g, ir::Value* x, const Act& a, const std::string& n
 }
 
 // conv1 -> act1 -> max_pool2d -> conv2 -> act2 -> flatten -> fc (graph output).
-// conv1 writes f32 into the pool (Note [Requantize after max pooling]), conv2
-// a u8 output that fc reads directly. Inputs in [-4, 4] with weights in
+// conv1 writes u8 into the pool, which runs on u8 (Note [Max pooling on u8]);
+// conv2 a u8 output that fc reads directly. Inputs in [-4, 4] with weights in
 // [-1, 1] over 27 taps push conv1's pre-activation well past 6.
 ir::Graph make_graph(const Act& act1, const Act& act2, float conv1_bias = 0.0f) {
   ir::Graph g;
@@ -65,7 +65,7 @@ ir::Graph make_graph(const Act& act1, const Act& act2, float conv1_bias = 0.0f) 
 }
 
 struct Variants {
-  ir::Graph int8, int8_plain, fake;
+  ir::Graph int8, int8_f32_pool, fake;
   std::vector<quant::LayerQuant> layers;
   quant::CalibrationResult calib;
 };
@@ -82,9 +82,9 @@ Variants quantize(const ir::Graph& g, const ir::Tensor& calib_samples) {
   v.calib = quant::calibrate(g, observe, *data, opts).value();
   v.layers = quant::plan_layers(g, nodes, v.calib).value();
   throw_if_error(quant::convert_to_int8(v.int8, v.layers));
-  quant::Int8Options plain;
-  plain.pool_before_requantize = false;
-  throw_if_error(quant::convert_to_int8(v.int8_plain, v.layers, plain));
+  quant::Int8Options f32_pool;
+  f32_pool.pool_before_requantize = true;
+  throw_if_error(quant::convert_to_int8(v.int8_f32_pool, v.layers, f32_pool));
   throw_if_error(quant::convert_to_fake_quant(v.fake, v.layers));
   return v;
 }
@@ -96,23 +96,23 @@ bool clamps_at(const ir::QuantParams& p, float m) {
 }
 
 // The checks every fused graph must pass: no f32 activation left, verifies,
-// bit-identical on reference and onednn (and with/without pooling before
-// requantizing), and the fake-quant twin within Note [Simulation vs
+// bit-identical on reference and onednn (and with the pool on f32 before
+// requantizing, Note [Requantize after max pooling]), and the fake-quant twin within Note [Simulation vs
 // deployment]'s bound (<= 0.05 absolute and <= 5% of the quantization error).
 void check_fused(const ir::Graph& f32, const Variants& v, const ir::Tensor& x) {
   REQUIRE(ir::verify(v.int8).is_ok());
-  REQUIRE(ir::verify(v.int8_plain).is_ok());
+  REQUIRE(ir::verify(v.int8_f32_pool).is_ok());
   REQUIRE(ir::verify(v.fake).is_ok());
   CHECK(count_ops(v.int8, "relu6") == 0);
   CHECK(count_ops(v.int8, "clamp") == 0);
   CHECK(count_ops(v.int8, "qconv2d") == 2);
   CHECK(count_ops(v.int8, "dequantize") == 0);
-  CHECK(count_ops(v.int8, "quantize") == 2);  // x, and after the pool
+  CHECK(count_ops(v.int8, "quantize") == 1);  // x only: the pool runs on conv1's u8 output
   for (const quant::LayerQuant& l : v.layers) CHECK(!l.relu.empty() == (l.node != "fc"));
   const ir::Tensor ref = run_graph(v.int8, "reference", x)[0];
   const ir::Tensor dnn = run_graph(v.int8, "onednn", x)[0];
   CHECK(ref.bitwise_equal(dnn));
-  CHECK(run_graph(v.int8_plain, "reference", x)[0].bitwise_equal(ref));
+  CHECK(run_graph(v.int8_f32_pool, "reference", x)[0].bitwise_equal(ref));
   const ir::Tensor sim = run_graph(v.fake, "reference", x)[0];
   const float sim_gap = max_abs_diff(ref, sim);
   const float quant_err = max_abs_diff(ref, run_graph(f32, "reference", x)[0]);

@@ -25,7 +25,7 @@ struct FixtureVariants {
   ir::Graph f32;  // batch norms folded
   ir::Graph int8;
   ir::Graph fake;
-  ir::Graph int8_plain;  // without Note [Requantize after max pooling]
+  ir::Graph int8_f32_pool;  // with Note [Requantize after max pooling] instead of u8 pools
 };
 
 // The fixture, folded, calibrated once on 512 training images, converted
@@ -45,9 +45,9 @@ const FixtureVariants& fixture_variants() {
     auto layers = quant::plan_layers(g, nodes, calib).value();
     FixtureVariants v{g.clone(), g.clone(), g.clone(), g.clone()};
     throw_if_error(quant::convert_to_int8(v.int8, layers));
-    quant::Int8Options plain;
-    plain.pool_before_requantize = false;
-    throw_if_error(quant::convert_to_int8(v.int8_plain, layers, plain));
+    quant::Int8Options f32_pool;
+    f32_pool.pool_before_requantize = true;
+    throw_if_error(quant::convert_to_int8(v.int8_f32_pool, layers, f32_pool));
     throw_if_error(quant::convert_to_fake_quant(v.fake, layers));
     return v;
   }();
@@ -70,12 +70,16 @@ TEST_CASE("PTQ fixture: the int8 graph verifies and is made of the expected ops"
   CHECK(count_ops(v.int8, "conv2d") == 0);
   CHECK(count_ops(v.int8, "linear") == 0);
   CHECK(count_ops(v.int8, "relu") == 0);  // fused into the u8 output ranges
-  // image quantize, a requantize after each of the two max pools (Note
-  // [Requantize after max pooling]: conv1/conv2 write f32 into the pools),
+  // Only the image is quantized: conv1/conv2 write u8, the max pools run on
+  // it (Note [Max pooling on u8]), the flatten moves onto pool2's u8 output,
   // and fc1's u8 output feeds fc2 directly: no dequantize at all.
-  CHECK(count_ops(v.int8, "quantize") == 3);
+  CHECK(count_ops(v.int8, "quantize") == 1);
   CHECK(count_ops(v.int8, "dequantize") == 0);
-  CHECK(v.int8.find_node("conv1")->attr_string("out_dtype") == "f32");
+  CHECK(count_ops(v.int8, "max_pool2d") == 2);
+  for (const ir::Node* n : v.int8.nodes()) {
+    if (n->op() == "max_pool2d") CHECK(n->output()->dtype() == ir::DType::kU8);
+  }
+  CHECK(v.int8.find_node("conv1")->attr_string("out_dtype") == "u8");
   CHECK(v.int8.find_node("fc1")->attr_string("out_dtype") == "u8");
   CHECK(v.int8.outputs()[0]->dtype() == ir::DType::kF32);
   const ir::Value* w = v.int8.find_node("conv1")->input(1);
@@ -95,10 +99,12 @@ TEST_CASE("PTQ fixture: int8 graph on reference and onednn is bit-exact") {
   const ir::Tensor dnn = run_graph(v.int8, "onednn", x)[0];
   CHECK(ref.bitwise_equal(dnn));
   // Pooling the f32 result before requantizing computes the same values as
-  // requantize -> dequantize -> pool -> quantize (monotone quantize).
-  REQUIRE(ir::verify(v.int8_plain).is_ok());
-  CHECK(count_ops(v.int8_plain, "dequantize") == 2);
-  CHECK(run_graph(v.int8_plain, "reference", x)[0].bitwise_equal(ref));
+  // pooling the requantized u8 result (monotone quantize and dequantize).
+  REQUIRE(ir::verify(v.int8_f32_pool).is_ok());
+  CHECK(count_ops(v.int8_f32_pool, "quantize") == 3);
+  CHECK(v.int8_f32_pool.find_node("conv1")->attr_string("out_dtype") == "f32");
+  CHECK(run_graph(v.int8_f32_pool, "reference", x)[0].bitwise_equal(ref));
+  CHECK(run_graph(v.int8_f32_pool, "onednn", x)[0].bitwise_equal(ref));
   for (int64_t i = 0; i < ref.numel(); ++i) REQUIRE(std::isfinite(ref.data<float>()[i]));
 }
 

@@ -54,9 +54,12 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
                                               const CalibrationResult& calibration, const PlanOptions& options = {});
 
 struct Int8Options {
-  // Note [Requantize after max pooling] (int8_conversion.cpp); off gives the
-  // plain u8-output form, which computes the same values (tested).
-  bool pool_before_requantize = true;
+  // Note [Requantize after max pooling] (int8_conversion.cpp): the layer
+  // writes f32 into a max pool that only feeds layers, and the pooled values
+  // are quantized. Off (the default), the layer writes u8 and the pool runs
+  // on u8 (Note [Max pooling on u8]), which moves a quarter of the bytes.
+  // Both compute the same values (tested).
+  bool pool_before_requantize = false;
   // Note [Quantized residual adds] (int8_conversion.cpp): an f32 add of two
   // dequantized values whose result is only requantized (and read by other
   // such adds) becomes a qadd; off keeps it f32 between dequantize and quantize.

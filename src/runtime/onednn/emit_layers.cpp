@@ -156,7 +156,10 @@ Status emit_binary(Builder& b, const Group& g) {
 Status emit_pool(Builder& b, const Group& g) {
   const Node& n = *g.main;
   const Value* x = n.input(0);
-  COMPRESS_RETURN_IF_ERROR(check_float(x, n));
+  // u8/i8 max pooling keeps the input's params (Note [Max pooling on
+  // quantized values], reference/pooling.cpp); oneDNN pools them as integers.
+  const bool quantized = n.op() == "max_pool2d" && (x->dtype() == DType::kU8 || x->dtype() == DType::kI8);
+  if (!quantized) COMPRESS_RETURN_IF_ERROR(check_float(x, n));
   const ir::Shape& xs = x->shape();
   const ir::Shape& ys = n.output(0)->shape();
   COMPRESS_CHECK(xs.size() == 4 && ys.size() == 4, kUnsup, "{} needs rank-4 data", n.op());

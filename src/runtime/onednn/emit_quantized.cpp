@@ -319,9 +319,12 @@ Status emit_qconv(Builder& b, const Group& g) {
     dst = b.new_stored(g.output(), pd.dst_desc());
   } else {
     // The sum reads the second operand from the destination: write over it
-    // when nothing reads it later, else copy it there first.
+    // when nothing reads it later, else copy it there first. Never when it is
+    // the conv's own source (qadd(conv(x), x)): the conv still reads x while
+    // it writes (can_overwrite allows an elementwise op over its own input).
     const int r = b.natural(residual);
-    if (b.stored(r).md == pd.dst_desc() && b.can_overwrite(r, {src})) {
+    if (b.stored(r).md == pd.dst_desc() && b.stored(r).buffer != b.stored(src).buffer &&
+        b.can_overwrite(r, {src})) {
       dst = b.share(g.output(), r);
       where = ", in place over the second operand";
     } else {

@@ -16,8 +16,8 @@ struct PoolGeometry {
   int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
 };
 
+// Checks the geometry only; each pool checks the input's dtype.
 Expected<PoolGeometry> pool_geometry(const ir::Node& node, const Tensor& x) {
-  COMPRESS_RETURN_IF_ERROR(check_f32(x, "input"));
   COMPRESS_RETURN_IF_ERROR(check_rank(x, 4, "input"));
   const auto& k = node.attr_ints("kernel");
   const auto& s = node.attr_ints("stride");
@@ -43,13 +43,13 @@ Expected<PoolGeometry> pool_geometry(const ir::Node& node, const Tensor& x) {
   return g;
 }
 
-// Runs fn(plane_in, plane_out) over the N*C planes.
-template <typename Fn>
+// Runs fn(plane_in, plane_out) over the N*C planes of element type T.
+template <typename T = float, typename Fn>
 void for_each_plane(const Tensor& x, Tensor& out, int64_t planes, Fn&& fn) {
   const int64_t in_size = planes == 0 ? 0 : x.numel() / planes;
   const int64_t out_size = planes == 0 ? 0 : out.numel() / planes;
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
+  const T* src = x.data<T>();
+  T* dst = out.data<T>();
   parallel_for_grain(planes, 8, [&](long begin, long end) {
     for (long p = begin; p < end; ++p) fn(src + p * in_size, dst + p * out_size);
   });
@@ -59,16 +59,28 @@ void for_each_plane(const Tensor& x, Tensor& out, int64_t planes, Fn&& fn) {
 inline void max_into(float& m, float v) {
   if (v > m || std::isnan(v)) m = v;
 }
+inline void max_into(uint8_t& m, uint8_t v) { m = std::max(m, v); }
+inline void max_into(int8_t& m, int8_t v) { m = std::max(m, v); }
 
-}  // namespace
+// Padding never wins: it counts as -inf, i.e. below every stored value.
+template <typename T>
+T lowest() {
+  return std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                              : std::numeric_limits<T>::lowest();
+}
 
-Expected<Tensors> max_pool2d(const ir::Node& node, const Tensors& in) {
-  COMPRESS_ASSIGN_OR_RETURN(PoolGeometry g, pool_geometry(node, in[0]));
-  COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, Shape{g.n, g.c, g.oh, g.ow}));
-  for_each_plane(in[0], out, g.n * g.c, [&](const float* x, float* y) {
+// Note [Max pooling on quantized values]
+// Dequantizing (q - zp) * scale with scale > 0 is strictly increasing in q,
+// so max over a window commutes with it: max_pool2d on the u8/i8 values,
+// with the input's quant params on the output, equals the f32 max pool of
+// the dequantized input exactly. No rounding, no new params. Per-channel
+// params along the channel axis are as exact (each plane has one scale).
+template <typename T>
+void max_pool_planes(const PoolGeometry& g, const Tensor& in, Tensor& out) {
+  for_each_plane<T>(in, out, g.n * g.c, [&](const T* x, T* y) {
     for (int64_t oy = 0; oy < g.oh; ++oy) {
       for (int64_t ox = 0; ox < g.ow; ++ox) {
-        float m = -std::numeric_limits<float>::infinity();
+        T m = lowest<T>();
         for (int64_t i = 0; i < g.kh; ++i) {
           const int64_t hi = oy * g.sh - g.pad_top + i * g.dh;
           if (hi < 0 || hi >= g.h) continue;
@@ -81,10 +93,38 @@ Expected<Tensors> max_pool2d(const ir::Node& node, const Tensors& in) {
       }
     }
   });
+}
+
+}  // namespace
+
+Expected<Tensors> max_pool2d(const ir::Node& node, const Tensors& in) {
+  const Tensor& x = in[0];
+  COMPRESS_ASSIGN_OR_RETURN(PoolGeometry g, pool_geometry(node, x));
+  const Shape shape{g.n, g.c, g.oh, g.ow};
+  if (x.dtype() == DType::kU8 || x.dtype() == DType::kI8) {
+    std::shared_ptr<const ir::QuantParams> params = x.quant() ? x.quant() : node.input(0)->type().quant;
+    COMPRESS_CHECK(params != nullptr && params->storage() == x.dtype() &&
+                       (params->granularity() == ir::QuantGranularity::kPerTensor ||
+                        (params->granularity() == ir::QuantGranularity::kPerAxis && params->axis() == 1)),
+                   kBad, "quantized input {} {} needs per-tensor or per-channel (axis 1) quant params",
+                   ir::dtype_name(x.dtype()), ir::shape_to_string(x.shape()));
+    COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(x.dtype(), shape));
+    out = out.with_quant(std::move(params));
+    if (x.dtype() == DType::kU8) {
+      max_pool_planes<uint8_t>(g, x, out);
+    } else {
+      max_pool_planes<int8_t>(g, x, out);
+    }
+    return Tensors{std::move(out)};
+  }
+  COMPRESS_RETURN_IF_ERROR(check_f32(x, "input"));
+  COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, shape));
+  max_pool_planes<float>(g, x, out);
   return Tensors{std::move(out)};
 }
 
 Expected<Tensors> avg_pool2d(const ir::Node& node, const Tensors& in) {
+  COMPRESS_RETURN_IF_ERROR(check_f32(in[0], "input"));
   COMPRESS_ASSIGN_OR_RETURN(PoolGeometry g, pool_geometry(node, in[0]));
   const bool include_pad = node.attr_int("count_include_pad") != 0;
   COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, Shape{g.n, g.c, g.oh, g.ow}));
