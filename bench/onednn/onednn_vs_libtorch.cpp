@@ -4,7 +4,7 @@
 //   bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2]
 //                            [--rounds 5] [--iters 10] [--calib 8] [--append bench/RESULTS.md]
 //                            [--fx-script bench/onednn/fx_int8.py] [--python /usr/bin/python3] [--no-fx]
-//                            [--f32-adds] [--interleave-runs]
+//                            [--f32-adds] [--interleave-runs] [--explain]
 //
 // "compress onednn int8": the imported graph with batch norms folded and
 // quant.ptq applied in process (minmax observer: per-tensor u8 activations,
@@ -77,6 +77,7 @@ struct Args {
   bool fx = true;
   bool f32_adds = false;
   bool interleave_runs = false;
+  bool explain = false;  // print each int8 plan (as ctk bench --explain)
   std::string fx_script = "bench/onednn/fx_int8.py";
   std::string python = "/usr/bin/python3";
   std::string append;
@@ -124,6 +125,8 @@ Args parse(int argc, char** argv) {
       a.python = next();
     } else if (s == "--f32-adds") {
       a.f32_adds = true;
+    } else if (s == "--explain") {
+      a.explain = true;
     } else if (s == "--interleave-runs") {
       a.interleave_runs = true;
     } else if (s == "--no-fx") {
@@ -378,6 +381,8 @@ int main(int argc, char** argv) {
         std::string fallbacks;
         if (auto* onednn = dynamic_cast<runtime::OnednnPlan*>(p)) {
           for (const runtime::OnednnFallback& f : onednn->fallbacks()) fallbacks += " " + f.node + " (" + f.op + ")";
+          if (args.explain) std::printf("%s int8, batch %lld:\n%s\n", name.c_str(), static_cast<long long>(batch),
+                                        onednn->report().to_string().c_str());
         }
         int qadds = 0, qdq = 0;
         for (const ir::Node* n : int8_graph.nodes()) {

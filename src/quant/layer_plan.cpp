@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <optional>
 
 #include "compress/quant/scheme.h"
@@ -88,6 +89,42 @@ bool moves_values(const ir::Node& n) {
   return n.op() == "max_pool2d" || n.op() == "flatten" || n.op() == "reshape";
 }
 
+// An add that int8 conversion may turn into a qadd (Note [Quantized residual
+// adds], int8_conversion.cpp): its result, after an optional relu, is read
+// only by quantized layers and other adds.
+bool may_become_qadd(const ir::Graph& g, const ir::Node& add, const std::set<std::string>& layers) {
+  if (add.num_inputs() != 2) return false;
+  const ir::Value* y = add.output();
+  if (y->uses().size() == 1 && !is_graph_output(g, y) && y->uses()[0].user->op() == "relu") {
+    y = y->uses()[0].user->output();
+  }
+  if (is_graph_output(g, y) || y->uses().empty()) return false;
+  for (const ir::Use& u : y->uses()) {
+    const bool layer = u.input_index == 0 && layers.count(u.user->name()) != 0;
+    if (!layer && u.user->op() != "add") return false;
+  }
+  return true;
+}
+
+// Note [f32 outputs for f32 readers]
+// A layer's u8 output is worth its requantize only when something reads it
+// as u8: a quantized layer (directly or through max_pool2d/flatten/reshape)
+// or an add that may become a qadd. When every reader is an f32 op (gelu,
+// layer_norm, attention, softmax, average pooling, concat, an add into a
+// layer norm...), the u8 output would be dequantized right away: the layer
+// writes f32 instead, one step and one rounding fewer (a transformer's
+// projections, the last block of a resnet before its pool). A fused
+// activation is unfused then and stays an f32 op after the layer.
+bool feeds_int8_readers(const ir::Graph& g, const ir::Value* v, const std::set<std::string>& layers) {
+  for (const ir::Use& u : v->uses()) {
+    const ir::Node& reader = *u.user;
+    if (moves_values(reader) && feeds_int8_readers(g, reader.output(), layers)) return true;
+    if (reader.op() == "add" && may_become_qadd(g, reader, layers)) return true;
+    if (u.input_index == 0 && layers.count(reader.name()) != 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<std::string> quantizable_nodes(const ir::Graph& graph) {
@@ -122,12 +159,20 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
   };
   std::vector<LayerQuant> layers;
   std::map<const ir::Value*, const LayerQuant*> by_output;  // u8 layer outputs, for reuse
+  const std::set<std::string> layer_set(nodes.begin(), nodes.end());
   layers.reserve(nodes.size());
   for (const std::string& name : nodes) {
     const ir::Node* n = graph.find_node(name);
     if (n == nullptr || !quantizable(*n)) return invalid_argument("quant: '{}' is not a quantizable conv2d/linear", name);
-    const auto act = fusable_activation(graph, *n);
+    auto act = fusable_activation(graph, *n);
     const ir::Value* out = act ? act->node->output() : n->output();
+    // Note [f32 outputs for f32 readers]; a graph output stays f32 too, and
+    // then an activation before it must stay in the graph as well.
+    const bool f32_output = is_graph_output(graph, out) || !feeds_int8_readers(graph, out, layer_set);
+    if (f32_output && act) {
+      act.reset();
+      out = n->output();
+    }
 
     const ir::Value* source = n->input(0);
     while (source->producer() != nullptr && moves_values(*source->producer())) source = source->producer()->input(0);
@@ -142,7 +187,7 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
     COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams w_params, weight_params(n->input(1)->constant(), n->input(1)->name(),
                                                                            options.weight_granularity));
     std::optional<ir::QuantParams> out_params;
-    if (!is_graph_output(graph, out)) {
+    if (!f32_output) {
       COMPRESS_ASSIGN_OR_RETURN(Range r, observed(out->name()));
       if (act) {  // Note [Fusing ReLU6 and clamp(0, M)]
         r.min = std::max(r.min, 0.0f);

@@ -39,8 +39,10 @@ std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::ve
 //   capped at M (6) and params for which quantize(M) == qmax, so clamping
 //   at qmax is the clamp at M (Note [Fusing ReLU6 and clamp(0, M)],
 //   layer_plan.cpp).
-// - A layer output that is a graph output stays f32 (out_dtype f32); every
-//   other output is requantized to u8 over its observed range.
+// - A layer output that is a graph output, or that no quantized layer and no
+//   add reads (only f32 ops do: Note [f32 outputs for f32 readers],
+//   layer_plan.cpp), stays f32 (out_dtype f32), and an activation after it is
+//   not fused; every other output is requantized to u8 over its observed range.
 // - A layer input reached from another layer's u8 output through ops that
 //   only move or select values (max_pool2d, flatten, reshape) reuses that
 //   output's params: requantizing such values is then lossless. Any other
