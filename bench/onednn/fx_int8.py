@@ -14,8 +14,8 @@ attention runs in f32). Quantizes with
 get_default_qconfig_mapping(ENGINE) on the quantized engine ENGINE ("onednn"
 if this torch build has it, else "x86", else "fbgemm"; the JSON says which),
 calibrates on --calib random N(0,1) inputs of shape [batch, 3, size, size],
-converts, then torch.jit.trace + torch.jit.freeze. Timed: 2 warm-up runs and
---runs runs with torch.set_num_threads(--threads). Prints one JSON line:
+converts, then torch.jit.trace + torch.jit.freeze. Timed: --warmup untimed runs
+(default 5, as bench_onednn_vs_libtorch), then --runs runs with torch.set_num_threads(--threads). Prints one JSON line:
 {"p50_ms", "p90_ms", "min_ms", "engine", "runs", "calib"}.
 """
 import argparse
@@ -63,6 +63,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--calib", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=5)
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -94,8 +95,8 @@ def main():
     with torch.no_grad():
         frozen = torch.jit.freeze(torch.jit.trace(quantized, example, check_trace=False).eval())
         x = sample()
-        frozen(x)
-        frozen(x)
+        for _ in range(args.warmup):
+            frozen(x)
         ms = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
