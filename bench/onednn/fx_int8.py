@@ -15,7 +15,7 @@ get_default_qconfig_mapping(ENGINE) on the quantized engine ENGINE ("onednn"
 if this torch build has it, else "x86", else "fbgemm"; the JSON says which),
 calibrates on --calib random N(0,1) inputs of shape [batch, 3, size, size],
 converts, then torch.jit.trace + torch.jit.freeze. Timed: --warmup untimed runs
-(default 5, as bench_onednn_vs_libtorch), then --runs runs with torch.set_num_threads(--threads). Prints one JSON line:
+(default 15, as bench_onednn_vs_libtorch), then --runs runs with torch.set_num_threads(--threads). Prints one JSON line:
 {"p50_ms", "p90_ms", "min_ms", "engine", "runs", "calib"}.
 """
 import argparse
@@ -63,7 +63,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--calib", type=int, default=8)
-    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=15)
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)

@@ -4,7 +4,7 @@
 //   bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2]
 //                            [--rounds 5] [--iters 10] [--calib 8] [--append bench/RESULTS.md]
 //                            [--fx-script bench/onednn/fx_int8.py] [--python /usr/bin/python3] [--no-fx]
-//                            [--f32-adds] [--interleave-runs] [--explain] [--warmup 5]
+//                            [--f32-adds] [--interleave-runs] [--explain] [--warmup 15]
 //
 // "compress onednn int8": the imported graph with batch norms folded and
 // quant.ptq applied in process (minmax observer: per-tensor u8 activations,
@@ -75,9 +75,10 @@ struct Args {
   int iters = 10;
   int calib = 8;
   // Untimed runs of each variant first. LibTorch's profiling executor
-  // specializes and fuses over its first runs: with 2, the transformer
-  // encoder at batch 32 still ran at 32 ms p50 instead of 0.77 ms.
-  int warmup = 5;
+  // specializes and fuses over its first runs: the transformer encoder at
+  // batch 32 took 34-92 ms for each of its first 10 runs, then 0.8-1.1 ms
+  // (frozen, 2 threads, torch 1.13).
+  int warmup = 15;
   bool fx = true;
   bool f32_adds = false;
   bool interleave_runs = false;
@@ -472,10 +473,12 @@ int main(int argc, char** argv) {
       }
       const double base = percentile(variants[0].ms, 0.5);
       auto fx_ratio = [&](double p50) { return fx.ok ? fmt::format("{:.2f}", p50 / fx.p50) : std::string("-"); };
+      // Three decimals below a millisecond (the transformer encoder runs in tens of microseconds).
+      auto ms = [](double v) { return fmt::format(v < 1.0 ? "{:.3f}" : "{:.2f}", v); };
       for (const Variant& v : variants) {
         const double p50 = percentile(v.ms, 0.5);
-        const std::string line = fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {} | {} |\n", name,
-                                             batch, v.name, p50, percentile(v.ms, 0.9), percentile(v.ms, 0.0),
+        const std::string line = fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {} | {} |\n", name, batch,
+                                             v.name, ms(p50), ms(percentile(v.ms, 0.9)), ms(percentile(v.ms, 0.0)),
                                              p50 / base, fx_ratio(p50),
                                              v.first_ms > 0 ? fmt::format("{:.0f}", v.first_ms) : std::string("-"));
         std::fputs(line.c_str(), stdout);
@@ -484,9 +487,9 @@ int main(int argc, char** argv) {
       }
       if (args.fx) {
         const std::string line =
-            fx.ok ? fmt::format("| {} | {} | PyTorch FX int8 ({} engine{}) | {:.2f} | {:.2f} | {:.2f} | {:.2f} | 1.00 | - |\n",
+            fx.ok ? fmt::format("| {} | {} | PyTorch FX int8 ({} engine{}) | {} | {} | {} | {:.2f} | 1.00 | - |\n",
                                 name, batch, fx.engine, fx.engine == "onednn" ? "" : ", onednn engine not available",
-                                fx.p50, fx.p90, fx.min, fx.p50 / base)
+                                ms(fx.p50), ms(fx.p90), ms(fx.min), fx.p50 / base)
                   : fmt::format("| {} | {} | PyTorch FX int8 | failed | - | - | - | - | - |\n", name, batch);
         if (!fx.ok) std::fprintf(stderr, "PyTorch FX int8: %s\n", fx.error.c_str());
         std::fputs(line.c_str(), stdout);
