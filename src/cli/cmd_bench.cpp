@@ -22,7 +22,8 @@ namespace compress::cli {
 const CommandDoc kBenchDoc = {
     "bench",
     "measure a model's latency, throughput and peak memory on a backend",
-    "ctk bench MODEL [--backend onednn|reference] [--batch B] [--dtype f32|bf16] [--threads N] [--json] [--explain]",
+    "ctk bench MODEL [--backend onednn|reference] [--batch B] [--dtype f32|bf16] [--threads N] [--json] [--explain]\n"
+    "          [--profile]",
     "Compiles MODEL for the backend, runs it once (the first run is reported\n"
     "separately with the compile time), warms up, then times runs on random\n"
     "inputs until both --min-runs and --min-time are reached (at most\n"
@@ -34,13 +35,18 @@ const CommandDoc kBenchDoc = {
     "--dtype bf16 runs convolutions, linear layers and matmuls in bf16 (onednn).\n"
     "--explain prints the compiled plan: one line per step (primitive, oneDNN\n"
     "implementation, fused nodes, layouts) and every node that falls back to the\n"
-    "reference backend with the reason. Thread count: the global --threads.\n"
+    "reference backend with the reason. --profile (onednn) then times each step\n"
+    "of the plan over as many runs as were timed (10 to 100), waiting for every\n"
+    "step, and prints the slowest steps and the time per step kind; the latency\n"
+    "above is measured without those waits. Thread count: the global --threads.\n"
     "With --json, one object: latency_ms {p50, p90, min}, throughput_per_s,\n"
     "peak_rss_mb, plus compile_ms, first_run_ms, runs, batch, threads, backend,\n"
-    "dtype and fallbacks (each {node, op, reason}).",
+    "dtype and fallbacks (each {node, op, reason}); with --profile also profile\n"
+    "{runs, ms_per_run, steps: [{index, kind, nodes, ms}]} (ms per run).",
     "  ctk bench resnet18.cmf --backend onednn --threads 2 --batch 1\n"
     "  ctk bench resnet18.cmf --backend onednn --dtype bf16 --batch 32 --json\n"
-    "  ctk bench encoder.cmf --backend onednn --explain\n",
+    "  ctk bench encoder.cmf --backend onednn --explain\n"
+    "  ctk bench model_int8.cmf --profile\n",
 };
 
 int run_bench(const std::vector<std::string>& args) {
@@ -55,7 +61,8 @@ int run_bench(const std::vector<std::string>& args) {
       ("min-time", po::value<double>()->default_value(2.0)->value_name("SECONDS"), "timed seconds at least")
       ("warmup", po::value<int>()->default_value(3)->value_name("N"), "untimed runs after the first")
       ("json", po::bool_switch(), "print one JSON object on stdout")
-      ("explain", po::bool_switch(), "print the compiled plan and the reference fallbacks with reasons");
+      ("explain", po::bool_switch(), "print the compiled plan and the reference fallbacks with reasons")
+      ("profile", po::bool_switch(), "onednn: time every step of the plan and print the slowest");
   cl.add_positional("model");
   if (!cl.parse(args)) return kExitOk;
   const std::string path = cl.required_positional("model", "MODEL");
@@ -68,12 +75,14 @@ int run_bench(const std::vector<std::string>& args) {
   const int warmup = cl.vm()["warmup"].as<int>();
   const bool want_json = cl.vm()["json"].as<bool>();
   const bool explain = cl.vm()["explain"].as<bool>();
+  const bool profile = cl.vm()["profile"].as<bool>();
   const std::vector<std::string> backends = runtime::available_backends();
   if (std::find(backends.begin(), backends.end(), backend_name) == backends.end()) {
     cl.usage_error(fmt::format("unknown backend '{}' (available: {})", backend_name, fmt::join(backends, ", ")));
   }
   if (dtype != "f32" && dtype != "bf16") cl.usage_error(fmt::format("bad --dtype '{}' (use f32 or bf16)", dtype));
   if (dtype == "bf16" && backend_name != "onednn") cl.usage_error("--dtype bf16 needs --backend onednn");
+  if (profile && backend_name != "onednn") cl.usage_error("--profile needs --backend onednn");
   if (batch < 0) cl.usage_error(fmt::format("bad --batch {} (use a size >= 1, or 0 for the model's)", batch));
   if (min_runs < 1 || max_runs < min_runs || warmup < 0 || min_time < 0) {
     cl.usage_error("need 1 <= --min-runs <= --max-runs, --warmup >= 0 and --min-time >= 0");
@@ -117,13 +126,35 @@ int run_bench(const std::vector<std::string>& args) {
   const double rss = eval::peak_rss_mb();
 
   nlohmann::json fallbacks = nlohmann::json::array();
-  std::string plan_text;
+  nlohmann::json profile_json;
+  std::string plan_text, profile_text;
 #ifdef COMPRESS_HAVE_ONEDNN
-  if (const runtime::OnednnPlan* onednn = runtime::as_onednn_plan(**plan)) {
+  if (auto* onednn = dynamic_cast<runtime::OnednnPlan*>(plan->get())) {
     for (const runtime::OnednnFallback& f : onednn->fallbacks()) {
       fallbacks.push_back({{"node", f.node}, {"op", f.op}, {"reason", f.reason}});
     }
     plan_text = onednn->report().to_string();
+    if (profile) {
+      // After the timed runs, so the per-step waits do not touch the latency figures.
+      onednn->set_profiling(true);
+      const int profile_runs = static_cast<int>(std::clamp<int64_t>(measured->runs, 10, 100));
+      for (int i = 0; i < profile_runs; ++i) {
+        Expected<std::vector<ir::Tensor>> out = (*plan)->run(*inputs);
+        if (!out.has_value()) return report_failure(kBenchDoc, out.status().with_context(path));
+      }
+      onednn->set_profiling(false);
+      const runtime::OnednnPlanReport& r = onednn->report();
+      profile_text = r.profile_to_string();
+      const double runs = static_cast<double>(std::max<int64_t>(1, r.profiled_runs));
+      nlohmann::json steps = nlohmann::json::array();
+      double total = 0;
+      for (size_t i = 0; i < r.steps.size(); ++i) {
+        total += r.steps[i].profiled_ms / runs;
+        steps.push_back({{"index", i}, {"kind", r.steps[i].kind}, {"nodes", r.steps[i].nodes},
+                         {"ms", r.steps[i].profiled_ms / runs}});
+      }
+      profile_json = {{"runs", r.profiled_runs}, {"ms_per_run", total}, {"steps", steps}};
+    }
   }
 #endif
   if (plan_text.empty()) plan_text = fmt::format("{} backend: every node runs on its own kernels (no plan report)\n", backend_name);
@@ -143,6 +174,7 @@ int run_bench(const std::vector<std::string>& args) {
     out["runs"] = measured->runs;
     out["fallbacks"] = fallbacks;
     if (explain) out["plan"] = plan_text;
+    if (profile) out["profile"] = profile_json;
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
@@ -157,6 +189,7 @@ int run_bench(const std::vector<std::string>& args) {
     std::cout << fmt::format("  fallbacks   {} node(s) on the reference backend (--explain lists them)\n",
                              fallbacks.size());
   }
+  if (!profile_text.empty()) std::cout << "\n" << profile_text;
   return kExitOk;
 }
 

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -109,6 +110,38 @@ TEST_CASE("ctk bench usage errors exit with 2 and say why", "[onednn][cli]") {
   r = ctk("bench /nonexistent/model.cmf");
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.out, Catch::Contains("no such file"));
+  fs::remove(model);
+}
+
+TEST_CASE("ctk bench --profile times every step of the plan, and other backends refuse it", "[onednn][cli]") {
+  const std::string model = save_model();
+  const Run r = ctk(fmt::format("bench {} --threads 1 --min-runs 3 --max-runs 5 --min-time 0 --profile --json", model));
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const nlohmann::json& p = j["profile"];
+  CHECK(p["runs"].get<int>() == 10);  // at least 10 profiled runs, however few were timed
+  double sum = 0;
+  std::set<std::string> kinds;
+  for (const auto& step : p["steps"]) {
+    CHECK(step["ms"].get<double>() >= 0);
+    sum += step["ms"].get<double>();
+    kinds.insert(step["kind"].get<std::string>());
+  }
+  CHECK(p["steps"].size() >= 2);
+  CHECK(kinds.count("convolution") == 1);
+  CHECK(kinds.count("reference") == 1);  // the fake_quant fallback is timed too
+  CHECK(p["ms_per_run"].get<double>() == Approx(sum));
+  CHECK(p["ms_per_run"].get<double>() > 0);
+
+  const Run text = ctk(fmt::format("bench {} --threads 1 --min-runs 1 --min-time 0 --profile", model));
+  INFO(text.out);
+  REQUIRE(text.exit_code == 0);
+  CHECK_THAT(text.out, Catch::Contains("profile over 10 runs") && Catch::Contains("by kind:"));
+
+  const Run refused = ctk(fmt::format("bench {} --backend reference --profile", model));
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.out, Catch::Contains("--profile needs --backend onednn"));
   fs::remove(model);
 }
 

@@ -45,6 +45,7 @@ struct OnednnStep {
   std::vector<std::string> nodes;  // IR nodes it computes (several when fused); empty for inserted reorders
   std::string implementation;      // oneDNN's impl_info_str ("brg:avx512_core", "jit:uni", ...), or ""
   std::string detail;              // fusions, layouts, data types
+  double profiled_ms = 0;          // time spent in this step over the profiled runs (set_profiling)
 };
 
 // What a compiled plan does for one input shape (ctk bench --explain).
@@ -60,9 +61,13 @@ struct OnednnPlanReport {
   size_t unshared_bytes = 0;  // what the same buffers would take without reuse
   size_t weight_bytes = 0;    // weights and biases in their reordered layouts
   double compile_ms = 0;      // building this shape's primitives (first run of a new shape)
+  int64_t profiled_runs = 0;  // runs timed step by step (OnednnPlan::set_profiling)
 
   // Human-readable listing: one line per step, then the fallbacks with reasons.
   std::string to_string() const;
+  // The profiled time per run: the `top` slowest steps, then totals per step
+  // kind and overall. Empty when no run was profiled.
+  std::string profile_to_string(size_t top = 15) const;
 };
 
 // The plan the onednn backend compiles. Plans are not thread-safe.
@@ -76,6 +81,10 @@ class OnednnPlan : public ExecutionPlan {
   // Compiles (or finds) the plan for these input shapes without running it.
   virtual Status prepare(const std::vector<std::vector<int64_t>>& input_shapes) = 0;
   virtual const OnednnOptions& options() const = 0;
+  // While on, each run waits for every step to finish and adds its time to
+  // the step's profiled_ms in report(); the waits add a little to each run,
+  // so time latency with profiling off (ctk bench --profile does both).
+  virtual void set_profiling(bool on) = 0;
 };
 
 // The plan behind an ExecutionPlan from the onednn backend; null for other backends.

@@ -2,6 +2,7 @@
 #include "builder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_set>
@@ -118,7 +119,8 @@ Status ShapePlan::finalize() {
   return Status::ok();
 }
 
-Expected<std::vector<Tensor>> ShapePlan::run(const std::vector<Tensor>& inputs, dnnl::stream& stream, int threads) {
+Expected<std::vector<Tensor>> ShapePlan::run(const std::vector<Tensor>& inputs, dnnl::stream& stream, int threads,
+                                             bool profile) {
   ThreadScope scope(threads);
   for (size_t i = 0; i < inputs.size(); ++i) input_ptrs_[i] = inputs[i].raw_data();
   for (const Binding& b : input_bindings_) {
@@ -126,7 +128,9 @@ Expected<std::vector<Tensor>> ShapePlan::run(const std::vector<Tensor>& inputs, 
   }
   StepContext ctx{this};
   try {
-    for (Step& step : steps) {
+    for (size_t i = 0; i < steps.size(); ++i) {
+      Step& step = steps[i];
+      const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       if (step.kind == Step::Kind::kPrimitive) {
         step.primitive.execute(stream, step.exec_args);
       } else {
@@ -134,8 +138,14 @@ Expected<std::vector<Tensor>> ShapePlan::run(const std::vector<Tensor>& inputs, 
         Status s = step.fn(ctx);
         if (!s.is_ok()) return s;
       }
+      if (profile) {
+        stream.wait();
+        report.steps[i].profiled_ms +=
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      }
     }
     stream.wait();
+    if (profile) ++report.profiled_runs;
   } catch (const dnnl::error& e) {
     return make_error(StatusCode::kInternal, "oneDNN failed while running the plan: {}", e.what());
   }

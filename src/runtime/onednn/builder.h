@@ -103,7 +103,9 @@ class ShapePlan {
 
   // Places arena buffers, allocates the arena and binds memory objects.
   Status finalize();
-  Expected<std::vector<ir::Tensor>> run(const std::vector<ir::Tensor>& inputs, dnnl::stream& stream, int threads);
+  // With `profile`, each step is waited for and its time added to report.steps[i].profiled_ms.
+  Expected<std::vector<ir::Tensor>> run(const std::vector<ir::Tensor>& inputs, dnnl::stream& stream, int threads,
+                                        bool profile = false);
 
   void* buffer_ptr(int buffer) const;
 

@@ -1,6 +1,8 @@
 // The onednn Backend and its plan: a cache of per-input-shape plans over one prepared graph.
+#include <algorithm>
 #include <chrono>
 #include <list>
+#include <map>
 
 #include "builder.h"
 #include "compress/ir/verifier.h"
@@ -107,8 +109,10 @@ class OnednnPlanImpl final : public OnednnPlan {
       }
     }
     COMPRESS_ASSIGN_OR_RETURN(ShapePlan * plan, plan_for(shapes));
-    return plan->run(dense, stream_, threads_);
+    return plan->run(dense, stream_, threads_, profiling_);
   }
+
+  void set_profiling(bool on) override { profiling_ = on; }
 
   const OnednnPlanReport& report() const override { return last_ ? last_->report : empty_report_; }
 
@@ -192,6 +196,7 @@ class OnednnPlanImpl final : public OnednnPlan {
   ShapePlan* last_ = nullptr;
   std::vector<OnednnFallback> all_fallbacks_;
   OnednnPlanReport empty_report_;
+  bool profiling_ = false;
 };
 
 class OnednnBackend final : public Backend {
@@ -278,6 +283,41 @@ std::string OnednnPlanReport::to_string() const {
   } else {
     s += fmt::format("fallbacks to the reference backend: {}\n", fallbacks.size());
     for (const OnednnFallback& f : fallbacks) s += fmt::format("  {} ({}): {}\n", f.node, f.op, f.reason);
+  }
+  return s;
+}
+
+std::string OnednnPlanReport::profile_to_string(size_t top) const {
+  if (profiled_runs == 0) return "";
+  const double runs = static_cast<double>(profiled_runs);
+  double total = 0;
+  std::map<std::string, std::pair<double, int>> by_kind;  // ms per run, steps
+  for (const OnednnStep& st : steps) {
+    total += st.profiled_ms / runs;
+    auto& k = by_kind[st.kind];
+    k.first += st.profiled_ms / runs;
+    ++k.second;
+  }
+  std::vector<size_t> order(steps.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return steps[a].profiled_ms > steps[b].profiled_ms; });
+  auto share = [total](double ms) { return total > 0 ? 100.0 * ms / total : 0.0; };
+  std::string s = fmt::format("profile over {} runs (each step waited for): {:.3f} ms per run in {} steps\n",
+                              profiled_runs, total, steps.size());
+  s += fmt::format("  slowest {} steps:\n", std::min(top, steps.size()));
+  for (size_t r = 0; r < std::min(top, order.size()); ++r) {
+    const OnednnStep& st = steps[order[r]];
+    std::string nodes;
+    for (const std::string& n : st.nodes) nodes += (nodes.empty() ? "" : "+") + n;
+    s += fmt::format("  {:>3} {:>9.4f} ms {:>5.1f}%  {:<20} {}\n", order[r], st.profiled_ms / runs,
+                     share(st.profiled_ms / runs), st.kind, nodes.empty() ? st.detail.substr(0, 60) : nodes);
+  }
+  s += "  by kind:\n";
+  std::vector<std::pair<std::string, std::pair<double, int>>> kinds(by_kind.begin(), by_kind.end());
+  std::stable_sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  for (const auto& [kind, v] : kinds) {
+    s += fmt::format("      {:>9.4f} ms {:>5.1f}%  {:<20} ({} steps)\n", v.first, share(v.first), kind, v.second);
   }
   return s;
 }
