@@ -20,21 +20,28 @@ Expected<Batch> InMemorySource::batch(int64_t start, int64_t count) const {
   ir::Shape shape = sample_shape_;
   shape.insert(shape.begin(), count);
   Batch b;
-  COMPRESS_ASSIGN_OR_RETURN(b.inputs, ir::Tensor::zeros(ir::DType::kF32, shape));
-  const int64_t per_sample = ir::numel(sample_shape_);
+  COMPRESS_ASSIGN_OR_RETURN(b.inputs, ir::Tensor::zeros(samples_.dtype(), shape));
+  const size_t sample_bytes = static_cast<size_t>(ir::numel(sample_shape_) * ir::dtype_bits(samples_.dtype()) / 8);
   if (count > 0) {
-    std::memcpy(b.inputs.data<float>(), samples_.data<float>() + start * per_sample,
-                static_cast<size_t>(count * per_sample) * sizeof(float));
+    std::memcpy(b.inputs.raw_data(), static_cast<const uint8_t*>(samples_.raw_data()) + start * sample_bytes,
+                static_cast<size_t>(count) * sample_bytes);
   }
   if (!labels_.empty()) b.labels.assign(labels_.begin() + start, labels_.begin() + start + count);
   return b;
 }
 
+namespace {
+
+// f32 samples (images, features) or integer ones (token ids for an embedding).
+bool is_sample_dtype(ir::DType t) { return t == ir::DType::kF32 || t == ir::DType::kI64 || t == ir::DType::kI32; }
+
+}  // namespace
+
 Expected<std::unique_ptr<DataSource>> from_tensor(ir::Tensor samples, std::vector<int64_t> labels,
                                                   std::string description) {
-  COMPRESS_CHECK(samples.defined() && samples.dtype() == ir::DType::kF32 && !samples.is_sparse() &&
-                     samples.rank() >= 1,
-                 StatusCode::kInvalidArgument, "{}: samples must be a dense f32 tensor [N, ...]", description);
+  COMPRESS_CHECK(samples.defined() && is_sample_dtype(samples.dtype()) && !samples.is_sparse() && samples.rank() >= 1,
+                 StatusCode::kInvalidArgument, "{}: samples must be a dense f32, i64 or i32 tensor [N, ...]",
+                 description);
   COMPRESS_CHECK(labels.empty() || static_cast<int64_t>(labels.size()) == samples.shape()[0],
                  StatusCode::kInvalidArgument, "{}: {} labels for {} samples", description, labels.size(),
                  samples.shape()[0]);
@@ -46,9 +53,9 @@ namespace {
 Expected<std::unique_ptr<DataSource>> open_npy(const std::string& samples_path, const std::string& labels_path,
                                                const DatasetOptions& options) {
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor samples, io::load_npy(samples_path));
-  COMPRESS_CHECK(samples.dtype() == ir::DType::kF32 && samples.rank() >= 1, StatusCode::kInvalidArgument,
-                 "{}: samples must be f32 [N, ...], got {}{}", samples_path, ir::dtype_name(samples.dtype()),
-                 ir::shape_to_string(samples.shape()));
+  COMPRESS_CHECK(is_sample_dtype(samples.dtype()) && samples.rank() >= 1, StatusCode::kInvalidArgument,
+                 "{}: samples must be f32, i64 or i32 [N, ...], got {}{}", samples_path,
+                 ir::dtype_name(samples.dtype()), ir::shape_to_string(samples.shape()));
   std::vector<int64_t> labels;
   if (!labels_path.empty()) {
     COMPRESS_ASSIGN_OR_RETURN(ir::Tensor label_tensor, io::load_npy(labels_path));
@@ -62,7 +69,7 @@ Expected<std::unique_ptr<DataSource>> open_npy(const std::string& samples_path, 
   if (options.limit >= 0 && options.limit < samples.shape()[0]) {
     ir::Shape shape = samples.shape();
     shape[0] = options.limit;
-    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor head, ir::Tensor::zeros(ir::DType::kF32, shape));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor head, ir::Tensor::zeros(samples.dtype(), shape));
     std::memcpy(head.raw_data(), samples.raw_data(), head.nbytes());
     samples = head;
     if (!labels.empty()) labels.resize(static_cast<size_t>(options.limit));

@@ -356,6 +356,33 @@ TEST_CASE("softmax over any axis and reduce_mean with and without keepdim", "[on
   }
 }
 
+// Note [Native reduce_mean]: consecutive axes of plain f32 data take the
+// native loop, bit-identical to the reference; other axes oneDNN's reduction.
+TEST_CASE("reduce_mean over consecutive axes of plain data is native and exact", "[onednn][ops]") {
+  struct Case {
+    std::vector<int64_t> axes;
+    bool native;
+  };
+  for (const Case& c : {Case{{1}, true}, Case{{2, 3}, true}, Case{{-1}, true}, Case{{1, 2, 3}, true},
+                        Case{{0}, true}, Case{{1, 3}, false}}) {
+    for (int64_t keep : {int64_t{0}, int64_t{1}}) {
+      GraphBuilder g;
+      Value* x = g.input("x", {3, 7, 5, 6});
+      g.outputs({g.node("reduce_mean", {x}, {{"axes", c.axes}, {"keepdim", keep}})});
+      INFO("axes " << ir::shape_to_string(c.axes) << " keepdim " << keep);
+      const RunResult r = run_both(g.graph, {random_f32({3, 7, 5, 6}, 4, -3, 3)}, f32_options());
+      int native = 0;
+      for (const auto& s : r.report.steps) native += s.kind == "native";
+      CHECK(native == (c.native ? 1 : 0));
+      if (c.native) {
+        CHECK(r.got[0].bitwise_equal(r.want[0]));
+      } else {
+        CHECK(compare(r.got[0], r.want[0], kNorm).worst <= 1.0);
+      }
+    }
+  }
+}
+
 TEST_CASE("data movement: concat, split, slice, reshape, flatten, transpose, permute, embedding", "[onednn][ops]") {
   for (bool bf16 : {false, true}) {
     const OnednnOptions options = bf16 ? bf16_options() : f32_options();

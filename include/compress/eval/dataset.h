@@ -19,8 +19,9 @@ struct Batch {
 };
 
 // Note [DataSource]
-// A random-access dataset of f32 samples of one shape with optional integer
-// labels. Implementations are immutable after construction, so batches can
+// A random-access dataset of samples of one shape and dtype (f32 images or
+// features; i64/i32 token ids for models that start with an embedding) with
+// optional integer labels. Implementations are immutable after construction, so batches can
 // be read from several threads. Pipelines implement it to feed their own data
 // to calibration, fine-tuning and evaluation.
 class DataSource {
@@ -52,7 +53,7 @@ inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mni
 // Opens a dataset from a spec:
 //   fashion-mnist:train | fashion-mnist:test   (Debian's copy, or COMPRESS_FASHION_MNIST_DIR)
 //   idx:IMAGES[,LABELS]                        (IDX files, optionally .gz)
-//   npy:SAMPLES[,LABELS]                       (f32 [N, ...] and integer [N] arrays)
+//   npy:SAMPLES[,LABELS]                       (f32/i64/i32 [N, ...] and integer [N] arrays)
 // Errors name the spec and the file.
 Expected<std::unique_ptr<DataSource>> open_dataset(const std::string& spec, const DatasetOptions& options = {});
 
@@ -61,7 +62,7 @@ Expected<std::unique_ptr<DataSource>> open_dataset(const std::string& spec, cons
 Expected<std::unique_ptr<DataSource>> open_idx(const std::string& images_path, const std::string& labels_path,
                                                const DatasetOptions& options = {});
 
-// Samples already in memory ([N, ...] f32) with optional labels.
+// Samples already in memory ([N, ...] f32, i64 or i32) with optional labels.
 Expected<std::unique_ptr<DataSource>> from_tensor(ir::Tensor samples, std::vector<int64_t> labels,
                                                   std::string description);
 

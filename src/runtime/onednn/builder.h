@@ -235,6 +235,12 @@ struct EltwiseSpec {
 };
 Expected<std::vector<EltwiseSpec>> eltwise_spec(const ir::Node& node);
 std::string post_summary(const Group& g);
+// The destination of a group's main primitive: in place over the residual
+// when the group ends in a fused add (f32 sum or qadd) and the residual's
+// buffer is free and not one of `reads` (the primitive's own sources), else
+// a new buffer with the residual copied in first for the sum.
+Expected<int> group_destination(Builder& b, const Group& g, const md_t& dst_md, const std::vector<int>& reads,
+                                std::string* detail);
 
 // A oneDNN call that throws dnnl::error becomes kUnsupported naming what was tried.
 template <typename Fn>

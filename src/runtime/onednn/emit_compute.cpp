@@ -60,11 +60,6 @@ std::string post_summary(const Group& g) {
   return s.empty() ? std::string() : "post-ops: " + s;
 }
 
-namespace {
-
-// The destination of a group's main primitive: in place over the residual
-// when the group ends in a fused add and the residual's buffer is free,
-// else a new buffer (with the residual copied in first for the sum).
 Expected<int> group_destination(Builder& b, const Group& g, const md_t& dst_md, const std::vector<int>& reads,
                                 std::string* detail) {
   const Value* out = g.output();
@@ -82,6 +77,8 @@ Expected<int> group_destination(Builder& b, const Group& g, const md_t& dst_md, 
   COMPRESS_RETURN_IF_ERROR(b.add_reorder(r, dst, md_t(), md_t(), "residual for the sum post-op"));
   return dst;
 }
+
+namespace {
 
 Status check_f32_constant(const Value* v, const char* what, const Node& n) {
   COMPRESS_CHECK(v->is_constant() && v->dtype() == DType::kF32, kUnsup,

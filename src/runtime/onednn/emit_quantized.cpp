@@ -266,14 +266,14 @@ Status emit_qconv(Builder& b, const Group& g) {
   const auto& pad = n.attr_ints("padding");
   const auto& dil = n.attr_ints("dilation");
   const dims_t wdims = groups > 1 ? dims_t{groups, ws[0] / groups, ws[1], ws[2], ws[3]} : to_dims(ws);
-  // Note [qadd as a sum post-op]
+  // Note [qadd as a sum post-op]; with an f32 output, eltwise posts and an
+  // f32 sum as for conv2d (append_posts).
   std::optional<FusedAdd> add;
-  const Value* residual = nullptr;
-  if (!g.posts.empty()) {
+  if (!g.posts.empty() && !oq.to_float) {
     const Node& q = *g.posts.front();
-    COMPRESS_CHECK(g.posts.size() == 1 && q.op() == "qadd" && g.residual != nullptr && !oq.to_float, kUnsup,
+    COMPRESS_CHECK(g.posts.size() == 1 && q.op() == "qadd" && g.residual != nullptr, kUnsup,
                    "qconv2d with post-ops {}", post_summary(g));
-    residual = g.residual;
+    const Value* residual = g.residual;
     add.emplace();
     add->conv_scale = oq.scale;
     COMPRESS_ASSIGN_OR_RETURN(add->residual, activation_quant(residual, "qadd input 1"));
@@ -313,25 +313,9 @@ Status emit_qconv(Builder& b, const Group& g) {
                                                 [v](void* p) { *static_cast<float*>(p) = v; }));
     fixed.emplace_back(arg, m);
   }
-  int dst = -1;
+  // The sum (f32 or qadd) reads its second operand from the destination.
   std::string where;
-  if (residual == nullptr) {
-    dst = b.new_stored(g.output(), pd.dst_desc());
-  } else {
-    // The sum reads the second operand from the destination: write over it
-    // when nothing reads it later, else copy it there first. Never when it is
-    // the conv's own source (qadd(conv(x), x)): the conv still reads x while
-    // it writes (can_overwrite allows an elementwise op over its own input).
-    const int r = b.natural(residual);
-    if (b.stored(r).md == pd.dst_desc() && b.stored(r).buffer != b.stored(src).buffer &&
-        b.can_overwrite(r, {src})) {
-      dst = b.share(g.output(), r);
-      where = ", in place over the second operand";
-    } else {
-      dst = b.new_stored(g.output(), pd.dst_desc());
-      COMPRESS_RETURN_IF_ERROR(b.add_reorder(r, dst, md_t(), md_t(), "second qadd operand for the sum post-op"));
-    }
-  }
+  COMPRESS_ASSIGN_OR_RETURN(const int dst, group_destination(b, g, pd.dst_desc(), {src}, &where));
   OnednnStep info;
   info.kind = "convolution";
   info.nodes = g.node_names();
@@ -378,11 +362,14 @@ Status emit_qlinear(Builder& b, const Group& g) {
                             b.weight(w, "qlinear centered s8", w_source, wq.values.data(), pd.weights_desc()));
   std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
   COMPRESS_RETURN_IF_ERROR(add_bias(b, bias, qa, s32_bias, &fixed));
-  const int dst = b.new_stored(g.output(), plain_md(g.output()->shape(), oq.type));
+  std::string where;  // f32 output: a fused residual add is a sum post-op
+  COMPRESS_ASSIGN_OR_RETURN(const int dst,
+                            group_destination(b, g, plain_md(g.output()->shape(), oq.type), {src}, &where));
   OnednnStep info;
   info.kind = "matmul";
   info.nodes = g.node_names();
-  info.detail = fmt::format("int8 {} x weights {}; {}", describe_md(src_md), describe_md(pd.weights_desc()), qa.detail);
+  info.detail = fmt::format("int8 {} x weights {}; {}{}", describe_md(src_md), describe_md(pd.weights_desc()),
+                            qa.detail, where);
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
   b.add_primitive(dnnl::matmul(pd), pd, {{DNNL_ARG_SRC, src, src_md}, {DNNL_ARG_DST, dst, dst_md}}, fixed, info);
@@ -417,11 +404,12 @@ Status emit_qmatmul(Builder& b, const Group& g) {
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain(a, a->dtype()));
   COMPRESS_ASSIGN_OR_RETURN(int wid, b.get_plain(w, w->dtype()));
-  const int dst = b.new_stored(g.output(), dst_md);
+  std::string where;
+  COMPRESS_ASSIGN_OR_RETURN(const int dst, group_destination(b, g, dst_md, {src, wid}, &where));
   OnednnStep info;
   info.kind = "matmul";
   info.nodes = g.node_names();
-  info.detail = fmt::format("int8 {} x {}; {}", describe_md(a_md), describe_md(w_md), qa.detail);
+  info.detail = fmt::format("int8 {} x {}; {}{}", describe_md(a_md), describe_md(w_md), qa.detail, where);
   b.add_primitive(dnnl::matmul(pd), pd,
                   {{DNNL_ARG_SRC, src, a_md}, {DNNL_ARG_WEIGHTS, wid, w_md}, {DNNL_ARG_DST, dst, {}}}, {}, info);
   return Status::ok();

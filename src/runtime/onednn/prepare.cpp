@@ -101,8 +101,11 @@ struct PostPolicy {
 PostPolicy post_policy(const Node& n) {
   const std::string& op = n.op();
   if (!is_f32(n.output(0))) return {};
+  // An int8 layer with an f32 output takes the same posts as an f32 one: its
+  // output scale and bias come first, then eltwise ops and the sum, each
+  // rounded as the reference rounds the separate ops.
   if (op == "conv2d" || op == "linear" || op == "matmul") return {true, true, false};
-  if (op == "qconv2d" || op == "qlinear" || op == "qmatmul") return {true, false, false};
+  if (op == "qconv2d" || op == "qlinear" || op == "qmatmul") return {true, true, false};
   if (op == "add" || op == "sub" || op == "mul" || op == "div") return {true, false, false};
   if (op == "batch_norm") return {false, false, true};
   return {};
