@@ -132,7 +132,11 @@ bool PassOptions::has(const std::string& key) const { return static_cast<bool>(i
 
 std::string PassOptions::where(const std::string& key) const {
   const YAML::Node node = impl_->map[key];
-  std::string prefix = node ? location(impl_->file, node.Mark()) : impl_->file;
+  return where_at(key, node ? location(impl_->file, node.Mark()) : impl_->file);
+}
+
+// As where(), located at one item of a list or map option instead of the option.
+std::string PassOptions::where_at(const std::string& key, const std::string& prefix) const {
   std::string out = prefix.empty() ? impl_->context : fmt::format("{}: {}", prefix, impl_->context);
   if (!key.empty()) out += fmt::format("{}option '{}'", out.empty() ? "" : ": ", key);
   return out;
@@ -204,8 +208,8 @@ Expected<std::vector<std::string>> PassOptions::string_list(const std::string& k
   if (!node.IsSequence()) return invalid_argument("{}: expected a list of strings, got {}", where(key), describe_node(node));
   for (const auto& item : node) {
     if (!item.IsScalar()) {
-      return invalid_argument("{}: {}: every item must be a string, got {}", location(impl_->file, item.Mark()),
-                              where(key), describe_node(item));
+      return invalid_argument("{}: every item must be a string, got {}",
+                              where_at(key, location(impl_->file, item.Mark())), describe_node(item));
     }
     out.push_back(item.Scalar());
   }
@@ -229,8 +233,8 @@ Expected<std::vector<int64_t>> PassOptions::integer_list(const std::string& key,
     const std::string text = item.IsScalar() ? item.Scalar() : std::string();
     int64_t v = 0;
     if (!parse_int64(text, &v) || v < min || v > max) {
-      return invalid_argument("{}: {}: expected integers in [{}, {}], got {}", location(impl_->file, item.Mark()),
-                              where(key), min, max, describe_node(item));
+      return invalid_argument("{}: expected integers in [{}, {}], got {}",
+                              where_at(key, location(impl_->file, item.Mark())), min, max, describe_node(item));
     }
     out.push_back(v);
   }
@@ -251,8 +255,9 @@ Expected<std::vector<std::pair<std::string, double>>> PassOptions::number_map(co
     const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
     double v = 0;
     if (name.empty() || !kv.second.IsScalar() || !parse_double(kv.second.Scalar(), &v) || !in_range(v, range)) {
-      return invalid_argument("{}: {}: entry '{}': expected {}, got {}", location(impl_->file, kv.second.Mark()),
-                              where(key), name, range_text(range), describe_node(kv.second));
+      return invalid_argument("{}: entry '{}': expected {}, got {}",
+                              where_at(key, location(impl_->file, kv.second.Mark())), name, range_text(range),
+                              describe_node(kv.second));
     }
     out.emplace_back(name, v);
   }

@@ -60,6 +60,25 @@ TEST_CASE("PassOptions errors name the file, line, stage and key", "[recipe]") {
   CHECK_THAT(list.status().message(), Catch::Contains("a mapping"));
 }
 
+// One location per message: the item's, not the option's as well.
+TEST_CASE("PassOptions errors in one item of a list or map name that item's line once", "[recipe]") {
+  PassOptions o = from_yaml("names: [a, [b]]\nsizes: [1, 99]\nratios:\n  fc1: 0.5\n  fc2: 3\n");
+  const auto once = [](const std::string& message, const std::string& at) {
+    INFO(message);
+    CHECK_THAT(message, Catch::StartsWith(at) && Catch::Contains("stage 1 (x.y)"));
+    CHECK(message.find("r.yaml:", 1) == std::string::npos);
+  };
+  auto names = o.string_list("names");
+  REQUIRE_FALSE(names.has_value());
+  once(names.status().message(), "r.yaml:1:12: stage 1 (x.y): option 'names': every item must be a string");
+  auto sizes = o.integer_list("sizes", 1, 32);
+  REQUIRE_FALSE(sizes.has_value());
+  once(sizes.status().message(), "r.yaml:2:12: stage 1 (x.y): option 'sizes'");
+  auto ratios = o.number_map("ratios", Range::half_open(0, 1));
+  REQUIRE_FALSE(ratios.has_value());
+  once(ratios.status().message(), "r.yaml:5:8: stage 1 (x.y): option 'ratios': entry 'fc2'");
+}
+
 TEST_CASE("PassOptions finish() rejects keys no getter asked for", "[recipe]") {
   PassOptions o = from_yaml("ratio: 0.5\nratoi: 0.7\n");
   CHECK(o.number("ratio", 0.1).value() == 0.5);

@@ -78,6 +78,9 @@ class PassOptions {
   std::string where(const std::string& key) const;
 
  private:
+  // where(key) with `prefix` ("file:line:col" of one list item or map entry) as the location.
+  std::string where_at(const std::string& key, const std::string& prefix) const;
+
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
