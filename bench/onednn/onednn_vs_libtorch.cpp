@@ -51,7 +51,6 @@
 #include <vector>
 
 #include "compress/eval/dataset.h"
-#include "compress/pass/pass_manager.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
 #include "compress/quant/ptq_pass.h"
@@ -212,31 +211,6 @@ struct FxResult {
   std::string error;
 };
 
-// Calibration samples of any dtype: eval::from_tensor takes f32 only (images),
-// a token model calibrates on i64 ids.
-class TensorSource final : public eval::DataSource {
- public:
-  explicit TensorSource(ir::Tensor samples)
-      : samples_(std::move(samples)), shape_(samples_.shape().begin() + 1, samples_.shape().end()) {}
-  int64_t size() const override { return samples_.dim(0); }
-  const ir::Shape& sample_shape() const override { return shape_; }
-  bool has_labels() const override { return false; }
-  Expected<eval::Batch> batch(int64_t start, int64_t count) const override {
-    ir::Shape shape = samples_.shape();
-    shape[0] = count;
-    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, ir::Tensor::zeros(samples_.dtype(), shape));
-    const size_t row = static_cast<size_t>(samples_.nbytes() / static_cast<size_t>(samples_.dim(0)));
-    std::memcpy(t.raw_data(), static_cast<const uint8_t*>(samples_.raw_data()) + row * static_cast<size_t>(start),
-                row * static_cast<size_t>(count));
-    return eval::Batch{std::move(t), {}};
-  }
-  std::string describe() const override { return "random benchmark inputs"; }
-
- private:
-  ir::Tensor samples_;
-  ir::Shape shape_;
-};
-
 FxResult run_fx(const Args& args, const std::string& path, const std::string& arch, int64_t batch, int64_t seq) {
   const std::string command = fmt::format(
       "'{}' '{}' '{}' --arch {} --batch {} --size {}{} --threads {} --runs {} --calib {} --warmup {} 2>&1",
@@ -355,23 +329,19 @@ int main(int argc, char** argv) {
         ir::Tensor samples = ir::Tensor::zeros(in_dtype, calib_shape).value();
         std::mt19937 calib_gen(11);
         fill(samples, calib_gen);
-        auto data = std::make_unique<TensorSource>(std::move(samples));
+        auto data = eval::from_tensor(std::move(samples), {}, "random benchmark inputs").value();
         quant::PtqPass::Options ptq;
         ptq.observer = "minmax";
         ptq.samples = batch * args.calib;
         ptq.batch = batch;
         ptq.calibration_backend = "onednn";
-        pass::PassManager pipeline;
-        pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
-        pipeline.add(std::make_unique<quant::PtqPass>(ptq));
         pass::PassContext context;
-        context.calibration = data.get();
         context.progress = false;
         context.threads = args.threads;
         const auto q0 = Clock::now();
-        auto results = pipeline.run(int8_graph, context);
-        if (!results.has_value()) {
-          std::fprintf(stderr, "%s\n", results.status().to_string().c_str());
+        auto result = quant::quantize_ptq(int8_graph, *data, ptq, context);
+        if (!result.has_value()) {
+          std::fprintf(stderr, "%s\n", result.status().to_string().c_str());
           return 1;
         }
         const double quantize_ms = std::chrono::duration<double, std::milli>(Clock::now() - q0).count();
@@ -400,7 +370,7 @@ int main(int argc, char** argv) {
         const std::string note = fmt::format(
             "- {} batch {}: int8 graph: {} layers quantized, {} qadd, {} quantize/dequantize; {} calibration samples "
             "({} inputs of {}) in {:.0f} ms; reference fallbacks:{}\n",
-            name, batch, results->back().second.layers.size(), qadds, qdq, batch * args.calib, args.calib,
+            name, batch, result->layers.size(), qadds, qdq, batch * args.calib, args.calib,
             ir::shape_to_string(shape), quantize_ms, fallbacks.empty() ? std::string(" none") : fallbacks);
         std::fputs(note.c_str(), stdout);
         notes += note;
@@ -415,7 +385,7 @@ int main(int argc, char** argv) {
         ir::Tensor samples = ir::Tensor::zeros(in_dtype, calib_shape).value();
         std::mt19937 calib_gen(11);
         fill(samples, calib_gen);
-        auto data = std::make_unique<TensorSource>(std::move(samples));
+        auto data = eval::from_tensor(std::move(samples), {}, "random benchmark inputs").value();
         pass::PassContext context;
         context.progress = false;
         context.threads = args.threads;

@@ -23,12 +23,10 @@
 
 #include "compress/eval/dataset.h"
 #include "compress/eval/latency.h"
-#include "compress/pass/pass_manager.h"
 #include "compress/quant/ptq_pass.h"
 #include "compress/runtime/backend.h"
 #include "compress/support/logging.h"
 #include "compress/support/threads.h"
-#include "compress/transforms/fold_batch_norm.h"
 
 #include "bench_models.h"
 
@@ -81,14 +79,10 @@ int main(int argc, char** argv) {
   ptq.samples = calib;
   ptq.batch = batch;
   ptq.calibration_backend = "onednn";
-  pass::PassManager pipeline;
-  pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
-  pipeline.add(std::make_unique<quant::PtqPass>(ptq));
   pass::PassContext context;
-  context.calibration = calib_data->get();
   context.progress = false;
-  auto results = pipeline.run(int8, context);
-  if (!results.has_value()) return fail(results.status());
+  auto result = quant::quantize_ptq(int8, **calib_data, ptq, context);
+  if (!result.has_value()) return fail(result.status());
 
   auto backend = runtime::make_backend("onednn");
   if (!backend.has_value()) return fail(backend.status());

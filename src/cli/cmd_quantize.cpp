@@ -7,9 +7,7 @@
 #include "commands.h"
 #include "compress/eval/dataset.h"
 #include "compress/io/cmf.h"
-#include "compress/pass/pass_manager.h"
 #include "compress/quant/ptq_pass.h"
-#include "compress/transforms/fold_batch_norm.h"
 #include "model_loading.h"
 
 namespace compress::cli {
@@ -85,15 +83,11 @@ int run_quantize(const std::vector<std::string>& args) {
   auto data = eval::open_dataset(cl.vm()["calib"].as<std::string>(), options);
   if (!data.has_value()) return report_failure(kQuantizeDoc, data.status());
 
-  pass::PassManager pipeline;
-  pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
-  pipeline.add(std::make_unique<quant::PtqPass>(ptq));
   pass::PassContext context;
-  context.calibration = data->get();
   context.progress = !cl.vm()["quiet"].as<bool>();
-  auto results = pipeline.run(*graph, context);
-  if (!results.has_value()) return report_failure(kQuantizeDoc, results.status().with_context(path));
-  const pass::PassResult& ptq_result = results->back().second;
+  auto result = quant::quantize_ptq(*graph, **data, ptq, context);
+  if (!result.has_value()) return report_failure(kQuantizeDoc, result.status().with_context(path));
+  const pass::PassResult& ptq_result = *result;
   if (!ptq_result.changed) {
     return report_failure(kQuantizeDoc,
                           invalid_argument("{}: nothing to quantize (no conv2d/linear with constant f32 weights); "

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "compress/pass/pass_manager.h"
 #include "compress/quant/bias_correction_pass.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/cle_pass.h"
@@ -14,6 +15,7 @@
 #include "compress/quant/sensitivity.h"
 #include "compress/quant/smoothquant_pass.h"
 #include "compress/support/logging.h"
+#include "compress/transforms/fold_batch_norm.h"
 
 namespace compress::quant {
 namespace {
@@ -162,6 +164,16 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
     }
   }
   return o;
+}
+
+Expected<pass::PassResult> quantize_ptq(ir::Graph& graph, const eval::DataSource& data, const PtqPass::Options& options,
+                                        pass::PassContext context) {
+  pass::PassManager pipeline;
+  pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
+  pipeline.add(std::make_unique<PtqPass>(options));
+  context.calibration = &data;
+  COMPRESS_ASSIGN_OR_RETURN(auto results, pipeline.run(graph, context));
+  return std::move(results.back().second);
 }
 
 Status register_quant_passes(pass::PassRegistry& registry) {

@@ -56,6 +56,13 @@ class PtqPass : public pass::Pass {
   Options options_;
 };
 
+// The default PTQ pipeline, as `ctk quantize` runs it: transforms.fold_batch_norm,
+// then quant.ptq with `options`, calibrated on `data`, verified (PassManager).
+// `context` supplies threads, progress and a metric; its calibration is `data`.
+// Returns quant.ptq's result (changed = false: nothing to quantize).
+Expected<pass::PassResult> quantize_ptq(ir::Graph& graph, const eval::DataSource& data, const PtqPass::Options& options,
+                                        pass::PassContext context = {});
+
 Status register_quant_passes(pass::PassRegistry& registry);
 
 }  // namespace compress::quant
