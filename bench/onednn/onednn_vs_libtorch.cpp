@@ -50,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "child_json.h"
 #include "compress/eval/dataset.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
@@ -189,21 +190,6 @@ double load_average() {
   return l;
 }
 
-// The number after "key": in a flat JSON object (NaN if absent).
-double json_number(const std::string& json, const std::string& key) {
-  const size_t at = json.find("\"" + key + "\":");
-  if (at == std::string::npos) return std::nan("");
-  return std::strtod(json.c_str() + at + key.size() + 3, nullptr);
-}
-
-std::string json_string(const std::string& json, const std::string& key) {
-  const size_t at = json.find("\"" + key + "\": \"");
-  if (at == std::string::npos) return "";
-  const size_t begin = at + key.size() + 5;
-  const size_t end = json.find('"', begin);
-  return end == std::string::npos ? "" : json.substr(begin, end - begin);
-}
-
 struct FxResult {
   bool ok = false;
   double p50 = 0, p90 = 0, min = 0;
@@ -213,32 +199,24 @@ struct FxResult {
 
 FxResult run_fx(const Args& args, const std::string& path, const std::string& arch, int64_t batch, int64_t seq) {
   const std::string command = fmt::format(
-      "'{}' '{}' '{}' --arch {} --batch {} --size {}{} --threads {} --runs {} --calib {} --warmup {} 2>&1",
-      args.python, args.fx_script, path, arch, batch, args.size,
-      seq > 0 ? fmt::format(" --seq {}", seq) : std::string(), args.threads, args.rounds * args.iters, args.calib,
-      args.warmup);
+      "'{}' '{}' '{}' --arch {} --batch {} --size {}{} --threads {} --runs {} --calib {} --warmup {}", args.python,
+      args.fx_script, path, arch, batch, args.size, seq > 0 ? fmt::format(" --seq {}", seq) : std::string(),
+      args.threads, args.rounds * args.iters, args.calib, args.warmup);
   FxResult r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    r.error = "popen failed: " + command;
+  Expected<nlohmann::json> j = bench::run_for_json(command);
+  if (!j.has_value()) {
+    r.error = j.status().message();
     return r;
   }
-  std::string output;
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, pipe) != nullptr) output += buf;
-  const int status = pclose(pipe);
-  const size_t line = output.rfind("{\"p50_ms\"");
-  if (status != 0 || line == std::string::npos) {
-    r.error = fmt::format("'{}' failed (status {}): {}", command, status, output);
+  if (!j->contains("p50_ms")) {
+    r.error = "no p50_ms in " + j->dump();
     return r;
   }
-  const std::string json = output.substr(line);
-  r.p50 = json_number(json, "p50_ms");
-  r.p90 = json_number(json, "p90_ms");
-  r.min = json_number(json, "min_ms");
-  r.engine = json_string(json, "engine");
+  r.p50 = j->value("p50_ms", std::nan(""));
+  r.p90 = j->value("p90_ms", std::nan(""));
+  r.min = j->value("min_ms", std::nan(""));
+  r.engine = j->value("engine", std::string());
   r.ok = std::isfinite(r.p50);
-  if (!r.ok) r.error = "no p50_ms in: " + output;
   return r;
 }
 

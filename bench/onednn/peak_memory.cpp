@@ -27,6 +27,7 @@
 #include <tuple>
 #include <vector>
 
+#include "child_json.h"
 #include "compress/eval/dataset.h"
 #include "compress/eval/latency.h"
 #include "compress/io/cmf.h"
@@ -159,25 +160,23 @@ int run_child(const Args& a) {
 struct ChildResult {
   bool ok = false;
   double peak = 0, before = 0;
-  std::string output;
+  std::string error;
 };
 
 ChildResult spawn(const Args& a, const std::string& runtime, const std::string& cmf) {
-  const std::string command = fmt::format(
-      "'/proc/{}/exe' '{}' --child {} --cmf '{}' --batch {} --size {} --threads {} --runs {} 2>&1", ::getpid(),
-      a.model, runtime, cmf, a.batch, a.size, a.threads, a.runs);
+  const std::string command =
+      fmt::format("'/proc/{}/exe' '{}' --child {} --cmf '{}' --batch {} --size {} --threads {} --runs {}", ::getpid(),
+                  a.model, runtime, cmf, a.batch, a.size, a.threads, a.runs);
   ChildResult r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, pipe) != nullptr) r.output += buf;
-  const int status = pclose(pipe);
-  const size_t at = r.output.rfind("{\"peak_rss_mb\": ");
-  if (status != 0 || at == std::string::npos) return r;
-  r.peak = std::strtod(r.output.c_str() + at + 16, nullptr);
-  const size_t b = r.output.find("\"rss_before_run_mb\": ", at);
-  r.before = b == std::string::npos ? 0 : std::strtod(r.output.c_str() + b + 21, nullptr);
-  r.ok = true;
+  Expected<nlohmann::json> j = bench::run_for_json(command);
+  if (!j.has_value()) {
+    r.error = j.status().message();
+    return r;
+  }
+  r.peak = j->value("peak_rss_mb", 0.0);
+  r.before = j->value("rss_before_run_mb", 0.0);
+  r.ok = r.peak > 0;
+  if (!r.ok) r.error = "no peak_rss_mb in " + j->dump();
   return r;
 }
 
@@ -235,7 +234,7 @@ int main(int argc, char** argv) {
         std::tuple{std::string("onednn"), int8_cmf, std::string("compress onednn int8")}}) {
     const ChildResult r = spawn(args, runtime, cmf);
     if (!r.ok) {
-      std::fprintf(stderr, "%s failed:\n%s\n", label.c_str(), r.output.c_str());
+      std::fprintf(stderr, "%s failed: %s\n", label.c_str(), r.error.c_str());
       ++failures;
       continue;
     }
