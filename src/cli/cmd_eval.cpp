@@ -24,8 +24,9 @@ const CommandDoc kEvalDoc = {
     "top-1 accuracy in percent (argmax of the first output against the labels).\n"
     "Datasets: fashion-mnist:train, fashion-mnist:test (Debian's\n"
     "dataset-fashion-mnist package, or $COMPRESS_FASHION_MNIST_DIR),\n"
-    "idx:IMAGES,LABELS (IDX files, .gz allowed) and npy:SAMPLES,LABELS. Image\n"
-    "pixels are scaled to [0, 1] and normalized as (x - mean) / std. With\n"
+    "idx:IMAGES,LABELS (IDX files, .gz allowed) and npy:SAMPLES,LABELS (f32\n"
+    "samples taken as they are, or i64/i32 token ids). Image pixels are scaled\n"
+    "to [0, 1] and normalized as (x - mean) / std. With\n"
     "--json, one object: top1, correct, samples, dataset, backend, dtype,\n"
     "threads, seconds.",
     "  ctk eval fashion_cnn.cmf --data fashion-mnist:test --mean 0.286 --std 0.353\n"

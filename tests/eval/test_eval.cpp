@@ -123,6 +123,38 @@ TEST_CASE("dataset specs reject mistakes with the spec named") {
   CHECK_FALSE(eval::open_dataset("fashion-mnist:test", bad).has_value());
 }
 
+// Token models (an embedding first) calibrate and evaluate on integer ids.
+TEST_CASE("npy datasets of i64 and i32 token ids keep their dtype, limit included, and other dtypes are refused") {
+  for (ir::DType dtype : {ir::DType::kI64, ir::DType::kI32}) {
+    INFO(ir::dtype_name(dtype));
+    ir::Tensor ids = ir::Tensor::zeros(dtype, {3, 4}).value();
+    for (int64_t i = 0; i < 12; ++i) {
+      if (dtype == ir::DType::kI64) {
+        ids.data<int64_t>()[i] = 1000000007LL * i;
+      } else {
+        ids.data<int32_t>()[i] = static_cast<int32_t>(-7 * i);
+      }
+    }
+    REQUIRE(io::save_npy(ids, scratch("ids.npy")).is_ok());
+    eval::DatasetOptions first_two;
+    first_two.limit = 2;
+    for (const eval::DatasetOptions& options : {eval::DatasetOptions{}, first_two}) {
+      auto data = eval::open_dataset("npy:" + scratch("ids.npy"), options);
+      REQUIRE(data.has_value());
+      CHECK((*data)->size() == (options.limit < 0 ? 3 : 2));
+      auto batch = (*data)->batch(1, 1);
+      REQUIRE(batch.has_value());
+      CHECK(batch->inputs.dtype() == dtype);
+      CHECK(batch->inputs.shape() == ir::Shape{1, 4});
+      CHECK(batch->inputs.element_as_double(2) == ids.element_as_double(6));
+    }
+  }
+  REQUIRE(io::save_npy(ir::Tensor::zeros(ir::DType::kU8, {2, 2}).value(), scratch("u8.npy")).is_ok());
+  auto refused = eval::open_dataset("npy:" + scratch("u8.npy"));
+  REQUIRE_FALSE(refused.has_value());
+  CHECK_THAT(refused.status().message(), Catch::Contains("u8.npy") && Catch::Contains("f32, i64 or i32"));
+}
+
 TEST_CASE("npy datasets and top-1 over a plan") {
   // Samples x in R^2, label = argmax(x); a model computing x itself is 100% accurate.
   ir::Tensor x = ir::Tensor::from_vector(ir::DType::kF32, {4, 2}, std::vector<float>{1, 0, 0, 1, 2, 3, 5, -1});
