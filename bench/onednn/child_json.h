@@ -25,7 +25,9 @@ inline Expected<nlohmann::json> run_for_json(const std::string& command) {
   if (status != 0 || line == std::string::npos) {
     return make_error(StatusCode::kInternal, "'{}' failed (status {}): {}", command, status, output);
   }
-  nlohmann::json j = nlohmann::json::parse(output.substr(line), nullptr, /*allow_exceptions=*/false);
+  const size_t end = output.find('\n', line);  // a warning printed after the object is not part of it
+  nlohmann::json j = nlohmann::json::parse(output.substr(line, end == std::string::npos ? end : end - line), nullptr,
+                                           /*allow_exceptions=*/false);
   if (!j.is_object()) return make_error(StatusCode::kInternal, "'{}' printed no JSON object: {}", command, output);
   return j;
 }

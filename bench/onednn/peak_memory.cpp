@@ -222,6 +222,7 @@ int main(int argc, char** argv) {
   if (saved.is_ok() && quantized.has_value()) saved = io::save_cmf(int8, int8_cmf);
   if (!quantized.has_value() || !saved.is_ok()) {
     std::fprintf(stderr, "%s\n", (quantized.has_value() ? saved : quantized.status()).to_string().c_str());
+    std::filesystem::remove_all(dir);
     return 1;
   }
 

@@ -25,10 +25,14 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
     ir::Node* d = p->input(0)->producer();
     if (d != nullptr && d->op() == "dequantize" && *d->input(0)->type().quant == params) {
       // add_node, not clone_node: the output type must be re-inferred as u8.
-      COMPRESS_ASSIGN_OR_RETURN(ir::Node * moved,
-                                g.add_node(p->op(), {d->input(0)}, p->attrs(), p->name() + ".q", before));
-      cache[x] = moved->output();
-      return moved->output();
+      // A per-axis value the op cannot carry is only an error when nothing
+      // else may be done (with may_quantize the caller quantizes x instead).
+      Expected<ir::Node*> moved = g.add_node(p->op(), {d->input(0)}, p->attrs(), p->name() + ".q", before);
+      if (moved.has_value()) {
+        cache[x] = (*moved)->output();
+        return (*moved)->output();
+      }
+      if (!may_quantize) return nullptr;
     }
   }
   if (!may_quantize) return nullptr;
@@ -125,7 +129,7 @@ bool sole_layer_output(const ir::Value* q) {
 // else (a pool, a graph output) stay f32: requantizing their result would
 // add a rounding the f32 graph does not have.
 Status quantize_residual_adds(ir::Graph& g) {
-  std::vector<std::pair<ir::Node*, std::string>> renames;
+  std::vector<std::pair<std::string, std::string>> renames;  // a qadd's name now, the add's name
   for (ir::Node* n : g.nodes()) {
     if (n->op() != "add" || n->num_inputs() != 2) continue;
     ir::Value* a = dequantized_from(n->input(0));
@@ -177,13 +181,15 @@ Status quantize_residual_adds(ir::Graph& g) {
       }
       for (auto& [user, index] : readers) user->replace_input(index, dq->output());
     }
-    renames.emplace_back(qadd, name);
+    renames.emplace_back(qadd->name(), name);
   }
   // The f32 adds (and relus) are dead now; removing them frees their names
   // for the qadds. (Not inside the loop: it walks a snapshot of the nodes.)
+  // By name, not pointer: a qadd that only dead nodes read is removed too.
   g.remove_dead_nodes();
-  for (auto& [qadd, name] : renames) {
-    if (g.find_node(name) == nullptr) qadd->set_name(name);
+  for (const auto& [current, name] : renames) {
+    ir::Node* qadd = g.find_node(current);
+    if (qadd != nullptr && g.find_node(name) == nullptr) qadd->set_name(name);
   }
   return Status::ok();
 }
@@ -218,8 +224,9 @@ Status pool_quantized_values(ir::Graph& g) {
   }
   std::map<ir::Value*, ir::Value*> cache;
   for (ir::Node* n : g.nodes()) {
+    if (n->op() != "quantize") continue;
     const auto& params = n->output()->type().quant;
-    if (n->op() != "quantize" || params == nullptr || is_graph_output(g, n->output())) continue;
+    if (params == nullptr || is_graph_output(g, n->output())) continue;
     COMPRESS_ASSIGN_OR_RETURN(ir::Value * q, quantized_input(g, n->input(0), *params, n, cache, false));
     if (q != nullptr && q->dtype() == n->output()->dtype()) g.replace_all_uses_with(n->output(), q);
   }

@@ -104,3 +104,33 @@ TEST_CASE("PTQ: a relu before a graph output or an f32 reader is not fused away"
     check_runs(g, c, in, through_softmax ? 1e-6f : 0.0f);
   }
 }
+
+// A residual add whose only reader is a layer nothing reads: conversion makes
+// it a qadd, then removes the dead layer and the qadd with it. The renaming
+// of qadds after that must not touch the removed one (it did, through a
+// dangling pointer; ASan in CI catches a regression).
+TEST_CASE("PTQ: a qadd that only a dead layer reads is removed cleanly with it") {
+  const auto build = [](bool dead) {
+    ir::Graph g;
+    ir::Value* x = g.add_input("x", {ir::DType::kF32, {4, 16}, nullptr}).value();
+    ir::Value* h0 = linear(g, x, 16, 16, 21, "fc0");
+    ir::Value* h1 = linear(g, h0, 16, 16, 23, "fc1");
+    ir::Value* sum = g.add_node("add", {h1, h0}, {}, "residual").value()->output();
+    ir::Value* last = linear(g, sum, 16, 8, 25, "dead_fc");
+    ir::Value* out = g.add_node("sigmoid", {h1}, {}, "out").value()->output();
+    g.set_outputs(dead ? std::vector<ir::Value*>{out} : std::vector<ir::Value*>{out, last});
+    return g;
+  };
+  // Alive, the add is a qadd under the add's name: the dead case below does create one.
+  const Converted alive = convert(build(false), random_tensor({64, 16}, 27, -2.0f, 2.0f));
+  REQUIRE(alive.int8.find_node("residual") != nullptr);
+  CHECK(alive.int8.find_node("residual")->op() == "qadd");
+
+  const ir::Graph g = build(true);
+  const Converted c = convert(g, random_tensor({64, 16}, 27, -2.0f, 2.0f));
+  CHECK(c.int8.find_node("residual") == nullptr);
+  CHECK(c.int8.find_node("dead_fc") == nullptr);
+  CHECK(count_ops(c.int8, "qadd") == 0);
+  CHECK(count_ops(c.int8, "qlinear") == 2);
+  check_runs(g, c, random_tensor({4, 16}, 28, -2.0f, 2.0f), 1e-6f);
+}
