@@ -234,14 +234,26 @@ LayerStats layer_stats(const ir::Node& node, const NodeCost& cost) {
 
 }  // namespace
 
-namespace {
-bool graph_outputs_contain(const ir::Graph& graph, const ir::Value* v) {
+bool is_parameter(const ir::Graph& graph, const ir::Value* c) {
+  if (!c->uses().empty()) return true;
   for (const ir::Value* out : graph.outputs()) {
-    if (out == v) return true;
+    if (out == c) return true;
   }
   return false;
 }
-}  // namespace
+
+ModelCost compute_model_cost(const ir::Graph& graph) {
+  ModelCost cost;
+  for (const ir::Value* c : graph.constants()) {
+    if (c->constant().defined() && is_parameter(graph, c)) cost.params = sat_add(cost.params, c->constant().numel());
+  }
+  for (const auto& node : graph.node_list()) {
+    const NodeCost n = node_cost(*node);
+    cost.flops = sat_add(cost.flops, n.flops);
+    cost.macs = sat_add(cost.macs, n.macs);
+  }
+  return cost;
+}
 
 ModelStats compute_model_stats(const ir::Graph& graph) {
   ModelStats stats;
@@ -253,7 +265,7 @@ ModelStats compute_model_stats(const ir::Graph& graph) {
     const ir::Tensor& t = c->constant();
     // Constants nothing reads are metadata kept in the model (observed ranges
     // of PTQ, importance scores), not parameters of the network.
-    if (!t.defined() || (c->uses().empty() && !graph_outputs_contain(graph, c))) continue;
+    if (!t.defined() || !is_parameter(graph, c)) continue;
     stats.num_params = sat_add(stats.num_params, t.numel());
     int64_t& by_dtype = stats.params_by_dtype[std::string(ir::dtype_name(t.dtype()))];
     by_dtype = sat_add(by_dtype, t.numel());

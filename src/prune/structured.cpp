@@ -62,19 +62,6 @@ Expected<ir::Tensor> take_along_axis(const ir::Tensor& t, int64_t axis, const st
   return out;
 }
 
-struct Measure {
-  int64_t flops = 0;
-  int64_t params = 0;
-};
-
-Measure measure(const ir::Graph& graph) {
-  Measure m;
-  for (const ir::Node* n : graph.nodes()) m.flops += analysis::node_cost(*n).flops;
-  // Used constants only: metadata constants (stored importance, observed
-  // ranges) are not parameters.
-  for (const ir::Value* v : graph.constants()) m.params += v->has_uses() ? v->constant().numel() : 0;
-  return m;
-}
 
 // Removed indices per (value name, axis) of a plan.
 using Removal = std::map<std::pair<std::string, int64_t>, std::set<int64_t>>;
@@ -289,7 +276,7 @@ Expected<StructuredPlan> plan_structured_pruning(const ir::Graph& graph, const S
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   const bool flops = o.target_flops >= 0;
   const double target = flops ? o.target_flops : o.target_params;
-  const Measure base = measure(graph);
+  const analysis::ModelCost base = analysis::compute_model_cost(graph);
   const double total = static_cast<double>(flops ? base.flops : base.params);
   // Removed fraction when the first k ranked units are asked for.
   auto evaluate = [&](size_t k) -> Expected<double> {
@@ -298,7 +285,7 @@ Expected<StructuredPlan> plan_structured_pruning(const ir::Graph& graph, const S
     for (size_t g : live) take(g, constrained_removal(groups[g], want[g], o));
     ir::Graph copy = graph.clone();
     COMPRESS_RETURN_IF_ERROR(apply_structured_plan(copy, plan));
-    const Measure m = measure(copy);
+    const analysis::ModelCost m = analysis::compute_model_cost(copy);
     return 1.0 - static_cast<double>(flops ? m.flops : m.params) / (total > 0 ? total : 1.0);
   };
   COMPRESS_ASSIGN_OR_RETURN(double most, evaluate(ranking.size()));
@@ -352,7 +339,7 @@ Expected<pass::PassResult> StructuredPrunePass::run(ir::Graph& graph, pass::Pass
   (void)context;
   COMPRESS_ASSIGN_OR_RETURN(StructuredPlan plan, plan_structured_pruning(graph, options_));
   pass::PassResult result;
-  const Measure before = measure(graph);
+  const analysis::ModelCost before = analysis::compute_model_cost(graph);
   // Channel counts per producer, before and after.
   std::map<std::string, int64_t> before_channels;
   for (const ir::Node* n : graph.nodes()) {
@@ -365,7 +352,7 @@ Expected<pass::PassResult> StructuredPrunePass::run(ir::Graph& graph, pass::Pass
     return result;
   }
   COMPRESS_RETURN_IF_ERROR(apply_structured_plan(graph, plan));
-  const Measure after = measure(graph);
+  const analysis::ModelCost after = analysis::compute_model_cost(graph);
   result.changed = true;
   for (const auto& [name, count] : before_channels) {
     const ir::Node* n = graph.find_node(name);

@@ -102,4 +102,17 @@ int64_t stored_bytes(const ir::Tensor& tensor);
 
 ModelStats compute_model_stats(const ir::Graph& graph);
 
+// Whether constant `c` counts as a parameter: a node reads it or it is a graph
+// output. Constants nothing reads are metadata stored in the model.
+bool is_parameter(const ir::Graph& graph, const ir::Value* c);
+
+// compute_model_stats' num_params, flops and macs without its per-layer
+// tables: for searches that measure many candidate graphs (prune.structured).
+struct ModelCost {
+  int64_t params = 0;
+  int64_t flops = 0;
+  int64_t macs = 0;
+};
+ModelCost compute_model_cost(const ir::Graph& graph);
+
 }  // namespace compress::analysis
