@@ -57,20 +57,18 @@ Args parse(int argc, char** argv) {
   a.command = "bench_peak_memory";
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
+    const bool internal = s == "--child" || s == "--cmf";  // not part of the command to record
+    if (!internal) a.command += " " + s;
     auto next = [&]() -> std::string {
       if (i + 1 >= argc) throw std::runtime_error("missing value after " + s);
+      if (!internal) a.command += std::string(" ") + argv[i + 1];
       return argv[++i];
     };
     if (s == "--child") {
       a.child = next();
-      continue;
-    }
-    if (s == "--cmf") {
+    } else if (s == "--cmf") {
       a.cmf = next();
-      continue;
-    }
-    a.command += " " + s;
-    if (s == "--batch") {
+    } else if (s == "--batch") {
       a.batch = std::stoll(next());
     } else if (s == "--size") {
       a.size = std::stoll(next());
@@ -84,9 +82,7 @@ Args parse(int argc, char** argv) {
       throw std::runtime_error("unknown option " + s);
     } else {
       a.model = s;
-      continue;
     }
-    a.command += " " + std::string(argv[i]);
   }
   if (a.model.empty()) throw std::runtime_error("give a TorchScript image model (.pt)");
   if (a.batch < 1 || a.size < 1 || a.threads < 1 || a.runs < 1) throw std::runtime_error("sizes and counts must be >= 1");
