@@ -86,7 +86,5 @@ int report_failure(const CommandDoc& doc, const Status& status);
 
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped, spaces trimmed).
 std::vector<std::string> split_list(const std::string& text);
-// A whole-string base-10 integer; false on anything else (incl. overflow).
-bool parse_int(const std::string& text, int64_t* value);
 
 }  // namespace compress::cli

@@ -1,5 +1,4 @@
 // Option parsing shared by the ctk commands (see cli.h).
-#include <cerrno>
 #include <cstdlib>
 #include <fmt/format.h>
 
@@ -109,16 +108,6 @@ std::vector<std::string> split_list(const std::string& text) {
     start = end + 1;
   }
   return out;
-}
-
-bool parse_int(const std::string& text, int64_t* value) {
-  if (text.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (end != text.c_str() + text.size() || errno == ERANGE) return false;
-  *value = static_cast<int64_t>(v);
-  return true;
 }
 
 }  // namespace compress::cli

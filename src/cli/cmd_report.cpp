@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "compress/eval/dataset.h"
 #include "compress/support/check.h"
+#include "compress/support/parse.h"
 #include "model_loading.h"
 #include "report_runner.h"
 
@@ -63,7 +64,7 @@ int run_report(const std::vector<std::string>& args) {
   options.measure.batch_sizes.clear();
   for (const std::string& b : split_list(cl.vm()["batch-sizes"].as<std::string>())) {
     int64_t v = 0;
-    if (!parse_int(b, &v) || v < 1) cl.usage_error(fmt::format("bad --batch-sizes entry '{}' (use integers >= 1)", b));
+    if (!parse_int64(b, &v) || v < 1) cl.usage_error(fmt::format("bad --batch-sizes entry '{}' (use integers >= 1)", b));
     options.measure.batch_sizes.push_back(v);
   }
   if (options.measure.latency.min_time_s < 0) cl.usage_error("--min-time must be >= 0");

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "compress/support/parse.h"
+
 namespace compress::pass {
 
 struct PassOptions::Impl {
@@ -54,17 +56,6 @@ bool parse_double(const std::string& text, double* out) {
   char* end = nullptr;
   *out = std::strtod(text.c_str(), &end);
   return end == text.c_str() + text.size() && errno != ERANGE;
-}
-
-// A whole-string base-10 integer that fits int64_t.
-bool parse_int64(const std::string& text, int64_t* value) {
-  if (text.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (end != text.c_str() + text.size() || errno == ERANGE) return false;
-  *value = static_cast<int64_t>(v);
-  return true;
 }
 
 std::string range_text(const Range& r) {
