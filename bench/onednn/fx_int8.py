@@ -7,8 +7,8 @@
 Rebuilds the torchvision architecture (the traced MODEL.pt has no nn.Module
 that FX can trace) and loads MODEL.pt's weights and batch-norm statistics into
 it (strict), so the weights are the fixture's. --arch transformer_encoder is
-the fixture's EncoderClassifier (tests/fixtures/make_torch_fixtures.py,
-mirrored below), fed random token ids [batch, --seq] in [0, 100); FX
+the fixture's EncoderClassifier (imported from
+tests/fixtures/make_torch_fixtures.py), fed random token ids [batch, --seq] in [0, 100); FX
 quantizes its linear layers, layer norms and the classifier head (its
 attention runs in f32). Quantizes with
 get_default_qconfig_mapping(ENGINE) on the quantized engine ENGINE ("onednn"
@@ -22,29 +22,16 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torchvision
 from torch.ao.quantization import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-
-class EncoderClassifier(nn.Module):
-    """tests/fixtures/make_torch_fixtures.py's EncoderClassifier (same names, so its state dict loads strictly)."""
-
-    def __init__(self, vocab=100, d=32, heads=4, layers=2, classes=5, seq=16, dropout=0.1):
-        super().__init__()
-        self.emb = nn.Embedding(vocab, d)
-        self.pos = nn.Parameter(torch.randn(1, seq, d) * 0.02)
-        layer = nn.TransformerEncoderLayer(d, heads, 64, dropout=dropout, activation="gelu", batch_first=True)
-        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, classes)
-
-    def forward(self, tokens):
-        h = self.enc(self.emb(tokens) + self.pos)
-        return self.head(self.norm(h).mean(dim=1))
+# The fixture's own model class, so its state dict loads strictly.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "fixtures"))
+from make_torch_fixtures import EncoderClassifier  # noqa: E402
 
 
 def percentile(values, p):

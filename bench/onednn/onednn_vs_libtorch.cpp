@@ -42,7 +42,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -50,8 +49,11 @@
 #include <string>
 #include <vector>
 
+#include "../bench_util.h"
 #include "child_json.h"
 #include "compress/eval/dataset.h"
+#include "compress/eval/latency.h"
+#include "compress/eval/report.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
 #include "compress/quant/ptq_pass.h"
@@ -157,12 +159,6 @@ struct Variant {
   double first_ms = 0;
 };
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
-  return v[i];
-}
-
 // The token length L of a model whose compress_inputs.json declares an i64
 // input [N, L]; 0 for image models.
 int64_t token_length(const std::string& path) {
@@ -174,20 +170,6 @@ int64_t token_length(const std::string& path) {
   if (shape == std::string::npos) return 0;
   const size_t comma = json.find(',', shape);
   return comma == std::string::npos ? 0 : std::strtoll(json.c_str() + comma + 1, nullptr, 10);
-}
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
-  return buf;
-}
-
-double load_average() {
-  std::ifstream in("/proc/loadavg");
-  double l = 0;
-  in >> l;
-  return l;
 }
 
 struct FxResult {
@@ -232,7 +214,7 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(args.threads);
   set_num_threads(args.threads);
-  const double load_before = load_average();
+  const double load_before = eval::current_load_average();
   std::string table =
       fmt::format("| model | batch | variant | p50 ms | p90 ms | min ms | p50 / torch frozen | p50 / FX int8 | first run ms |\n");
   table += "|---|---|---|---|---|---|---|---|---|\n";
@@ -280,34 +262,43 @@ int main(int argc, char** argv) {
       variants.push_back(
           {"LibTorch frozen + optimize_for_inference", [&] { optimized.forward({torch_input}); }, {}, 0});
       std::vector<std::unique_ptr<runtime::ExecutionPlan>> plans;
-      for (runtime::OnednnCompute compute : {runtime::OnednnCompute::kF32, runtime::OnednnCompute::kBF16}) {
+      // Compiles `g` on onednn, runs it once (the "first run" column: compile
+      // + first run) and adds it as a variant; null on failure (reported).
+      auto add_onednn_variant = [&](const std::string& label, const ir::Graph& g,
+                                    runtime::OnednnCompute compute) -> runtime::ExecutionPlan* {
         runtime::OnednnOptions options;
         options.compute = compute;
         options.threads = args.threads;
         const auto t0 = Clock::now();
-        auto plan = runtime::make_onednn_backend(options)->compile(*graph);
-        if (!plan.has_value()) {
-          std::fprintf(stderr, "%s\n", plan.status().to_string().c_str());
-          return 1;
+        auto plan = runtime::make_onednn_backend(options)->compile(g);
+        Status ran = plan.has_value() ? (*plan)->run({input}).status() : plan.status();
+        if (!ran.is_ok()) {
+          std::fprintf(stderr, "%s: %s\n", label.c_str(), ran.to_string().c_str());
+          return nullptr;
         }
-        runtime::ExecutionPlan* p = plan->get();
-        if (!p->run({input}).has_value()) return 1;
         const double first = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        runtime::ExecutionPlan* p = plan->get();
         plans.push_back(std::move(*plan));
-        variants.push_back({compute == runtime::OnednnCompute::kF32 ? "compress onednn f32" : "compress onednn bf16",
-                            [p, &input] { (void)p->run({input}); },
-                            {},
-                            first});
-      }
-      {
-        // int8: fold batch norms, then quant.ptq calibrated on args.calib random inputs of this shape.
-        ir::Graph int8_graph = graph->clone();
+        variants.push_back({label, [p, &input] { (void)p->run({input}); }, {}, first});
+        return p;
+      };
+      // args.calib random inputs of this shape, the same for every int8 variant.
+      auto calibration_data = [&] {
         std::vector<int64_t> calib_shape = shape;
         calib_shape[0] = batch * args.calib;
         ir::Tensor samples = ir::Tensor::zeros(in_dtype, calib_shape).value();
         std::mt19937 calib_gen(11);
         fill(samples, calib_gen);
-        auto data = eval::from_tensor(std::move(samples), {}, "random benchmark inputs").value();
+        return eval::from_tensor(std::move(samples), {}, "random benchmark inputs").value();
+      };
+      if (add_onednn_variant("compress onednn f32", *graph, runtime::OnednnCompute::kF32) == nullptr ||
+          add_onednn_variant("compress onednn bf16", *graph, runtime::OnednnCompute::kBF16) == nullptr) {
+        return 1;
+      }
+      {
+        // int8: fold batch norms, then quant.ptq calibrated on args.calib random inputs of this shape.
+        ir::Graph int8_graph = graph->clone();
+        auto data = calibration_data();
         quant::PtqPass::Options ptq;
         ptq.observer = "minmax";
         ptq.samples = batch * args.calib;
@@ -323,17 +314,9 @@ int main(int argc, char** argv) {
           return 1;
         }
         const double quantize_ms = std::chrono::duration<double, std::milli>(Clock::now() - q0).count();
-        runtime::OnednnOptions options;
-        options.threads = args.threads;
-        const auto t0 = Clock::now();
-        auto plan = runtime::make_onednn_backend(options)->compile(int8_graph);
-        if (!plan.has_value()) {
-          std::fprintf(stderr, "%s\n", plan.status().to_string().c_str());
-          return 1;
-        }
-        runtime::ExecutionPlan* p = plan->get();
-        if (!p->run({input}).has_value()) return 1;
-        const double first = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        runtime::ExecutionPlan* p =
+            add_onednn_variant("compress onednn int8", int8_graph, runtime::OnednnCompute::kF32);
+        if (p == nullptr) return 1;
         std::string fallbacks;
         if (auto* onednn = dynamic_cast<runtime::OnednnPlan*>(p)) {
           for (const runtime::OnednnFallback& f : onednn->fallbacks()) fallbacks += " " + f.node + " (" + f.op + ")";
@@ -352,18 +335,11 @@ int main(int argc, char** argv) {
             ir::shape_to_string(shape), quantize_ms, fallbacks.empty() ? std::string(" none") : fallbacks);
         std::fputs(note.c_str(), stdout);
         notes += note;
-        plans.push_back(std::move(*plan));
-        variants.push_back({"compress onednn int8", [p, &input] { (void)p->run({input}); }, {}, first});
       }
       if (args.f32_adds) {
         // The same PTQ by hand (what quant.ptq does with these options), converted with f32 residual adds.
         ir::Graph before = graph->clone();
-        std::vector<int64_t> calib_shape = shape;
-        calib_shape[0] = batch * args.calib;
-        ir::Tensor samples = ir::Tensor::zeros(in_dtype, calib_shape).value();
-        std::mt19937 calib_gen(11);
-        fill(samples, calib_gen);
-        auto data = eval::from_tensor(std::move(samples), {}, "random benchmark inputs").value();
+        auto data = calibration_data();
         pass::PassContext context;
         context.progress = false;
         context.threads = args.threads;
@@ -387,16 +363,10 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "int8 with f32 adds: %s\n", layers.status().to_string().c_str());
           return 1;
         }
-        runtime::OnednnOptions options;
-        options.threads = args.threads;
-        const auto t0 = Clock::now();
-        auto plan = runtime::make_onednn_backend(options)->compile(before);
-        if (!plan.has_value() || !(*plan)->run({input}).has_value()) return 1;
-        const double first = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        runtime::ExecutionPlan* p = plan->get();
-        plans.push_back(std::move(*plan));
-        variants.push_back(
-            {"compress onednn int8, f32 residual adds", [p, &input] { (void)p->run({input}); }, {}, first});
+        if (add_onednn_variant("compress onednn int8, f32 residual adds", before, runtime::OnednnCompute::kF32) ==
+            nullptr) {
+          return 1;
+        }
       }
       for (int i = 0; i < args.warmup; ++i) {
         for (Variant& v : variants) v.run();  // first LibTorch runs profile and optimize
@@ -419,16 +389,16 @@ int main(int argc, char** argv) {
           }
         }
       }
-      const double base = percentile(variants[0].ms, 0.5);
+      const double base = eval::percentile(variants[0].ms, 0.5);
       auto fx_ratio = [&](double p50) { return fx.ok ? fmt::format("{:.2f}", p50 / fx.p50) : std::string("-"); };
       // Three decimals below a millisecond (the transformer encoder runs in tens of microseconds).
       auto ms = [](double v) { return fmt::format(v < 1.0 ? "{:.3f}" : "{:.2f}", v); };
       for (const Variant& v : variants) {
-        const double p50 = percentile(v.ms, 0.5);
-        const std::string line = fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {} | {} |\n", name, batch,
-                                             v.name, ms(p50), ms(percentile(v.ms, 0.9)), ms(percentile(v.ms, 0.0)),
-                                             p50 / base, fx_ratio(p50),
-                                             v.first_ms > 0 ? fmt::format("{:.0f}", v.first_ms) : std::string("-"));
+        const double p50 = eval::percentile(v.ms, 0.5);
+        const std::string line =
+            fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {} | {} |\n", name, batch, v.name, ms(p50),
+                        ms(eval::percentile(v.ms, 0.9)), ms(eval::percentile(v.ms, 0.0)), p50 / base, fx_ratio(p50),
+                        v.first_ms > 0 ? fmt::format("{:.0f}", v.first_ms) : std::string("-"));
         std::fputs(line.c_str(), stdout);
         std::fflush(stdout);
         table += line;
@@ -452,7 +422,8 @@ int main(int argc, char** argv) {
       "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}] (token models: random ids "
       "[batch, L]); {} x {} runs per variant, {}\n"
       "- Command (Release build):\n\n```\n{}\n```\n\n{}\n{}",
-      now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before, load_average(),
+      bench::now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before,
+      eval::current_load_average(),
       runtime::onednn_runtime_info(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
       args.size, args.size, args.rounds, args.iters,
       args.interleave_runs ? "interleaved run by run" : "rounds interleaved, runs within a round back to back",

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -24,7 +23,10 @@
 
 #include <fmt/format.h>
 
+#include "../bench_util.h"
 #include "compress/analysis/model_stats.h"
+#include "compress/eval/latency.h"
+#include "compress/eval/report.h"
 #include "compress/pass/options.h"
 #include "compress/prune/structured.h"
 #include "compress/runtime/onednn.h"
@@ -48,26 +50,6 @@ struct Args {
   int iters = 30;
   std::string command;
 };
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
-  return v[i];
-}
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
-  return buf;
-}
-
-double load_average() {
-  std::ifstream in("/proc/loadavg");
-  double l = 0;
-  in >> l;
-  return l;
-}
 
 int fail(const Status& s) {
   std::fprintf(stderr, "bench_structured_speedup: %s\n", s.message().c_str());
@@ -104,7 +86,7 @@ int run(int argc, char** argv) {
     }
   }
   set_num_threads(a.threads);
-  const double load_before = load_average();
+  const double load_before = eval::current_load_average();
   std::string table =
       "| model | variant | GFLOPs | params (M) | p50 ms | p90 ms | min ms | speedup (p50) | "
       "max abs diff onednn vs reference |\n"
@@ -169,13 +151,13 @@ int run(int argc, char** argv) {
         }
       }
     }
-    const double base = percentile(variants[0].ms, 0.5);
+    const double base = eval::percentile(variants[0].ms, 0.5);
     for (const Variant& v : variants) {
       const analysis::ModelStats stats = analysis::compute_model_stats(*v.graph);
-      const double p50 = percentile(v.ms, 0.5);
+      const double p50 = eval::percentile(v.ms, 0.5);
       table += fmt::format("| {} | {} | {:.3f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f}x | {:.2g} |\n", name,
                            v.name, static_cast<double>(stats.flops) / 1e9, static_cast<double>(stats.num_params) / 1e6,
-                           p50, percentile(v.ms, 0.9), percentile(v.ms, 0.0), base / p50, v.diff);
+                           p50, eval::percentile(v.ms, 0.9), eval::percentile(v.ms, 0.0), base / p50, v.diff);
     }
     // Output channels of every conv / linear, before -> after.
     std::string channels;
@@ -197,7 +179,7 @@ int run(int argc, char** argv) {
       "Zen 4 (AVX-512), %d threads; load average %.1f before, %.1f after (shared machine)\n- oneDNN: %s\n- Input "
       "[1,3,%lld,%lld] N(0,1); prune.structured target_flops %.2f, round_to %lld, criterion %s; %d alternating rounds "
       "x %d runs per variant after 5 warm-up runs\n\n%s\n%s",
-      a.command.c_str(), now_utc().c_str(), a.threads, load_before, load_average(),
+      a.command.c_str(), bench::now_utc().c_str(), a.threads, load_before, eval::current_load_average(),
       runtime::onednn_runtime_info().c_str(), static_cast<long long>(a.size), static_cast<long long>(a.size),
       a.target_flops, static_cast<long long>(a.round_to), a.criterion.c_str(), a.rounds, a.iters, table.c_str(),
       notes.c_str());

@@ -16,13 +16,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-// Nearest-rank percentile of an unsorted sample.
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
-  return v[i];
-}
-
 // The embedding table size an integer input indexes, or 0.
 int64_t index_range(const ir::Value& input) {
   int64_t rows = 0;
@@ -108,6 +101,12 @@ Expected<LatencyResult> measure_latency(runtime::Backend& backend, const ir::Gra
   COMPRESS_ASSIGN_OR_RETURN(LatencyResult result, time_plan(*plan, inputs, options));
   result.compile_ms = compile_ms;
   return result;
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
+  return v[i];
 }
 
 double peak_rss_mb() {

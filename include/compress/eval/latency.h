@@ -39,6 +39,10 @@ Expected<LatencyResult> measure_latency(runtime::Backend& backend, const ir::Gra
 Expected<LatencyResult> time_plan(runtime::ExecutionPlan& plan, const std::vector<ir::Tensor>& inputs,
                                   const LatencyOptions& options);
 
+// Nearest-rank percentile (p in [0, 1]) of a non-empty, unsorted sample:
+// what LatencyResult's p50/p90/min are, for benchmarks that time by hand.
+double percentile(std::vector<double> samples, double p);
+
 // The process's peak resident memory so far (VmHWM), in MiB; 0 when unknown.
 double peak_rss_mb();
 
