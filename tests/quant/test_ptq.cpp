@@ -11,15 +11,13 @@
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
 #include "compress/quant/ptq_pass.h"
-#include "compress/transforms/fold_batch_norm.h"
+#include "fashion_fixture.h"
 #include "quant_test_util.h"
 
 using namespace compress;
 using namespace compress::quant_test;
 
 namespace {
-
-const eval::Normalization kFashionNorm{0.2860f, 0.3530f};
 
 struct FixtureVariants {
   ir::Graph f32;  // batch norms folded
@@ -28,35 +26,18 @@ struct FixtureVariants {
   ir::Graph int8_f32_pool;  // with Note [Requantize after max pooling] instead of u8 pools
 };
 
-// The fixture, folded, calibrated once on 512 training images, converted
-// both ways from the same plan. Built on first use and shared by the tests.
+// The per-channel fixture (fashion_fixture.h) and the same plan converted
+// with f32 pools. Built on first use and shared by the tests.
 const FixtureVariants& fixture_variants() {
   static const FixtureVariants variants = [] {
-    ir::Graph g =
-        io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf").value();
-    pass::PassContext ctx;
-    ctx.progress = false;
-    transforms::FoldBatchNormPass().run(g, ctx).value();
-    auto calib_data = eval::open_dataset("fashion-mnist:train", {kFashionNorm, 512}).value();
-    quant::CalibrationOptions opts;
-    opts.progress = false;
-    const auto nodes = quant::quantizable_nodes(g);
-    auto calib = quant::calibrate(g, quant::values_to_observe(g, nodes), *calib_data, opts).value();
-    auto layers = quant::plan_layers(g, nodes, calib).value();
-    FixtureVariants v{g.clone(), g.clone(), g.clone(), g.clone()};
-    throw_if_error(quant::convert_to_int8(v.int8, layers));
+    const FashionFixture& f = fashion_fixture(quant::WeightGranularity::kPerChannel);
+    FixtureVariants v{f.f32.clone(), f.int8.clone(), f.fake.clone(), f.f32.clone()};
     quant::Int8Options f32_pool;
     f32_pool.pool_before_requantize = true;
-    throw_if_error(quant::convert_to_int8(v.int8_f32_pool, layers, f32_pool));
-    throw_if_error(quant::convert_to_fake_quant(v.fake, layers));
+    throw_if_error(quant::convert_to_int8(v.int8_f32_pool, f.layers, f32_pool));
     return v;
   }();
   return variants;
-}
-
-ir::Tensor test_images(int64_t count) {
-  auto data = eval::open_dataset("fashion-mnist:test", {kFashionNorm, count}).value();
-  return data->batch(0, count).value().inputs;
 }
 
 }  // namespace
@@ -94,7 +75,7 @@ TEST_CASE("PTQ fixture: the int8 graph verifies and is made of the expected ops"
 
 TEST_CASE("PTQ fixture: int8 graph on reference and onednn is bit-exact") {
   const FixtureVariants& v = fixture_variants();
-  const ir::Tensor x = test_images(256);
+  const ir::Tensor x = fashion_test_images(256);
   const ir::Tensor ref = run_graph(v.int8, "reference", x)[0];
   const ir::Tensor dnn = run_graph(v.int8, "onednn", x)[0];
   CHECK(ref.bitwise_equal(dnn));
@@ -118,21 +99,11 @@ TEST_CASE("PTQ fixture: int8 graph on reference and onednn is bit-exact") {
 // test images: see the WARN lines.
 TEST_CASE("PTQ fixture: fake-quant simulation agrees with the int8 graph") {
   const FixtureVariants& v = fixture_variants();
-  const ir::Tensor x = test_images(1000);
-  const ir::Tensor deployed = run_graph(v.int8, "onednn", x)[0];
-  const ir::Tensor simulated = run_graph(v.fake, "reference", x)[0];
-  const ir::Tensor f32 = run_graph(v.f32, "reference", x)[0];
-  const float sim_gap = max_abs_diff(deployed, simulated);
-  const float quant_err = max_abs_diff(deployed, f32);
-  int64_t argmax_differs = 0;
-  const int64_t classes = deployed.dim(1);
-  for (int64_t n = 0; n < deployed.dim(0); ++n) {
-    auto argmax = [&](const ir::Tensor& t) {
-      const float* r = t.data<float>() + n * classes;
-      return std::max_element(r, r + classes) - r;
-    };
-    argmax_differs += argmax(deployed) != argmax(simulated) ? 1 : 0;
-  }
+  const ir::Tensor x = fashion_test_images(1000);
+  const SimulationGap gap = simulation_gap(run_graph(v.int8, "onednn", x)[0], run_graph(v.fake, "reference", x)[0],
+                                           run_graph(v.f32, "reference", x)[0]);
+  const float sim_gap = gap.max_gap, quant_err = gap.quant_err;
+  const int64_t argmax_differs = gap.argmax_differs;
   WARN("fake-quant vs int8: max |logit diff| " << sim_gap << ", argmax differs on " << argmax_differs
                                                << "/1000; int8 vs f32 max |diff| " << quant_err);
   // The gap is f32 rounding, orders of magnitude below the quantization error itself.
@@ -143,10 +114,7 @@ TEST_CASE("PTQ fixture: fake-quant simulation agrees with the int8 graph") {
 
 TEST_CASE("PTQ fixture: int8 top-1 on Fashion-MNIST test within 0.3 points of fp32 (90.35%)") {
   const FixtureVariants& v = fixture_variants();
-  auto test = eval::open_dataset("fashion-mnist:test", {kFashionNorm, -1}).value();
-  auto backend = runtime::make_backend("onednn").value();
-  auto plan = backend->compile(v.int8).value();
-  auto result = eval::evaluate_top1(*plan, *test, 500, false);
+  auto result = fashion_top1(v.int8);
   REQUIRE(result.has_value());
   WARN("fashion_cnn int8 (minmax, per-channel, 512 calibration images) top-1 " << result->top1() << "% ("
                                                                               << result->correct << "/10000)");
@@ -161,13 +129,9 @@ TEST_CASE("PTQ residual fixture: int8 fashion_resnet within 0.3 points of fp32 w
       io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_resnet.cmf").value();
   ir::Graph int8 = f32.clone();
   auto calib = eval::open_dataset("fashion-mnist:train", {kFashionNorm, 512}).value();
-  pass::PassManager pipeline;
-  pipeline.add(std::make_unique<transforms::FoldBatchNormPass>());
-  pipeline.add(std::make_unique<quant::PtqPass>());
   pass::PassContext ctx;
   ctx.progress = false;
-  ctx.calibration = calib.get();
-  REQUIRE(pipeline.run(int8, ctx).has_value());
+  REQUIRE(quant::quantize_ptq(int8, *calib, {}, ctx).has_value());
   int64_t adds = 0, qadds = 0;
   for (const auto& node : int8.node_list()) {
     adds += node->op() == "add";
@@ -177,10 +141,8 @@ TEST_CASE("PTQ residual fixture: int8 fashion_resnet within 0.3 points of fp32 w
   // global pooling, so it stays f32 (its result is dequantized anyway).
   CHECK(qadds == 2);
   CHECK(adds == 1);
-  auto test = eval::open_dataset("fashion-mnist:test", {kFashionNorm, -1}).value();
-  auto backend = runtime::make_backend("onednn").value();
-  auto f32_top1 = eval::evaluate_top1(*backend->compile(f32).value(), *test, 500, false).value().top1();
-  auto int8_top1 = eval::evaluate_top1(*backend->compile(int8).value(), *test, 500, false).value().top1();
+  auto f32_top1 = fashion_top1(f32).value().top1();
+  auto int8_top1 = fashion_top1(int8).value().top1();
   WARN("fashion_resnet top-1 f32 " << f32_top1 << "%, int8 " << int8_top1 << "% (onednn, 10000 test images)");
   CHECK(f32_top1 == Approx(87.60).margin(0.05));  // 87.60 on the reference backend; onednn f32 may flip a tie
   CHECK(int8_top1 >= f32_top1 - 0.3);

@@ -16,14 +16,13 @@
 #include "compress/quant/scheme.h"
 #include "compress/quant/sensitivity.h"
 #include "compress/transforms/fold_batch_norm.h"
+#include "fashion_fixture.h"
 #include "quant_test_util.h"
 
 using namespace compress;
 using namespace compress::quant_test;
 
 namespace {
-
-const eval::Normalization kFashionNorm{0.2860f, 0.3530f};
 
 // The per-channel target (within 0.3 points of fp32's 90.35%); measured
 // 90.36% (docs/quantization.md).
@@ -35,41 +34,8 @@ float max_abs(const ir::Tensor& t) {
   return m;
 }
 
-struct PerTensorFixture {
-  ir::Graph f32;  // batch norms folded
-  ir::Graph int8;
-  ir::Graph fake;
-  std::vector<quant::LayerQuant> layers;
-};
-
-// The Fashion-MNIST fixture, folded, calibrated on 512 training images and
-// planned with per-tensor weights; built on first use.
-const PerTensorFixture& per_tensor_fixture() {
-  static const PerTensorFixture fixture = [] {
-    ir::Graph g =
-        io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf").value();
-    pass::PassContext ctx;
-    ctx.progress = false;
-    transforms::FoldBatchNormPass().run(g, ctx).value();
-    auto calib_data = eval::open_dataset("fashion-mnist:train", {kFashionNorm, 512}).value();
-    quant::CalibrationOptions opts;
-    opts.progress = false;
-    const auto nodes = quant::quantizable_nodes(g);
-    auto calib = quant::calibrate(g, quant::values_to_observe(g, nodes), *calib_data, opts).value();
-    quant::PlanOptions plan;
-    plan.weight_granularity = quant::WeightGranularity::kPerTensor;
-    PerTensorFixture f{g.clone(), g.clone(), g.clone(), quant::plan_layers(g, nodes, calib, plan).value()};
-    throw_if_error(quant::convert_to_int8(f.int8, f.layers));
-    throw_if_error(quant::convert_to_fake_quant(f.fake, f.layers));
-    return f;
-  }();
-  return fixture;
-}
-
-ir::Tensor test_images(int64_t count) {
-  auto data = eval::open_dataset("fashion-mnist:test", {kFashionNorm, count}).value();
-  return data->batch(0, count).value().inputs;
-}
+// The fixture planned with per-tensor weights (fashion_fixture.h).
+const FashionFixture& per_tensor_fixture() { return fashion_fixture(quant::WeightGranularity::kPerTensor); }
 
 }  // namespace
 
@@ -105,7 +71,7 @@ TEST_CASE("weight_params per tensor: one scale max|w|/127, values round to neare
 }
 
 TEST_CASE("PTQ per-tensor fixture: one weight scale per layer, bit-exact on reference and onednn") {
-  const PerTensorFixture& f = per_tensor_fixture();
+  const FashionFixture& f = per_tensor_fixture();
   REQUIRE(ir::verify(f.int8).is_ok());
   REQUIRE(ir::verify(f.fake).is_ok());
   REQUIRE(f.layers.size() == 4);
@@ -119,7 +85,7 @@ TEST_CASE("PTQ per-tensor fixture: one weight scale per layer, bit-exact on refe
     CHECK(wq->dtype() == ir::DType::kI8);
     CHECK(wq->type().quant->granularity() == ir::QuantGranularity::kPerTensor);
   }
-  const ir::Tensor x = test_images(256);
+  const ir::Tensor x = fashion_test_images(256);
   const ir::Tensor ref = run_graph(f.int8, "reference", x)[0];
   const ir::Tensor dnn = run_graph(f.int8, "onednn", x)[0];
   CHECK(ref.bitwise_equal(dnn));
@@ -134,27 +100,12 @@ TEST_CASE("PTQ per-tensor fixture: one weight scale per layer, bit-exact on refe
 // absolute bound and the argmax bound of test_ptq hold and are asserted; the
 // ratio is bounded at 10% and the affected images at 2%.
 TEST_CASE("PTQ per-tensor fixture: fake-quant simulation agrees with the int8 graph") {
-  const PerTensorFixture& f = per_tensor_fixture();
-  const ir::Tensor x = test_images(1000);
-  const ir::Tensor deployed = run_graph(f.int8, "onednn", x)[0];
-  const ir::Tensor simulated = run_graph(f.fake, "reference", x)[0];
-  const ir::Tensor f32 = run_graph(f.f32, "reference", x)[0];
-  const float sim_gap = max_abs_diff(deployed, simulated);
-  const float quant_err = max_abs_diff(deployed, f32);
-  int64_t argmax_differs = 0, images_differ = 0;
-  const int64_t classes = deployed.dim(1);
-  for (int64_t n = 0; n < deployed.dim(0); ++n) {
-    bool differs = false;
-    for (int64_t k = 0; k < classes; ++k) {
-      differs |= std::fabs(deployed.data<float>()[n * classes + k] - simulated.data<float>()[n * classes + k]) > 1e-4f;
-    }
-    images_differ += differs ? 1 : 0;
-    auto argmax = [&](const ir::Tensor& t) {
-      const float* r = t.data<float>() + n * classes;
-      return std::max_element(r, r + classes) - r;
-    };
-    argmax_differs += argmax(deployed) != argmax(simulated) ? 1 : 0;
-  }
+  const FashionFixture& f = per_tensor_fixture();
+  const ir::Tensor x = fashion_test_images(1000);
+  const SimulationGap gap = simulation_gap(run_graph(f.int8, "onednn", x)[0], run_graph(f.fake, "reference", x)[0],
+                                           run_graph(f.f32, "reference", x)[0]);
+  const float sim_gap = gap.max_gap, quant_err = gap.quant_err;
+  const int64_t argmax_differs = gap.argmax_differs, images_differ = gap.images_differ;
   WARN("per-tensor fake-quant vs int8: max |logit diff| " << sim_gap << ", argmax differs on " << argmax_differs
                                                           << "/1000; logits differ (> 1e-4) on " << images_differ
                                                           << "/1000 images; int8 vs f32 max |diff| " << quant_err);
@@ -165,11 +116,8 @@ TEST_CASE("PTQ per-tensor fixture: fake-quant simulation agrees with the int8 gr
 }
 
 TEST_CASE("PTQ per-tensor fixture: int8 top-1 on Fashion-MNIST test") {
-  const PerTensorFixture& f = per_tensor_fixture();
-  auto test = eval::open_dataset("fashion-mnist:test", {kFashionNorm, -1}).value();
-  auto backend = runtime::make_backend("onednn").value();
-  auto plan = backend->compile(f.int8).value();
-  auto result = eval::evaluate_top1(*plan, *test, 500, false);
+  const FashionFixture& f = per_tensor_fixture();
+  auto result = fashion_top1(f.int8);
   REQUIRE(result.has_value());
   WARN("fashion_cnn int8 (minmax, per-tensor weights, 512 calibration images) top-1 "
        << result->top1() << "% (" << result->correct << "/10000)");
