@@ -17,29 +17,12 @@
 #include "compress/pass/registry.h"
 #include "compress/prune/prune_passes.h"
 #include "compress/runtime/backend.h"
+#include "fashion_data.h"
 
 using namespace compress;
 using distill::FinetunePass;
 
 namespace {
-
-constexpr float kMean = 0.2860f;
-constexpr float kStd = 0.3530f;
-
-ir::Graph fixture() {
-  auto g = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf");
-  REQUIRE(g.has_value());
-  return std::move(*g);
-}
-
-std::unique_ptr<eval::DataSource> fashion(const std::string& split, int64_t limit) {
-  eval::DatasetOptions options;
-  options.normalization = {kMean, kStd};
-  options.limit = limit;
-  auto source = eval::open_dataset("fashion-mnist:" + split, options);
-  REQUIRE(source.has_value());
-  return std::move(*source);
-}
 
 double top1(const ir::Graph& graph, const eval::DataSource& data) {
   auto backend = runtime::make_backend("reference");
@@ -115,12 +98,12 @@ Expected<pass::PassResult> finetune(ir::Graph& graph, const eval::DataSource* tr
 }  // namespace
 
 TEST_CASE("distill.finetune recovers the accuracy of the fixture pruned to 80 percent with masks intact") {
-  const ir::Graph original = fixture();
+  const ir::Graph original = test::fashion_cnn();
   ir::Graph graph = original.clone();
   prune_by_magnitude(graph, 0.8);
   const auto pruned_weights = weights_of(graph);
-  auto test = fashion("test", 1000);
-  auto train = fashion("train", 2000);
+  auto test = test::fashion_data("test", 1000);
+  auto train = test::fashion_data("train", 2000);
   const double before = top1(graph, *test);
 
   auto result = finetune(graph, train.get(), &original, {{"epochs", "1"}, {"lr", "0.003"}, {"batch", "32"}});
@@ -159,8 +142,8 @@ TEST_CASE("distill.finetune recovers the accuracy of the fixture pruned to 80 pe
 }
 
 TEST_CASE("distill.finetune: the same seed gives bit-identical weights and another seed does not") {
-  const ir::Graph original = fixture();
-  auto train = fashion("train", 256);
+  const ir::Graph original = test::fashion_cnn();
+  auto train = test::fashion_data("train", 256);
   auto run = [&](uint64_t seed) {
     ir::Graph g = original.clone();
     prune_by_magnitude(g, 0.5);
@@ -184,7 +167,7 @@ TEST_CASE("distill.finetune: the same seed gives bit-identical weights and anoth
 }
 
 TEST_CASE("distill.finetune without training data or labels is a clear error") {
-  ir::Graph graph = fixture();
+  ir::Graph graph = test::fashion_cnn();
   auto r = finetune(graph, nullptr, nullptr, {});
   REQUIRE_FALSE(r.has_value());
   CHECK(r.status().code() == StatusCode::kInvalidArgument);
@@ -212,8 +195,8 @@ TEST_CASE("distill.finetune without training data or labels is a clear error") {
 }
 
 TEST_CASE("distill.finetune options: bad values and combinations name the key") {
-  ir::Graph graph = fixture();
-  auto train = fashion("train", 64);
+  ir::Graph graph = test::fashion_cnn();
+  auto train = test::fashion_data("train", 64);
   auto r = finetune(graph, train.get(), nullptr, {{"alpha", "0.5"}});
   REQUIRE_FALSE(r.has_value());
   CHECK_THAT(r.status().message(), Catch::Contains("needs a teacher"));
@@ -232,8 +215,8 @@ TEST_CASE("distill.finetune options: bad values and combinations name the key") 
 }
 
 TEST_CASE("distill.finetune without a teacher trains on labels only (sgd)") {
-  ir::Graph graph = fixture();
-  auto train = fashion("train", 256);
+  ir::Graph graph = test::fashion_cnn();
+  auto train = test::fashion_data("train", 256);
   auto r = finetune(graph, train.get(), nullptr,
                     {{"steps", "4"}, {"optimizer", "sgd"}, {"momentum", "0.9"}, {"lr", "0.01"}, {"batch", "32"}});
   REQUIRE(r.has_value());
@@ -244,10 +227,10 @@ TEST_CASE("distill.finetune without a teacher trains on labels only (sgd)") {
 }
 
 TEST_CASE("distill.finetune prune_schedule prunes gradually to the exact target sparsity in every layer") {
-  const ir::Graph original = fixture();
+  const ir::Graph original = test::fashion_cnn();
   ir::Graph graph = original.clone();
-  auto test = fashion("test", 1000);
-  auto train = fashion("train", 2000);
+  auto test = test::fashion_data("test", 1000);
+  auto train = test::fashion_data("train", 2000);
   auto r = finetune(graph, train.get(), &original,
                     {{"steps", "40"}, {"lr", "0.002"}, {"prune_schedule", "{sparsity: 0.8, end: 30, frequency: 5}"}});
   REQUIRE(r.has_value());
@@ -270,8 +253,8 @@ TEST_CASE("distill.finetune prune_schedule prunes gradually to the exact target 
 }
 
 TEST_CASE("distill.finetune prune_schedule: bad schedules are errors") {
-  ir::Graph graph = fixture();
-  auto train = fashion("train", 256);
+  ir::Graph graph = test::fashion_cnn();
+  auto train = test::fashion_data("train", 256);
   auto r = finetune(graph, train.get(), nullptr, {{"steps", "4"}, {"prune_schedule", "{sparsity: 0.5, end: 10}"}});
   REQUIRE_FALSE(r.has_value());
   CHECK_THAT(r.status().message(), Catch::Contains("only 4 steps"));
@@ -308,9 +291,9 @@ std::vector<std::pair<std::string, std::string>> env_pairs(const char* name) {
 // by default), DISTILL_MEASURE_OPTIONS="lr=0.003 batch=32" (distill.finetune
 // options) and DISTILL_MEASURE_SEED.
 TEST_CASE("measure: 80 percent magnitude pruning plus one epoch of KD fine-tuning", "[.measure]") {
-  const ir::Graph original = fixture();
-  auto test = fashion("test", -1);
-  auto train = fashion("train", -1);
+  const ir::Graph original = test::fashion_cnn();
+  auto test = test::fashion_data("test", -1);
+  auto train = test::fashion_data("train", -1);
   ir::Graph graph = original.clone();
   {
     pass::PassRegistry registry;

@@ -18,6 +18,7 @@
 #include "compress/prune/importance.h"
 #include "compress/prune/structured.h"
 #include "compress/runtime/backend.h"
+#include "fashion_data.h"
 #include "compress/torch/trainable_model.h"
 
 using namespace compress;
@@ -25,26 +26,8 @@ using distill::TaylorImportancePass;
 
 namespace {
 
-constexpr float kMean = 0.2860f;
-constexpr float kStd = 0.3530f;
-
-ir::Graph fixture() {
-  auto g = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf");
-  REQUIRE(g.has_value());
-  return std::move(*g);
-}
-
-std::unique_ptr<eval::DataSource> fashion_train(int64_t limit) {
-  eval::DatasetOptions options;
-  options.normalization = {kMean, kStd};
-  options.limit = limit;
-  auto source = eval::open_dataset("fashion-mnist:train", options);
-  REQUIRE(source.has_value());
-  return std::move(*source);
-}
-
 ir::Graph scored(int64_t samples, int64_t batch, const eval::DataSource& data) {
-  ir::Graph g = fixture();
+  ir::Graph g = test::fashion_cnn();
   pass::PassContext context;
   context.training = &data;
   context.progress = false;
@@ -131,9 +114,9 @@ double top1(const ir::Graph& graph, const eval::DataSource& data) {
 
 TEST_CASE("taylor importance equals w times grad per channel computed by hand", "[distill][taylor]") {
   // 200 samples in batches of 64: three full batches and one of 8.
-  auto data = fashion_train(300);
+  auto data = test::fashion_data("train", 300);
   const ir::Graph g = scored(200, 64, *data);
-  const ir::Graph original = fixture();
+  const ir::Graph original = test::fashion_cnn();
   const std::vector<std::pair<std::string, std::vector<std::string>>> layers = {
       {"conv1", {"conv1.weight", "bn1.weight", "bn1.bias"}},
       {"conv2", {"conv2.weight", "bn2.weight", "bn2.bias"}},
@@ -162,7 +145,7 @@ TEST_CASE("taylor importance equals w times grad per channel computed by hand", 
 }
 
 TEST_CASE("taylor scores survive cmf save and load, and drive prune.structured", "[distill][taylor]") {
-  auto data = fashion_train(128);
+  auto data = test::fashion_data("train", 128);
   const ir::Graph g = scored(128, 64, *data);
   const std::string path = "test_taylor_importance.cmf";
   REQUIRE(io::save_cmf(g, path).is_ok());
@@ -208,7 +191,7 @@ TEST_CASE("taylor scores survive cmf save and load, and drive prune.structured",
   const std::vector<float> conv1_after = stored(*loaded, "conv1");
   for (size_t k = 0; k < kept.size(); ++k) CHECK(conv1_after[k] == conv1[kept[k]]);
   // The pruned graph runs and still classifies (no fine-tuning).
-  auto test = fashion_train(300);
+  auto test = test::fashion_data("train", 300);
   CHECK(top1(*loaded, *test) > 0.3);
   // And it saves and loads again.
   REQUIRE(io::save_cmf(*loaded, path).is_ok());
@@ -219,7 +202,7 @@ TEST_CASE("taylor scores survive cmf save and load, and drive prune.structured",
 
 TEST_CASE("taylor criterion without stored scores and the pass without training data are errors",
           "[distill][taylor]") {
-  ir::Graph g = fixture();
+  ir::Graph g = test::fashion_cnn();
   prune::StructuredOptions o;
   o.criterion = "taylor";
   o.target_flops = 0.5;

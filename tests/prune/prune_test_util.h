@@ -12,20 +12,9 @@
 #include "compress/pass/registry.h"
 #include "compress/prune/prune_passes.h"
 #include "compress/runtime/backend.h"
+#include "fashion_data.h"
 
 namespace compress::prune_test {
-
-inline const eval::Normalization kFashionNorm{0.2860f, 0.3530f};
-
-inline std::string fixture_path() {
-  return std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf";
-}
-
-inline ir::Graph fixture() { return io::load_cmf(fixture_path()).value(); }
-
-inline std::unique_ptr<eval::DataSource> fashion(const std::string& split, int64_t count) {
-  return eval::open_dataset("fashion-mnist:" + split, {kFashionNorm, count}).value();
-}
 
 inline std::vector<float> dense_values(const ir::Tensor& t) {
   ir::Tensor d = t.to_dense().value();

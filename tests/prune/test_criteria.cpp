@@ -206,9 +206,9 @@ TEST_CASE("sparsegpt on one linear layer: exact count and a smaller ||WX - W'X||
 }
 
 TEST_CASE("wanda and sparsegpt beat magnitude on the fixture's logits at 50% and 2:4, with exact counts and the pattern") {
-  const ir::Graph dense = fixture();
-  auto calib = fashion("train", 32);
-  const ir::Tensor x = fashion("test", 128)->batch(0, 128).value().inputs;
+  const ir::Graph dense = test::fashion_cnn();
+  auto calib = test::fashion_data("train", 32);
+  const ir::Tensor x = test::fashion_data("test", 128)->batch(0, 128).value().inputs;
   const ir::Tensor want = run_graph(dense, "reference", x)[0];
   for (const char* pass_name : {"prune.magnitude", "prune.nm"}) {
     std::map<std::string, double> err;

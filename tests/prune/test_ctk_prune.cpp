@@ -50,7 +50,7 @@ fs::path fresh_dir(const std::string& name) {
 TEST_CASE("ctk prune: magnitude and 2:4 write sparse .cmf files and print the per-layer table") {
   const fs::path dir = fresh_dir("ok");
   const std::string out = (dir / "p.cmf").string();
-  Run r = ctk("prune " + fixture_path() + " " + out + " --method magnitude --ratio 0.6 --exclude conv1 -q", dir);
+  Run r = ctk("prune " + test::fashion_cnn_path() + " " + out + " --method magnitude --ratio 0.6 --exclude conv1 -q", dir);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("fc1") && Catch::Contains("60.00%"));
   auto g = io::load_cmf(out);
@@ -59,7 +59,7 @@ TEST_CASE("ctk prune: magnitude and 2:4 write sparse .cmf files and print the pe
   CHECK(zeros(weight_of(*g, "fc1")) == std::llround(0.6 * 200704));
   CHECK(zeros(weight_of(*g, "conv1")) == 0);
 
-  r = ctk("prune " + fixture_path() + " " + out + " --method nm --pattern 4:8 -q", dir);
+  r = ctk("prune " + test::fashion_cnn_path() + " " + out + " --method nm --pattern 4:8 -q", dir);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("skipped"));
   g = io::load_cmf(out);
@@ -71,7 +71,7 @@ TEST_CASE("ctk prune: magnitude and 2:4 write sparse .cmf files and print the pe
 TEST_CASE("ctk prune: bad arguments are usage errors that name the problem, and write nothing") {
   const fs::path dir = fresh_dir("bad");
   const std::string out = (dir / "p.cmf").string();
-  const std::string base = "prune " + fixture_path() + " " + out;
+  const std::string base = "prune " + test::fashion_cnn_path() + " " + out;
   struct Bad {
     std::string args;
     std::string says;

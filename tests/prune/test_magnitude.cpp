@@ -44,7 +44,7 @@ void check_magnitude_order(const std::vector<float>& before, const std::vector<f
 }  // namespace
 
 TEST_CASE("prune.magnitude: exact sparsity per layer, smallest magnitudes, shape kept, CSR layout") {
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   for (double ratio : {0.5, 0.37, 0.9}) {
     INFO("ratio " << ratio);
     ir::Graph g = dense.clone();
@@ -66,7 +66,7 @@ TEST_CASE("prune.magnitude: exact sparsity per layer, smallest magnitudes, shape
 }
 
 TEST_CASE("prune.magnitude: global scope reaches the total exactly with one threshold") {
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   ir::Graph g = dense.clone();
   const pass::PassResult r = run_prune(g, {{"ratio", "0.8"}, {"scope", "global"}, {"format", "mask"}});
   std::vector<float> before, after;
@@ -85,7 +85,7 @@ TEST_CASE("prune.magnitude: global scope reaches the total exactly with one thre
 }
 
 TEST_CASE("prune.magnitude: per-layer overrides, exclusions, min size and op filter") {
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   ir::Graph g = dense.clone();
   run_prune(g, {{"ratio", "0.5"}, {"layers", "{\"fc*\": 0.75, fc1: 0.1}"}, {"exclude", "[conv1]"}});
   CHECK(g.find_node("conv1")->input(1)->constant().bitwise_equal(dense.find_node("conv1")->input(1)->constant()));
@@ -105,7 +105,7 @@ TEST_CASE("prune.magnitude: per-layer overrides, exclusions, min size and op fil
 }
 
 TEST_CASE("prune.magnitude: comparison row prunes each output row by its own magnitudes") {
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   ir::Graph g = dense.clone();
   run_prune(g, {{"ratio", "0.3"}, {"comparison", "row"}});
   for (const std::string& name : kLayers) {
@@ -128,7 +128,7 @@ TEST_CASE("prune.magnitude: comparison row prunes each output row by its own mag
 }
 
 TEST_CASE("prune.magnitude: iterative steps end where one shot does") {
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   ir::Graph once = dense.clone(), steps = dense.clone();
   run_prune(once, {{"ratio", "0.7"}});
   run_prune(steps, {{"ratio", "0.7"}, {"steps", "4"}});
@@ -138,7 +138,7 @@ TEST_CASE("prune.magnitude: iterative steps end where one shot does") {
 }
 
 TEST_CASE("prune.magnitude: bad options are clear errors and leave the graph unchanged") {
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   struct Bad {
     std::vector<std::pair<std::string, std::string>> options;
     std::string says;
@@ -179,7 +179,7 @@ TEST_CASE("prune.magnitude: bad options are clear errors and leave the graph unc
 }
 
 TEST_CASE("prune.magnitude: the pruned model saves, loads and runs on both backends") {
-  ir::Graph csr = fixture(), mask = fixture();
+  ir::Graph csr = test::fashion_cnn(), mask = test::fashion_cnn();
   run_prune(csr, {{"ratio", "0.5"}});
   run_prune(mask, {{"ratio", "0.5"}, {"format", "mask"}});
   const std::filesystem::path file =
@@ -189,11 +189,11 @@ TEST_CASE("prune.magnitude: the pruned model saves, loads and runs on both backe
   std::filesystem::remove(file);
   REQUIRE(loaded.has_value());
   REQUIRE(same_constants(*loaded, csr));
-  const ir::Tensor x = fashion("test", 16)->batch(0, 16).value().inputs;
+  const ir::Tensor x = test::fashion_data("test", 16)->batch(0, 16).value().inputs;
   const ir::Tensor ref = run_graph(*loaded, "reference", x)[0];
   // The same zeros in either layout give the same logits.
   CHECK(mse(ref, run_graph(mask, "reference", x)[0]) == 0.0);
-  CHECK(mse(ref, run_graph(fixture(), "reference", x)[0]) > 0.0);
+  CHECK(mse(ref, run_graph(test::fashion_cnn(), "reference", x)[0]) > 0.0);
   if (has_backend("onednn")) {
     CHECK(mse(ref, run_graph(*loaded, "onednn", x)[0]) < 1e-8);
     CHECK(mse(ref, run_graph(mask, "onednn", x)[0]) < 1e-8);

@@ -43,7 +43,7 @@ void check_groups(const std::vector<float>& w, int64_t rows, int64_t cols, int64
 }  // namespace
 
 TEST_CASE("prune.nm: 2:4 and 4:8 hold in every group of every layer, kept = largest, nm layout") {
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   for (auto [n, m] : {std::pair<int64_t, int64_t>{2, 4}, {4, 8}, {1, 4}}) {
     INFO(n << ":" << m);
     ir::Graph g = dense.clone();
@@ -109,7 +109,7 @@ TEST_CASE("prune.nm: bad patterns are errors naming the option") {
     CHECK_THAT(p.status().message(), Catch::Contains("pattern"));
     CHECK_THAT(p.status().message(), Catch::Contains(bad));
   }
-  const ir::Graph dense = fixture();
+  const ir::Graph dense = test::fashion_cnn();
   ir::Graph g = dense.clone();
   auto p = make_pass("prune.nm", {{"exclude", "[nothing_here]"}});
   REQUIRE(p.has_value());

@@ -11,15 +11,15 @@
 
 #include "compress/eval/dataset.h"
 #include "compress/eval/metrics.h"
-#include "compress/io/cmf.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
 #include "compress/transforms/fold_batch_norm.h"
+#include "fashion_data.h"
 #include "quant_test_util.h"
 
 namespace compress::quant_test {
 
-inline const eval::Normalization kFashionNorm{0.2860f, 0.3530f};
+using test::kFashionNorm;
 
 struct FashionFixture {
   ir::Graph f32;  // batch norms folded
@@ -34,11 +34,11 @@ inline const FashionFixture& fashion_fixture(quant::WeightGranularity granularit
   static std::map<quant::WeightGranularity, FashionFixture> built;
   auto it = built.find(granularity);
   if (it != built.end()) return it->second;
-  ir::Graph g = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf").value();
+  ir::Graph g = test::fashion_cnn();
   pass::PassContext ctx;
   ctx.progress = false;
   transforms::FoldBatchNormPass().run(g, ctx).value();
-  auto calib_data = eval::open_dataset("fashion-mnist:train", {kFashionNorm, 512}).value();
+  auto calib_data = test::fashion_data("train", 512);
   quant::CalibrationOptions opts;
   opts.progress = false;
   const auto nodes = quant::quantizable_nodes(g);
