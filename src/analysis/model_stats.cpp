@@ -234,13 +234,7 @@ LayerStats layer_stats(const ir::Node& node, const NodeCost& cost) {
 
 }  // namespace
 
-bool is_parameter(const ir::Graph& graph, const ir::Value* c) {
-  if (!c->uses().empty()) return true;
-  for (const ir::Value* out : graph.outputs()) {
-    if (out == c) return true;
-  }
-  return false;
-}
+bool is_parameter(const ir::Graph& graph, const ir::Value* c) { return !c->uses().empty() || graph.is_output(c); }
 
 ModelCost compute_model_cost(const ir::Graph& graph) {
   ModelCost cost;

@@ -237,6 +237,8 @@ Expected<Node*> Graph::add_node(const std::string& op, const std::vector<Value*>
 
 void Graph::set_outputs(std::vector<Value*> outputs) { outputs_ = std::move(outputs); }
 
+bool Graph::is_output(const Value* v) const { return std::find(outputs_.begin(), outputs_.end(), v) != outputs_.end(); }
+
 // ---- Graph: rewriting -------------------------------------------------------------------
 
 void Graph::replace_all_uses_with(Value* from, Value* to) {

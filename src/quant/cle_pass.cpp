@@ -31,7 +31,7 @@ struct Pair {
 ir::Node* equalizable_successor(const ir::Graph& g, ir::Node* first) {
   ir::Value* v = first->output();
   while (true) {
-    if (v->uses().size() != 1 || is_graph_output(g, v)) return nullptr;
+    if (v->uses().size() != 1 || g.is_output(v)) return nullptr;
     const ir::Use& use = v->uses()[0];
     ir::Node* n = use.user;
     if (use.input_index != 0) return nullptr;

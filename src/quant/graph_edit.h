@@ -12,13 +12,6 @@ inline bool is_f32_constant(const ir::Value* v) {
   return v->is_constant() && v->dtype() == ir::DType::kF32 && !v->constant().is_sparse();
 }
 
-inline bool is_graph_output(const ir::Graph& g, const ir::Value* v) {
-  for (const ir::Value* o : g.outputs()) {
-    if (o == v) return true;
-  }
-  return false;
-}
-
 // conv2d/linear with a constant dense f32 weight and (if present) bias.
 inline bool is_weighted_layer(const ir::Node& n) {
   if (n.op() != "conv2d" && n.op() != "linear") return false;

@@ -58,10 +58,7 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
 // quarter of the bytes moved, and tests check the two agree bit for bit.
 bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set<std::string>& layer_nodes) {
   std::function<bool(const ir::Value*)> only_feeds_layers = [&](const ir::Value* v) {
-    for (const ir::Value* o : g.outputs()) {
-      if (o == v) return false;
-    }
-    if (v->uses().empty()) return false;
+    if (g.is_output(v) || v->uses().empty()) return false;
     for (const ir::Use& u : v->uses()) {
       const ir::Node* n = u.user;
       if (n->op() == "flatten" || n->op() == "reshape") {
@@ -77,13 +74,6 @@ bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set
     if (u.user->op() != "max_pool2d" || !only_feeds_layers(u.user->output())) return false;
   }
   return true;
-}
-
-bool is_graph_output(const ir::Graph& g, const ir::Value* v) {
-  for (const ir::Value* o : g.outputs()) {
-    if (o == v) return true;
-  }
-  return false;
 }
 
 // The i8/u8 per-tensor value that `v` is the dequantize of, or null.
@@ -137,11 +127,11 @@ Status quantize_residual_adds(ir::Graph& g) {
     if (a == nullptr || b == nullptr || a->shape() != b->shape() || n->output()->shape() != a->shape()) continue;
     ir::Value* y = n->output();
     ir::Node* relu = nullptr;
-    if (y->uses().size() == 1 && !is_graph_output(g, y) && y->uses()[0].user->op() == "relu") {
+    if (y->uses().size() == 1 && !g.is_output(y) && y->uses()[0].user->op() == "relu") {
       relu = y->uses()[0].user;
       y = relu->output();
     }
-    if (is_graph_output(g, y) || y->uses().empty()) continue;
+    if (g.is_output(y) || y->uses().empty()) continue;
     std::vector<ir::Node*> quantizes;
     bool ok = true;
     for (const ir::Use& u : y->uses()) {
@@ -210,7 +200,7 @@ Status quantize_residual_adds(ir::Graph& g) {
 // onto the u8 value as well (quantized_input).
 Status pool_quantized_values(ir::Graph& g) {
   for (ir::Node* n : g.nodes()) {
-    if (n->op() != "max_pool2d" || is_graph_output(g, n->output())) continue;
+    if (n->op() != "max_pool2d" || g.is_output(n->output())) continue;
     ir::Value* q = dequantized_from(n->input(0));
     if (q == nullptr) continue;
     const std::string name = n->name();
@@ -226,7 +216,7 @@ Status pool_quantized_values(ir::Graph& g) {
   for (ir::Node* n : g.nodes()) {
     if (n->op() != "quantize") continue;
     const auto& params = n->output()->type().quant;
-    if (params == nullptr || is_graph_output(g, n->output())) continue;
+    if (params == nullptr || g.is_output(n->output())) continue;
     COMPRESS_ASSIGN_OR_RETURN(ir::Value * q, quantized_input(g, n->input(0), *params, n, cache, false));
     if (q != nullptr && q->dtype() == n->output()->dtype()) g.replace_all_uses_with(n->output(), q);
   }

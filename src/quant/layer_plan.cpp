@@ -22,13 +22,6 @@ bool quantizable(const ir::Node& n) {
   return true;
 }
 
-bool is_graph_output(const ir::Graph& g, const ir::Value* v) {
-  for (const ir::Value* o : g.outputs()) {
-    if (o == v) return true;
-  }
-  return false;
-}
-
 // Note [Fusing ReLU6 and clamp(0, M)]
 // relu6 and clamp(min = 0, max = M) after a quantized layer are fused like
 // ReLU: the layer's u8 output gets zero point 0 = qmin and params from the
@@ -67,7 +60,7 @@ bool exact_upper_bound(const ir::QuantParams& p, float upper) {
 // The relu / relu6 / clamp(0, M) to fuse into `n`'s output, if it is the output's only user.
 std::optional<FusedActivation> fusable_activation(const ir::Graph& g, const ir::Node& n) {
   const ir::Value* out = n.output();
-  if (out->uses().size() != 1 || is_graph_output(g, out)) return std::nullopt;
+  if (out->uses().size() != 1 || g.is_output(out)) return std::nullopt;
   const ir::Node* user = out->uses()[0].user;
   if (user->op() == "relu") return FusedActivation{user, INFINITY};
   if (user->op() == "relu6") return FusedActivation{user, 6.0f};
@@ -95,10 +88,10 @@ bool moves_values(const ir::Node& n) {
 bool may_become_qadd(const ir::Graph& g, const ir::Node& add, const std::set<std::string>& layers) {
   if (add.num_inputs() != 2) return false;
   const ir::Value* y = add.output();
-  if (y->uses().size() == 1 && !is_graph_output(g, y) && y->uses()[0].user->op() == "relu") {
+  if (y->uses().size() == 1 && !g.is_output(y) && y->uses()[0].user->op() == "relu") {
     y = y->uses()[0].user->output();
   }
-  if (is_graph_output(g, y) || y->uses().empty()) return false;
+  if (g.is_output(y) || y->uses().empty()) return false;
   for (const ir::Use& u : y->uses()) {
     const bool layer = u.input_index == 0 && layers.count(u.user->name()) != 0;
     if (!layer && u.user->op() != "add") return false;
@@ -168,7 +161,7 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
     const ir::Value* out = act ? act->node->output() : n->output();
     // Note [f32 outputs for f32 readers]; a graph output stays f32 too, and
     // then an activation before it must stay in the graph as well.
-    const bool f32_output = is_graph_output(graph, out) || !feeds_int8_readers(graph, out, layer_set);
+    const bool f32_output = graph.is_output(out) || !feeds_int8_readers(graph, out, layer_set);
     if (f32_output && act) {
       act.reset();
       out = n->output();

@@ -23,7 +23,7 @@ struct Group {
 ir::Node* foldable_layer_norm(const ir::Graph& g, const Group& group) {
   ir::Node* ln = group.input->producer();
   if (ln == nullptr || ln->op() != "layer_norm" || ln->attr_int("normalized_ndim") != 1) return nullptr;
-  if (is_graph_output(g, group.input) || group.input->uses().size() != group.linears.size()) return nullptr;
+  if (g.is_output(group.input) || group.input->uses().size() != group.linears.size()) return nullptr;
   for (size_t i = 1; i < ln->num_inputs(); ++i) {
     if (!is_f32_constant(ln->input(i))) return nullptr;
   }

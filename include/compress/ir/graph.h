@@ -185,6 +185,8 @@ class Graph {
   size_t num_nodes() const { return nodes_.size(); }
   const std::vector<Value*>& inputs() const { return inputs_; }
   const std::vector<Value*>& outputs() const { return outputs_; }
+  // Whether `v` is one of the graph's outputs.
+  bool is_output(const Value* v) const;
   std::vector<Value*> constants() const;
   std::vector<Value*> values() const;
   Value* find_value(const std::string& name) const;

@@ -22,10 +22,6 @@ size_t dtype_bytes(DType dtype, const ir::Shape& shape) {
   return bytes ? static_cast<size_t>(*bytes) : 0;
 }
 
-bool is_output(const ir::Graph& g, const ir::Value* v) {
-  return std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end();
-}
-
 std::string node_list(const Group& g) {
   std::string s;
   for (const ir::Node* n : g.nodes()) s += (s.empty() ? "" : "+") + n->name();
@@ -575,7 +571,7 @@ Status Builder::emit_outputs() {
 Status Builder::build() {
   ThreadScope scope(config_.threads);
   const ir::Graph& g = prepared_.graph;
-  for (const ir::Value* v : g.values()) pending_[v] = static_cast<int>(v->uses().size()) + (is_output(g, v) ? 1 : 0);
+  for (const ir::Value* v : g.values()) pending_[v] = static_cast<int>(v->uses().size()) + (g.is_output(v) ? 1 : 0);
   for (size_t i = 0; i < g.inputs().size(); ++i) {
     const ir::Value* v = g.inputs()[i];
     Buffer b;

@@ -17,14 +17,9 @@ using ir::Node;
 using ir::Tensor;
 using ir::Value;
 
-bool is_graph_output(const ir::Graph& g, const Value* v) {
-  const auto& outs = g.outputs();
-  return std::find(outs.begin(), outs.end(), v) != outs.end();
-}
-
 // The single node reading `v` (and reading it once), or null.
 Node* single_user(const ir::Graph& g, const Value* v) {
-  if (v->uses().size() != 1 || is_graph_output(g, v)) return nullptr;
+  if (v->uses().size() != 1 || g.is_output(v)) return nullptr;
   return v->uses()[0].user;
 }
 
