@@ -367,10 +367,11 @@ Status emit_reduce_mean(Builder& b, const Group& g) {
       for (size_t d = 0; d < xs.size(); ++d) (d < first ? outer : d <= last ? count : inner) *= xs[d];
       b.consume(g);
       const int dst = b.new_stored(g.output(), plain_md(g.output()->shape(), dt::f32));
-      auto fn = [src, dst, outer, count, inner](StepContext& ctx) -> Status {
+      // The sums buffer lives with the step (plans are not thread-safe), not allocated per run.
+      auto fn = [src, dst, outer, count, inner,
+                 sums = std::vector<double>(static_cast<size_t>(inner))](StepContext& ctx) mutable -> Status {
         const float* x = static_cast<const float*>(ctx.ptr(src));
         float* y = static_cast<float*>(ctx.ptr(dst));
-        std::vector<double> sums(static_cast<size_t>(inner));
         for (int64_t o = 0; o < outer; ++o) {
           std::fill(sums.begin(), sums.end(), 0.0);
           const float* block = x + o * count * inner;
