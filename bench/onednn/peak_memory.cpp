@@ -89,21 +89,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// Resident set now (VmRSS), in MB.
-double current_rss_mb() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      double kb = 0;
-      in >> kb;
-      return kb / 1024.0;
-    }
-    std::getline(in, key);
-  }
-  return 0;
-}
-
 std::vector<float> random_images(const Args& a) {
   std::vector<float> x(static_cast<size_t>(a.batch * 3 * a.size * a.size));
   std::mt19937 gen(7);
@@ -123,7 +108,7 @@ int run_child(const Args& a) {
     ::torch::jit::Module frozen = ::torch::jit::freeze(module);
     c10::InferenceMode guard;
     const at::Tensor x = at::from_blob(images.data(), {a.batch, 3, a.size, a.size}, at::kFloat);
-    before = current_rss_mb();
+    before = eval::current_rss_mb();
     for (int r = 0; r < a.runs; ++r) (void)frozen.forward({x});
   } else {
     auto graph = io::load_cmf(a.cmf);
@@ -140,7 +125,7 @@ int run_child(const Args& a) {
     }
     ir::Tensor x = ir::Tensor::zeros(ir::DType::kF32, {a.batch, 3, a.size, a.size}).value();
     std::copy(images.begin(), images.end(), x.data<float>());
-    before = current_rss_mb();
+    before = eval::current_rss_mb();
     for (int r = 0; r < a.runs; ++r) {
       auto out = (*plan)->run({x});
       if (!out.has_value()) {

@@ -109,13 +109,22 @@ double percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
-double peak_rss_mb() {
+namespace {
+
+// A "Key:   N kB" line of /proc/self/status, in MiB; 0 when absent.
+double status_mb(const std::string& key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
   }
   return 0;
 }
+
+}  // namespace
+
+double peak_rss_mb() { return status_mb("VmHWM:"); }
+
+double current_rss_mb() { return status_mb("VmRSS:"); }
 
 }  // namespace compress::eval

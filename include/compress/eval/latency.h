@@ -45,5 +45,7 @@ double percentile(std::vector<double> samples, double p);
 
 // The process's peak resident memory so far (VmHWM), in MiB; 0 when unknown.
 double peak_rss_mb();
+// The process's resident memory now (VmRSS), in MiB; 0 when unknown.
+double current_rss_mb();
 
 }  // namespace compress::eval
