@@ -15,7 +15,7 @@ namespace compress::cli {
 const CommandDoc kQuantizeDoc = {
     "quantize",
     "post-training int8 quantization with calibration data",
-    "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--observer minmax|moving_average|percentile|kl|mse] "
+    "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--batch B] [--observer minmax|moving_average|percentile|kl|mse] "
     "[--keep-f32 LAYER]... [--weight-granularity per_channel|per_tensor] [--fake-quant]",
     "Folds batch norms into the preceding conv2d/linear, calibrates activation\n"
     "ranges on the first N samples of the dataset (f32 graph on the reference\n"
@@ -26,10 +26,13 @@ const CommandDoc kQuantizeDoc = {
     "range, f32 logits. It runs on the onednn and reference backends with\n"
     "identical results. --fake-quant writes\n"
     "the f32 simulation of the same int8 graph instead (fake_quant nodes with\n"
-    "the same params; see docs/quantization.md). Datasets as for ctk eval.",
+    "the same params; see docs/quantization.md). Datasets as for ctk eval.\n"
+    "A model whose reshapes were fixed to one batch at conversion (ctk convert\n"
+    "--input-shape) calibrates with --batch equal to it.",
     "  ctk quantize fashion_cnn.cmf fashion_int8.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353\n"
     "  ctk quantize fashion_cnn.cmf int8_mixed.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353 --keep-f32 conv1\n"
-    "  ctk quantize fashion_cnn.cmf sim.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353 --fake-quant\n",
+    "  ctk quantize fashion_cnn.cmf sim.cmf --calib fashion-mnist:train --mean 0.286 --std 0.353 --fake-quant\n"
+    "  ctk quantize encoder_b32.cmf encoder_int8.cmf --calib npy:tokens.npy,labels.npy --batch 32\n",
 };
 
 int run_quantize(const std::vector<std::string>& args) {
@@ -39,6 +42,7 @@ int run_quantize(const std::vector<std::string>& args) {
       ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
       ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
       ("samples", po::value<int64_t>()->default_value(512)->value_name("N"), "calibration samples")
+      ("batch", po::value<int64_t>()->default_value(64)->value_name("B"), "calibration batch size")
       ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | moving_average | percentile | kl | mse")
       ("calib-backend", po::value<std::string>()->default_value("reference")->value_name("NAME"),
        "backend that runs the f32 graph during calibration")
@@ -57,6 +61,7 @@ int run_quantize(const std::vector<std::string>& args) {
   // recipes accept exactly the same values (and say the same on errors).
   std::vector<std::pair<std::string, std::string>> pairs = {
       {"samples", std::to_string(cl.vm()["samples"].as<int64_t>())},
+      {"batch", std::to_string(cl.vm()["batch"].as<int64_t>())},
       {"observer", cl.vm()["observer"].as<std::string>()},
       {"calibration_backend", cl.vm()["calib-backend"].as<std::string>()},
       {"fake_quant", cl.vm()["fake-quant"].as<bool>() ? "true" : "false"},

@@ -1,6 +1,8 @@
 // Calibration over a DataSource with a progress bar.
 #include "compress/quant/calibration.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <memory>
 
@@ -9,6 +11,23 @@
 #include "compress/support/progress.h"
 
 namespace compress::quant {
+namespace {
+
+// A model converted with its reshapes fixed to one batch (TorchScript's
+// attention bakes them in) fails on any other batch with a reshape error
+// deep inside the graph; say which batch this was and what would work.
+Status with_batch_hint(const Status& error, const ir::Graph& graph, int64_t start, int64_t count) {
+  std::string hint = fmt::format(" (calibration batch of {} samples from sample {}", count, start);
+  const std::vector<int64_t>& declared = graph.inputs()[0]->shape();
+  if (!declared.empty() && declared[0] != count) {
+    hint += fmt::format("; the model's input is declared with batch {}: a model whose reshapes were fixed at "
+                        "conversion calibrates with batch {} and a sample count that is a multiple of it",
+                        declared[0], declared[0]);
+  }
+  return Status(error.code(), error.message() + hint + ")");
+}
+
+}  // namespace
 
 Status for_each_batch(const ir::Graph& graph, const std::vector<std::string>& values, const eval::DataSource& data,
                       const CalibrationOptions& options, const std::string& title, const BatchVisitor& visit) {
@@ -46,8 +65,9 @@ Status for_each_batch(const ir::Graph& graph, const std::vector<std::string>& va
   for (int64_t start = 0; start < total; start += options.batch) {
     const int64_t count = std::min(options.batch, total - start);
     COMPRESS_ASSIGN_OR_RETURN(eval::Batch batch, data.batch(start, count));
-    COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs, plan->run({batch.inputs}));
-    for (size_t i = 0; i < values.size(); ++i) seen[i] = &outputs.at(output_index[i]);
+    Expected<std::vector<ir::Tensor>> outputs = plan->run({batch.inputs});
+    if (!outputs.has_value()) return with_batch_hint(outputs.status(), graph, start, count);
+    for (size_t i = 0; i < values.size(); ++i) seen[i] = &outputs->at(output_index[i]);
     COMPRESS_RETURN_IF_ERROR(visit(seen));
     progress.advance(count);
   }

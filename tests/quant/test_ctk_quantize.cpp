@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "compress/io/cmf.h"
+#include "compress/io/npy.h"
 #include "compress/ir/verifier.h"
 #include "quant_test_util.h"
 
@@ -87,5 +88,45 @@ TEST_CASE("ctk quantize: bad input is an error and writes nothing") {
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " --calib npy:/nonexistent.npy -q", dir)
             .exit_code == 1);
   CHECK_FALSE(fs::exists(dir / "out.cmf"));
+  fs::remove_all(dir);
+}
+
+// A model converted with its batch fixed (a reshape with a constant leading
+// dim, as TorchScript's attention leaves them): calibration must run at that
+// batch. The default batch (64) fails with a hint; --batch 4 works.
+TEST_CASE("ctk quantize --batch: a model whose reshapes fix the batch") {
+  const fs::path dir = fresh_dir("batch");
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {4, 8}, nullptr}).value();
+  ir::Value* w = g.add_constant("fc.weight", quant_test::random_tensor({8, 8}, 1)).value();
+  ir::Value* y = g.add_node("linear", {x, w}, {}, "fc").value()->output();
+  ir::Value* r = g.add_node("reshape", {y}, {{"shape", std::vector<int64_t>{4, 2, 4}}}, "split").value()->output();
+  ir::Value* back = g.add_node("reshape", {r}, {{"shape", std::vector<int64_t>{4, 8}}}, "merge").value()->output();
+  g.set_outputs({back});
+  REQUIRE(io::save_cmf(g, (dir / "fixed.cmf").string()).is_ok());
+  REQUIRE(io::save_npy(quant_test::random_tensor({16, 8}, 2), (dir / "x.npy").string()).is_ok());
+  std::vector<int64_t> labels(16, 0);
+  REQUIRE(io::save_npy(ir::Tensor::from_vector(ir::DType::kI64, {16}, labels), (dir / "y.npy").string()).is_ok());
+  const std::string model = (dir / "fixed.cmf").string() + " " + (dir / "int8.cmf").string();
+  const std::string calib = " --calib npy:" + (dir / "x.npy").string() + "," + (dir / "y.npy").string() + " -q";
+
+  const std::string err = (dir / "stderr.txt").string();
+  const int status = std::system((std::string(CTK_PATH) + " quantize " + model + calib + " >/dev/null 2>" + err).c_str());
+  CHECK((WIFEXITED(status) ? WEXITSTATUS(status) : -1) == 1);
+  std::ifstream in(err);
+  std::stringstream message;
+  message << in.rdbuf();
+  CHECK_THAT(message.str(), Catch::Contains("node 'split' (reshape)") &&
+                                Catch::Contains("calibration batch of 16 samples from sample 0") &&
+                                Catch::Contains("calibrates with batch 4"));
+  CHECK_FALSE(fs::exists(dir / "int8.cmf"));
+
+  Run ok = ctk("quantize " + model + calib + " --batch 4", dir);
+  REQUIRE(ok.exit_code == 0);
+  CHECK_THAT(ok.out, Catch::Contains("1 layers quantized (int8), 16 calibration samples"));
+  auto q = io::load_cmf((dir / "int8.cmf").string());
+  REQUIRE(q.has_value());
+  CHECK(quant_test::count_ops(*q, "qlinear") == 1);
+  CHECK(ctk("quantize " + model + calib + " --batch 0", dir).exit_code == 2);
   fs::remove_all(dir);
 }
