@@ -19,13 +19,17 @@ const CommandDoc kPruneDoc = {
     "prune",
     "prune weights: unstructured, N:M, or whole channels",
     "ctk prune MODEL OUT.cmf --method magnitude|nm|structured [--ratio R] [--pattern N:M] "
+    "[--target-flops F | --target-params F] [--round-to N] [--min-channels N] "
     "[--criterion magnitude|wanda|sparsegpt] [--scope layer|global] [--layer PATTERN=R]... [--exclude PATTERN]... "
     "[--format csr|mask|nm] [--calib SPEC --mean M --std S --samples N] [--finetune-data SPEC --epochs N]",
     "Runs one pruning pass on MODEL and writes OUT.cmf. --method magnitude\n"
     "(prune.magnitude) zeroes the fraction R of each conv2d/linear/matmul\n"
     "weight (exactly; --scope global ranks all layers together); --method nm\n"
     "(prune.nm) keeps N of every M consecutive input weights (--pattern 2:4);\n"
-    "--method structured (prune.structured) removes whole channels. Weights keep\n"
+    "--method structured (prune.structured) removes whole channels: --ratio R of\n"
+    "every group, or the fewest that remove the fraction F of the FLOPs\n"
+    "(--target-flops) or parameters (--target-params); --round-to N keeps a\n"
+    "multiple of N channels (16 suits AVX-512 oneDNN). Weights keep\n"
     "their shape and are stored sparse (csr by default; --format mask, or nm for\n"
     "N:M). --criterion wanda or sparsegpt scores weights with input activations\n"
     "of the first --samples images of --calib (sparsegpt also updates the weights\n"
@@ -37,7 +41,8 @@ const CommandDoc kPruneDoc = {
     "  ctk prune fashion_cnn.cmf pruned.cmf --method magnitude --ratio 0.5\n"
     "  ctk prune fashion_cnn.cmf p24.cmf --method nm --pattern 2:4 --criterion sparsegpt --calib fashion-mnist:train "
     "--mean 0.286 --std 0.353\n"
-    "  ctk prune fashion_cnn.cmf p.cmf --method magnitude --ratio 0.7 --layer 'conv*=0.3' --exclude fc2\n",
+    "  ctk prune fashion_cnn.cmf p.cmf --method magnitude --ratio 0.7 --layer 'conv*=0.3' --exclude fc2\n"
+    "  ctk prune resnet18.pt half.cmf --method structured --target-flops 0.5 --round-to 16\n",
 };
 
 namespace {
@@ -77,6 +82,10 @@ int run_prune(const std::vector<std::string>& args) {
       ("method,m", po::value<std::string>()->value_name("NAME"), "magnitude | nm | structured")
       ("ratio,r", po::value<std::string>()->value_name("R"), "target sparsity (magnitude) or channel ratio (structured), in [0, 1)")
       ("pattern", po::value<std::string>()->value_name("N:M"), "N:M pattern for --method nm (default 2:4)")
+      ("target-flops", po::value<std::string>()->value_name("F"), "structured: remove this fraction of the FLOPs")
+      ("target-params", po::value<std::string>()->value_name("F"), "structured: remove this fraction of the parameters")
+      ("round-to", po::value<std::string>()->value_name("N"), "structured: kept channels a multiple of N")
+      ("min-channels", po::value<std::string>()->value_name("N"), "structured: channels every group keeps (default 1)")
       ("criterion", po::value<std::string>()->value_name("NAME"),
        "magnitude | wanda | sparsegpt (structured: its importance criteria, e.g. l1)")
       ("scope", po::value<std::string>()->value_name("NAME"), "layer | global (magnitude)")
@@ -118,10 +127,26 @@ int run_prune(const std::vector<std::string>& args) {
   if (method == "nm") {
     if (cl.has("ratio")) cl.usage_error("--method nm takes its sparsity from --pattern, not --ratio");
     forward("pattern", "pattern");
+  } else if (method == "structured") {
+    // prune.structured itself says when more than one of these is given.
+    if (!cl.has("ratio") && !cl.has("target-flops") && !cl.has("target-params")) {
+      cl.usage_error("--method structured needs --ratio, --target-flops or --target-params");
+    }
+    if (cl.has("pattern")) cl.usage_error("--pattern is for --method nm");
+    forward("ratio", "ratio");
+    forward("target-flops", "target_flops");
+    forward("target-params", "target_params");
+    forward("round-to", "round_to");
+    forward("min-channels", "min_channels");
   } else {
     if (!cl.has("ratio")) cl.usage_error(fmt::format("--method {} needs --ratio", method));
     if (cl.has("pattern")) cl.usage_error("--pattern is for --method nm");
     forward("ratio", "ratio");
+  }
+  if (method != "structured") {
+    for (const char* flag : {"target-flops", "target-params", "round-to", "min-channels"}) {
+      if (cl.has(flag)) cl.usage_error(fmt::format("--{} is for --method structured", flag));
+    }
   }
   forward("criterion", "criterion");
   forward("scope", "scope");

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "compress/analysis/model_stats.h"
 #include "compress/ir/sparse_layout.h"
 #include "compress/ir/verifier.h"
 #include "prune_test_util.h"
@@ -65,6 +66,37 @@ TEST_CASE("ctk prune: magnitude and 2:4 write sparse .cmf files and print the pe
   g = io::load_cmf(out);
   REQUIRE(g.has_value());
   CHECK(g->find_node("fc1")->input(1)->constant().sparse_layout()->format == ir::SparseFormat::kNM);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("ctk prune --method structured: a FLOPs target with kept channels rounded") {
+  const fs::path dir = fresh_dir("structured");
+  const std::string out = (dir / "s.cmf").string();
+  const std::string base = "prune " + test::fashion_cnn_path() + " " + out + " --method structured";
+  const Run r = ctk(base + " --target-flops 0.5 --round-to 4 -q", dir);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("prune.structured"));
+  auto g = io::load_cmf(out);
+  REQUIRE(g.has_value());
+  CHECK(ir::verify(*g).is_ok());
+  const ir::Graph original = test::fashion_cnn();
+  const double kept = static_cast<double>(analysis::compute_model_cost(*g).flops) /
+                      static_cast<double>(analysis::compute_model_cost(original).flops);
+  CHECK(kept <= 0.5);
+  CHECK(kept > 0.3);  // the smallest prefix that reaches the target, not everything
+  for (const char* layer : {"conv1", "conv2", "fc1"}) {
+    INFO(layer);
+    const int64_t channels = g->find_node(layer)->input(1)->shape()[0];
+    CHECK(channels % 4 == 0);
+    CHECK(channels < original.find_node(layer)->input(1)->shape()[0]);
+  }
+  for (const std::string& bad : {" --target-flops 0.5 --ratio 0.3", "", " --target-params 1.5",
+                                 " --ratio 0.3 --min-channels 0"}) {
+    INFO(bad);
+    CHECK(ctk(base + bad + " -q", dir).exit_code == 2);
+  }
+  CHECK(ctk("prune " + test::fashion_cnn_path() + " " + out + ".m --method magnitude --ratio 0.5 --round-to 4 -q", dir)
+            .exit_code == 2);
   fs::remove_all(dir);
 }
 
