@@ -26,6 +26,8 @@
 #include "compress/io/cmf_format.h"
 #include "compress/ir/verifier.h"
 
+#include "bench_options.h"
+
 using namespace compress;
 
 namespace {
@@ -120,19 +122,19 @@ ir::Graph load_or_die(const std::string& path, bool mmap, bool verify) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace po = compress::bench::po;
   double target_mb = 100;
   int repeat = 7;
   std::string dir = "/tmp";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--mb") target_mb = std::atof(argv[i + 1]);
-    else if (flag == "--repeat") repeat = std::atoi(argv[i + 1]);
-    else if (flag == "--dir") dir = argv[i + 1];
-    else {
-      std::fprintf(stderr, "usage: %s [--mb N] [--repeat R] [--dir FOLDER]\n", argv[0]);
-      return 2;
-    }
-  }
+  po::options_description options("options");
+  options.add_options()
+      ("mb", po::value(&target_mb)->default_value(target_mb)->notifier(compress::bench::at_least(1.0, "mb")),
+       "size of the model written, in MB")
+      ("repeat", po::value(&repeat)->default_value(repeat)->notifier(compress::bench::at_least(1, "repeat")),
+       "timed loads")
+      ("dir", po::value(&dir)->default_value(dir), "folder for the temporary .cmf");
+  compress::bench::parse_bench_args(argc, argv, "bench_cmf_load", "bench_cmf_load [--mb N] [--repeat R] [--dir FOLDER]",
+                                    options);
   const int64_t width = 1024;
   const int layers = std::max(1, static_cast<int>(target_mb * 1e6 / (4.0 * width * width) + 0.5));
   const std::string path = fmt::format("{}/bench_cmf_load.{}.cmf", dir, ::getpid());

@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "../bench_options.h"
 #include "../bench_util.h"
 #include "child_json.h"
 #include "compress/eval/dataset.h"
@@ -91,64 +92,45 @@ struct Args {
   std::string command;
 };
 
-std::vector<int64_t> parse_list(const std::string& text) {
-  std::vector<int64_t> out;
-  size_t at = 0;
-  while (at <= text.size()) {
-    const size_t comma = text.find(',', at);
-    out.push_back(std::stoll(text.substr(at, comma == std::string::npos ? std::string::npos : comma - at)));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
-  return out;
-}
+const char* const kUsage =
+    "bench_onednn_vs_libtorch MODEL.pt [MODEL.pt ...] [--batch 1,32] [--size 224] [--threads 2] [--rounds 5] "
+    "[--iters 10] [--warmup 15] [--calib 8] [--append bench/RESULTS.md] [--fx-script bench/onednn/fx_int8.py] "
+    "[--python /usr/bin/python3] [--no-fx] [--f32-adds] [--interleave-runs] [--explain]";
 
 Args parse(int argc, char** argv) {
   Args a;
-  a.command = "bench_onednn_vs_libtorch";
-  for (int i = 1; i < argc; ++i) {
-    const std::string s = argv[i];
-    a.command += " " + s;
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error("missing value after " + s);
-      a.command += std::string(" ") + argv[i + 1];
-      return argv[++i];
-    };
-    if (s == "--batch") {
-      a.batches = parse_list(next());
-    } else if (s == "--size") {
-      a.size = std::stoll(next());
-    } else if (s == "--threads") {
-      a.threads = std::stoi(next());
-    } else if (s == "--rounds") {
-      a.rounds = std::stoi(next());
-    } else if (s == "--iters") {
-      a.iters = std::stoi(next());
-    } else if (s == "--warmup") {
-      a.warmup = std::stoi(next());
-    } else if (s == "--calib") {
-      a.calib = std::stoi(next());
-    } else if (s == "--fx-script") {
-      a.fx_script = next();
-    } else if (s == "--python") {
-      a.python = next();
-    } else if (s == "--f32-adds") {
-      a.f32_adds = true;
-    } else if (s == "--explain") {
-      a.explain = true;
-    } else if (s == "--interleave-runs") {
-      a.interleave_runs = true;
-    } else if (s == "--no-fx") {
-      a.fx = false;
-    } else if (s == "--append") {
-      a.append = next();
-    } else if (!s.empty() && s[0] == '-') {
-      throw std::runtime_error("unknown option " + s);
-    } else {
-      a.models.push_back(s);
-    }
-  }
-  if (a.models.empty()) throw std::runtime_error("give at least one TorchScript model (.pt)");
+  bench::po::options_description options("options");
+  options.add_options()
+      ("model", bench::po::value(&a.models), "TorchScript models (.pt), also given as positional arguments")
+      ("batch", bench::po::value<std::string>()->default_value("1,32")->notifier([&a](const std::string& s) {
+         a.batches = bench::parse_positive_list(s, "batch");
+       }), "batch sizes, comma-separated")
+      ("size", bench::po::value(&a.size)->default_value(a.size)->notifier(bench::at_least<int64_t>(1, "size")),
+       "image height and width (image models)")
+      ("threads", bench::po::value(&a.threads)->default_value(a.threads)->notifier(bench::at_least(1, "threads")),
+       "threads for every runtime")
+      ("rounds", bench::po::value(&a.rounds)->default_value(a.rounds)->notifier(bench::at_least(1, "rounds")),
+       "interleaved rounds over the variants")
+      ("iters", bench::po::value(&a.iters)->default_value(a.iters)->notifier(bench::at_least(1, "iters")),
+       "timed runs of each variant per round")
+      ("warmup", bench::po::value(&a.warmup)->default_value(a.warmup)->notifier(bench::at_least(0, "warmup")),
+       "untimed runs of each variant first")
+      ("calib", bench::po::value(&a.calib)->default_value(a.calib)->notifier(bench::at_least(1, "calib")),
+       "random calibration inputs for the int8 variants")
+      ("append", bench::po::value(&a.append), "append the table and the command to this markdown file")
+      ("fx-script", bench::po::value(&a.fx_script)->default_value(a.fx_script), "PyTorch FX int8 timing script")
+      ("python", bench::po::value(&a.python)->default_value(a.python), "the interpreter with torch for --fx-script")
+      ("no-fx", "skip PyTorch's FX int8")
+      ("f32-adds", bench::po::bool_switch(&a.f32_adds), "also time int8 with f32 residual adds (before qadd)")
+      ("interleave-runs", bench::po::bool_switch(&a.interleave_runs), "alternate the variants run by run")
+      ("explain", bench::po::bool_switch(&a.explain), "print each int8 plan (as ctk bench --explain)");
+  bench::po::positional_options_description positional;
+  positional.add("model", -1);
+  const bench::BenchCommandLine cl =
+      bench::parse_bench_args(argc, argv, "bench_onednn_vs_libtorch", kUsage, options, positional);
+  if (a.models.empty()) bench::usage_error("bench_onednn_vs_libtorch", kUsage, "give at least one TorchScript model (.pt)");
+  a.fx = cl.vm.count("no-fx") == 0;
+  a.command = cl.command;
   return a;
 }
 
@@ -202,16 +184,7 @@ FxResult run_fx(const Args& args, const std::string& path, const std::string& ar
   return r;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Args args;
-  try {
-    args = parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_onednn_vs_libtorch: %s\n", e.what());
-    return 2;
-  }
+int run(const Args& args) {
   at::set_num_threads(args.threads);
   set_num_threads(args.threads);
   const double load_before = eval::current_load_average();
@@ -434,4 +407,18 @@ int main(int argc, char** argv) {
     out << section;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+  try {
+    return run(args);
+  } catch (const c10::Error& e) {  // LibTorch: an unreadable model, say
+    std::fprintf(stderr, "bench_onednn_vs_libtorch: %s\n", e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_onednn_vs_libtorch: %s\n", e.what());
+  }
+  return 1;
 }

@@ -27,6 +27,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../bench_options.h"
 #include "child_json.h"
 #include "compress/eval/dataset.h"
 #include "compress/eval/latency.h"
@@ -52,40 +53,29 @@ struct Args {
   std::string command;
 };
 
+const char* const kUsage =
+    "bench_peak_memory MODEL.pt [--batch 32] [--size 224] [--threads 2] [--runs 2] [--append bench/RESULTS.md]";
+
 Args parse(int argc, char** argv) {
   Args a;
-  a.command = "bench_peak_memory";
-  for (int i = 1; i < argc; ++i) {
-    const std::string s = argv[i];
-    const bool internal = s == "--child" || s == "--cmf";  // not part of the command to record
-    if (!internal) a.command += " " + s;
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error("missing value after " + s);
-      if (!internal) a.command += std::string(" ") + argv[i + 1];
-      return argv[++i];
-    };
-    if (s == "--child") {
-      a.child = next();
-    } else if (s == "--cmf") {
-      a.cmf = next();
-    } else if (s == "--batch") {
-      a.batch = std::stoll(next());
-    } else if (s == "--size") {
-      a.size = std::stoll(next());
-    } else if (s == "--threads") {
-      a.threads = std::stoi(next());
-    } else if (s == "--runs") {
-      a.runs = std::stoi(next());
-    } else if (s == "--append") {
-      a.append = next();
-    } else if (!s.empty() && s[0] == '-') {
-      throw std::runtime_error("unknown option " + s);
-    } else {
-      a.model = s;
-    }
-  }
-  if (a.model.empty()) throw std::runtime_error("give a TorchScript image model (.pt)");
-  if (a.batch < 1 || a.size < 1 || a.threads < 1 || a.runs < 1) throw std::runtime_error("sizes and counts must be >= 1");
+  namespace po = bench::po;
+  po::options_description options("options");
+  options.add_options()
+      ("model", po::value(&a.model), "TorchScript image model (.pt), also the positional argument")
+      ("batch", po::value(&a.batch)->default_value(a.batch)->notifier(bench::at_least<int64_t>(1, "batch")), "batch size")
+      ("size", po::value(&a.size)->default_value(a.size)->notifier(bench::at_least<int64_t>(1, "size")),
+       "image height and width")
+      ("threads", po::value(&a.threads)->default_value(a.threads)->notifier(bench::at_least(1, "threads")), "threads")
+      ("runs", po::value(&a.runs)->default_value(a.runs)->notifier(bench::at_least(1, "runs")),
+       "forward passes per runtime")
+      ("append", po::value(&a.append), "append the table and the command to this markdown file")
+      ("child", po::value(&a.child), "internal: run one runtime (libtorch | onednn-f32 | onednn-int8)")
+      ("cmf", po::value(&a.cmf), "internal: the child's .cmf");
+  po::positional_options_description positional;
+  positional.add("model", 1);
+  a.command = bench::parse_bench_args(argc, argv, "bench_peak_memory", kUsage, options, positional, {"child", "cmf"})
+                  .command;
+  if (a.model.empty()) bench::usage_error("bench_peak_memory", kUsage, "give a TorchScript image model (.pt)");
   return a;
 }
 
@@ -164,13 +154,7 @@ ChildResult spawn(const Args& a, const std::string& runtime, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args;
-  try {
-    args = parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_peak_memory: %s\n", e.what());
-    return 2;
-  }
+  const Args args = parse(argc, argv);
   if (!args.child.empty()) return run_child(args);
 
   // The .cmf files the onednn children load: f32 as imported, and int8.

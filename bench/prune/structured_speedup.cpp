@@ -23,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include "../bench_options.h"
 #include "../bench_util.h"
 #include "compress/analysis/model_stats.h"
 #include "compress/eval/latency.h"
@@ -56,30 +57,32 @@ int fail(const Status& s) {
   return 1;
 }
 
+const char* const kUsage =
+    "bench_structured_speedup [MODEL.pt ...] [--size 224] [--threads 2] [--target-flops 0.5] [--round-to 16] "
+    "[--criterion l1] [--rounds 6] [--iters 30]";
+
 int run(int argc, char** argv) {
   Args a;
-  for (int i = 0; i < argc; ++i) a.command += (i ? " " : "") + std::string(argv[i]);
-  for (int i = 1; i < argc; ++i) {
-    const std::string s = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (s == "--size") {
-      a.size = std::stoll(next());
-    } else if (s == "--threads") {
-      a.threads = std::stoi(next());
-    } else if (s == "--target-flops") {
-      a.target_flops = std::stod(next());
-    } else if (s == "--round-to") {
-      a.round_to = std::stoll(next());
-    } else if (s == "--criterion") {
-      a.criterion = next();
-    } else if (s == "--rounds") {
-      a.rounds = std::stoi(next());
-    } else if (s == "--iters") {
-      a.iters = std::stoi(next());
-    } else {
-      a.models.push_back(s);
-    }
-  }
+  bench::po::options_description options("options");
+  options.add_options()
+      ("model", bench::po::value(&a.models), "TorchScript image models (.pt), also positional; default: the "
+       "resnet18 and mobilenet_v2 fixtures")
+      ("size", bench::po::value(&a.size)->default_value(a.size)->notifier(bench::at_least<int64_t>(1, "size")),
+       "image height and width")
+      ("threads", bench::po::value(&a.threads)->default_value(a.threads)->notifier(bench::at_least(1, "threads")),
+       "threads")
+      ("target-flops", bench::po::value(&a.target_flops)->default_value(a.target_flops),
+       "fraction of the FLOPs to keep")
+      ("round-to", bench::po::value(&a.round_to)->default_value(a.round_to)->notifier(bench::at_least<int64_t>(1, "round-to")),
+       "kept channels rounded to a multiple of this")
+      ("criterion", bench::po::value(&a.criterion)->default_value(a.criterion), "channel importance criterion")
+      ("rounds", bench::po::value(&a.rounds)->default_value(a.rounds)->notifier(bench::at_least(1, "rounds")),
+       "alternating rounds")
+      ("iters", bench::po::value(&a.iters)->default_value(a.iters)->notifier(bench::at_least(1, "iters")),
+       "timed runs of each plan per round");
+  bench::po::positional_options_description positional;
+  positional.add("model", -1);
+  a.command = bench::parse_bench_args(argc, argv, "bench_structured_speedup", kUsage, options, positional).command;
   if (a.models.empty()) {
     for (const char* m : {"resnet18", "mobilenet_v2"}) {
       a.models.push_back(std::string(COMPRESS_TORCH_FIXTURES) + "/" + m + ".pt");

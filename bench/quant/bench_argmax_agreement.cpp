@@ -28,6 +28,7 @@
 #include "compress/support/logging.h"
 #include "compress/support/threads.h"
 
+#include "../bench_options.h"
 #include "bench_models.h"
 
 using namespace compress;
@@ -43,25 +44,27 @@ int fail(const Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace po = bench::po;
+  const char* const usage =
+      "bench_argmax_agreement MODEL [--calib 128] [--inputs 256] [--batch 32] [--observer minmax] [--threads 2]";
   std::string model, observer = "minmax";
   int64_t calib = 128, inputs = 256, batch = 32;
   int threads = 2;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (a == "--calib" && has_value) calib = std::atoll(argv[++i]);
-    else if (a == "--inputs" && has_value) inputs = std::atoll(argv[++i]);
-    else if (a == "--batch" && has_value) batch = std::atoll(argv[++i]);
-    else if (a == "--observer" && has_value) observer = argv[++i];
-    else if (a == "--threads" && has_value) threads = std::atoi(argv[++i]);
-    else if (model.empty() && a[0] != '-') model = a;
-    else model.clear(), i = argc;
-  }
-  if (model.empty() || calib < 1 || inputs < 1 || batch < 1 || threads < 1) {
-    fmt::print(stderr, "usage: bench_argmax_agreement MODEL [--calib N] [--inputs N] [--batch B] [--observer NAME] "
-                       "[--threads T]\n");
-    return 2;
-  }
+  po::options_description options("options");
+  options.add_options()
+      ("model", po::value(&model), ".cmf or TorchScript model, also the positional argument")
+      ("calib", po::value(&calib)->default_value(calib)->notifier(bench::at_least<int64_t>(1, "calib")),
+       "random calibration images")
+      ("inputs", po::value(&inputs)->default_value(inputs)->notifier(bench::at_least<int64_t>(1, "inputs")),
+       "other random images compared")
+      ("batch", po::value(&batch)->default_value(batch)->notifier(bench::at_least<int64_t>(1, "batch")),
+       "calibration batch")
+      ("observer", po::value(&observer)->default_value(observer), "quant.ptq observer")
+      ("threads", po::value(&threads)->default_value(threads)->notifier(bench::at_least(1, "threads")), "threads");
+  po::positional_options_description positional;
+  positional.add("model", 1);
+  bench::parse_bench_args(argc, argv, "bench_argmax_agreement", usage, options, positional);
+  if (model.empty()) bench::usage_error("bench_argmax_agreement", usage, "give a model (.cmf or .pt)");
   set_num_threads(threads);
   set_log_level(LogLevel::kWarning);
   Expected<ir::Graph> fp32 = load_model(model);

@@ -27,6 +27,7 @@
 #include "compress/support/threads.h"
 #include "compress/transforms/fold_batch_norm.h"
 
+#include "../bench_options.h"
 #include "bench_models.h"
 
 using namespace compress;
@@ -46,35 +47,27 @@ int fail(const Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace po = bench::po;
+  const char* const usage =
+      "bench_calibration MODEL [--samples 512] [--batch 64] [--backend onednn|reference] [--observer minmax] "
+      "[--rounds 2] [--threads 2]";
   std::string model, backend_name = "onednn", observer = "minmax";
   int64_t samples = 512, batch = 64;
   int rounds = 2, threads = 2;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        fmt::print(stderr, "bench_calibration: {} needs a value\n", a);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--samples") samples = std::atoll(next().c_str());
-    else if (a == "--batch") batch = std::atoll(next().c_str());
-    else if (a == "--backend") backend_name = next();
-    else if (a == "--observer") observer = next();
-    else if (a == "--rounds") rounds = std::atoi(next().c_str());
-    else if (a == "--threads") threads = std::atoi(next().c_str());
-    else if (model.empty() && a[0] != '-') model = a;
-    else {
-      fmt::print(stderr, "usage: bench_calibration MODEL [--samples N] [--batch B] [--backend NAME] [--observer NAME] "
-                         "[--rounds R] [--threads T]\n");
-      return 2;
-    }
-  }
-  if (model.empty() || samples < 1 || batch < 1 || rounds < 1 || threads < 1) {
-    fmt::print(stderr, "usage: bench_calibration MODEL [--samples N] [--batch B] [--backend NAME] [--observer NAME]\n");
-    return 2;
-  }
+  po::options_description flags("options");
+  flags.add_options()
+      ("model", po::value(&model), ".cmf or TorchScript model, also the positional argument")
+      ("samples", po::value(&samples)->default_value(samples)->notifier(bench::at_least<int64_t>(1, "samples")),
+       "random images calibrated on")
+      ("batch", po::value(&batch)->default_value(batch)->notifier(bench::at_least<int64_t>(1, "batch")), "batch size")
+      ("backend", po::value(&backend_name)->default_value(backend_name), "onednn | reference")
+      ("observer", po::value(&observer)->default_value(observer), "quant.ptq observer")
+      ("rounds", po::value(&rounds)->default_value(rounds)->notifier(bench::at_least(1, "rounds")), "rounds")
+      ("threads", po::value(&threads)->default_value(threads)->notifier(bench::at_least(1, "threads")), "threads");
+  po::positional_options_description positional;
+  positional.add("model", 1);
+  bench::parse_bench_args(argc, argv, "bench_calibration", usage, flags, positional);
+  if (model.empty()) bench::usage_error("bench_calibration", usage, "give a model (.cmf or .pt)");
   set_num_threads(threads);
   set_log_level(LogLevel::kWarning);
   Expected<ir::Graph> graph = load_model(model);

@@ -35,6 +35,8 @@
 
 #include "compress/runtime/sparse_kernels.h"
 
+#include "../bench_options.h"
+
 namespace sp = compress::runtime::sparse;
 using compress::ir::DType;
 using compress::ir::Tensor;
@@ -125,14 +127,19 @@ struct Dense {
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace po = compress::bench::po;
   int threads = 2, reps = 40;
   int64_t size = 4096;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    if (a == "--reps") reps = std::atoi(argv[i + 1]);
-    if (a == "--size") size = std::atoll(argv[i + 1]);
-  }
+  po::options_description flags("options");
+  flags.add_options()
+      ("threads", po::value(&threads)->default_value(threads)->notifier(compress::bench::at_least(1, "threads")),
+       "threads")
+      ("reps", po::value(&reps)->default_value(reps)->notifier(compress::bench::at_least(1, "reps")),
+       "timed runs of each kernel per point")
+      ("size", po::value(&size)->default_value(size)->notifier(compress::bench::at_least<int64_t>(1, "size")),
+       "the linear layer's width and height");
+  compress::bench::parse_bench_args(argc, argv, "bench_sparse", "bench_sparse [--threads 2] [--reps 40] [--size 4096]",
+                                    flags);
   omp_set_num_threads(threads);
   const std::vector<double> sparsities = {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95};
   const std::vector<int64_t> batches = {1, 16, 64};
