@@ -214,6 +214,54 @@ TEST_CASE("qlinear is bit-exact: 2-D and 3-D inputs, per-channel weights, biases
   }
 }
 
+// Note [Requantizing after f32 post-ops] (emit_quantized.cpp): a quantize
+// after an int8 layer's f32 output and its eltwise posts is the layer's own
+// u8/i8 output. Bit-exact without a transcendental post; with gelu (oneDNN's
+// kernel, as for the f32 output) within one quantization step.
+TEST_CASE("qlinear -> [eltwise] -> quantize is one int8 primitive writing u8/i8", "[onednn][int8]") {
+  struct Case {
+    std::string post;  // "" none
+    DType out;
+    int32_t zo;
+    bool fused;  // clamp uses eltwise clip, which the requantization needs for itself
+  };
+  const std::vector<Case> cases = {
+      {"", DType::kU8, 18, true},      {"relu", DType::kU8, 0, true},   {"gelu", DType::kU8, 18, true},
+      {"gelu", DType::kI8, -5, true},  {"silu", DType::kI8, 3, true},   {"relu6", DType::kU8, 0, false},
+  };
+  int index = 0;
+  for (const Case& c : cases) {
+    GraphBuilder g;
+    auto xq = per_tensor(DType::kU8, 0.05f, 100);
+    Value* x = g.input("x", {2, 8, 32}, DType::kU8, xq);
+    const int64_t out = 48;
+    std::vector<float> scales;
+    for (int64_t i = 0; i < out; ++i) scales.push_back(0.003f * static_cast<float>(1 + i % 4));
+    auto wq = per_channel(DType::kI8, scales, std::vector<int32_t>(static_cast<size_t>(out), 0));
+    Value* y = g.node("qlinear",
+                      {x, g.constant("w", random_quantized({out, 32}, 50 + index, *wq, -120, 120)),
+                       g.constant("b", random_f32({out}, 60 + index))},
+                      {{"out_dtype", std::string("f32")}, {"out_scale", 1.0}, {"out_zero_point", int64_t{0}}});
+    if (!c.post.empty()) y = g.node(c.post, {y});
+    y = g.node("quantize", {y},
+               {{"dtype", std::string(ir::dtype_name(c.out))},
+                {"scale", std::vector<double>{0.021}},
+                {"zero_point", std::vector<int64_t>{c.zo}}});
+    g.outputs({y});
+    INFO("case " << index << ": " << (c.post.empty() ? "none" : c.post) << " -> " << ir::dtype_name(c.out));
+    RunResult r = run_both(g.graph, {random_quantized({2, 8, 32}, 70 + index, *xq, 0, 255)});
+    const bool transcendental = c.post == "gelu" || c.post == "silu";
+    const Comparison cmp = compare(r.got[0], r.want[0], transcendental ? Bound{1.0, 0.0} : kBitExact);
+    INFO(cmp.to_string() << "\n" << r.report.to_string());
+    CHECK(cmp.worst <= 1.0);
+    if (!transcendental) CHECK(cmp.mismatched == 0);
+    CHECK(r.fallbacks.empty());
+    CHECK(r.report.steps.size() == (c.fused ? 1u : 2u));
+    CHECK(r.report.fused_nodes == (c.fused ? (c.post.empty() ? 1 : 2) : 1));
+    ++index;
+  }
+}
+
 TEST_CASE("qmatmul is bit-exact with zero points on both operands - a u8 second operand falls back", "[onednn][int8]") {
   {
     GraphBuilder g;

@@ -43,6 +43,7 @@ Expected<std::vector<EltwiseSpec>> eltwise_spec(const Node& node) {
 
 Status append_posts(const Group& g, dnnl::post_ops& ops) {
   for (const Node* post : g.posts) {
+    if (post == g.requantize) continue;  // the int8 emitters add it (emit_quantized.cpp)
     if (post->op() == "add") {
       ops.append_sum(1.0f);
       continue;

@@ -99,31 +99,50 @@ struct OutputQuant {
   int64_t qmin = 0, qmax = 0;
 };
 
+OutputQuant quantized_output(const ir::QuantParams& params) {
+  OutputQuant o;
+  o.to_float = false;
+  o.type = params.storage() == DType::kI8 ? dt::s8 : dt::u8;
+  o.scale = params.scales()[0];
+  o.inv_scale = 1.0f / params.scales()[0];
+  o.zero_point = params.zero_points().empty() ? 0 : params.zero_points()[0];
+  o.qmin = params.qmin();
+  o.qmax = params.qmax();
+  return o;
+}
+
 // The output parameters exactly as the reference picks them (requant_for).
 Expected<OutputQuant> output_quant(const Node& n) {
-  OutputQuant o;
   const std::string& out = n.attr_string("out_dtype");
-  if (out == "f32") return o;
+  if (out == "f32") return OutputQuant{};
   const auto dtype = ir::dtype_from_name(out);
   COMPRESS_CHECK(dtype == DType::kI8 || dtype == DType::kU8, kUnsup, "out_dtype '{}'", out);
-  std::shared_ptr<const ir::QuantParams> params;
   const auto& declared = n.output(0)->type().quant;
   if (declared && declared->granularity() == ir::QuantGranularity::kPerTensor && declared->storage() == *dtype) {
-    params = declared;
-  } else {
-    COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams p,
-                              ir::QuantParams::per_tensor(*dtype, static_cast<float>(n.attr_float("out_scale")),
-                                                          static_cast<int32_t>(n.attr_int("out_zero_point"))));
-    params = std::make_shared<const ir::QuantParams>(std::move(p));
+    return quantized_output(*declared);
   }
-  o.to_float = false;
-  o.type = *dtype == DType::kI8 ? dt::s8 : dt::u8;
-  o.scale = params->scales()[0];
-  o.inv_scale = 1.0f / params->scales()[0];
-  o.zero_point = params->zero_points().empty() ? 0 : params->zero_points()[0];
-  o.qmin = params->qmin();
-  o.qmax = params->qmax();
-  return o;
+  COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams p,
+                            ir::QuantParams::per_tensor(*dtype, static_cast<float>(n.attr_float("out_scale")),
+                                                        static_cast<int32_t>(n.attr_int("out_zero_point"))));
+  return quantized_output(p);
+}
+
+// Note [Requantizing after f32 post-ops]
+// An int8 layer with an f32 output followed by eltwise ops and a quantize
+// (qlinear -> gelu -> quantize in a transformer's MLP) is one primitive
+// writing u8/i8: the f32 result and its eltwise posts as for an f32 output,
+// then the quantize's own arithmetic, nearbyint(y * (1/so)) + zo, with the
+// requantization posts of the note at the top (linear 1/so, round, clip,
+// dst zero point). The eltwise posts are oneDNN's kernels (as they are for
+// the f32 output), so a value that lands on a rounding tie can differ by one
+// step from the reference; every other step is the reference's arithmetic.
+// prepare.cpp forms such groups only without a sum and with posts that do
+// not use eltwise_linear or clip themselves (oneDNN 2.6 takes one of each
+// per chain).
+Expected<OutputQuant> group_output_quant(const Group& g) {
+  if (g.requantize == nullptr) return output_quant(*g.main);
+  COMPRESS_CHECK(g.main->attr_string("out_dtype") == "f32", kUnsup, "a quantize after an int8 output");
+  return quantized_output(*g.requantize->output(0)->type().quant);
 }
 
 // Note [qadd as a sum post-op]
@@ -183,7 +202,11 @@ Expected<QuantAttr> quant_attr(const Group& g, const ActivationQuant& x, const s
   if (conv_out.to_float) {
     COMPRESS_RETURN_IF_ERROR(append_posts(g, ops));
   } else {
-    COMPRESS_CHECK(g.posts.size() == (add != nullptr ? 1u : 0u), kUnsup, "post-ops after an int8 output");
+    if (g.requantize != nullptr) {  // Note [Requantizing after f32 post-ops]
+      COMPRESS_RETURN_IF_ERROR(append_posts(g, ops));
+    } else {
+      COMPRESS_CHECK(g.posts.size() == (add != nullptr ? 1u : 0u), kUnsup, "post-ops after an int8 output");
+    }
     const int64_t lo = out.type == dt::s8 ? -128 : 0, hi = out.type == dt::s8 ? 127 : 255;
     const bool narrow = out.qmin > lo || out.qmax < hi;
     // A binary mul by one f32: oneDNN 2.6's brgemm convolutions give every
@@ -255,7 +278,7 @@ Status emit_qconv(Builder& b, const Group& g) {
   const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant xq, activation_quant(x, "input"));
   COMPRESS_ASSIGN_OR_RETURN(CenteredWeights wq, centered_weights(w));
-  COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, output_quant(n));
+  COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, group_output_quant(g));
   const ir::Shape& xs = x->shape();
   const ir::Shape& ws = w->shape();
   const ir::Shape& ys = n.output(0)->shape();
@@ -269,7 +292,7 @@ Status emit_qconv(Builder& b, const Group& g) {
   // Note [qadd as a sum post-op]; with an f32 output, eltwise posts and an
   // f32 sum as for conv2d (append_posts).
   std::optional<FusedAdd> add;
-  if (!g.posts.empty() && !oq.to_float) {
+  if (!g.posts.empty() && !oq.to_float && g.requantize == nullptr) {
     const Node& q = *g.posts.front();
     COMPRESS_CHECK(g.posts.size() == 1 && q.op() == "qadd" && g.residual != nullptr, kUnsup,
                    "qconv2d with post-ops {}", post_summary(g));
@@ -334,7 +357,7 @@ Status emit_qlinear(Builder& b, const Group& g) {
   const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant xq, activation_quant(x, "input"));
   COMPRESS_ASSIGN_OR_RETURN(CenteredWeights wq, centered_weights(w));
-  COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, output_quant(n));
+  COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, group_output_quant(g));
   const ir::Shape& xs = x->shape();
   COMPRESS_CHECK(!xs.empty() && w->shape().size() == 2, kUnsup, "qlinear needs a rank >= 1 input and a 2-D weight");
   const int64_t k = xs.back(), out = w->shape()[0];
@@ -383,7 +406,7 @@ Status emit_qmatmul(Builder& b, const Group& g) {
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant aq, activation_quant(a, "input 0"));
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant wq, activation_quant(w, "input 1"));
   COMPRESS_CHECK(wq.type == dt::s8, kUnsup, "qmatmul with a u8 second operand (oneDNN's int8 matmul takes s8 weights)");
-  COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, output_quant(n));
+  COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, group_output_quant(g));
   ir::Shape as = a->shape(), ws = w->shape();
   const ir::Shape& ys = n.output(0)->shape();
   COMPRESS_CHECK(as.size() >= 2 && ws.size() >= 2, kUnsup, "qmatmul with a 1-D operand");

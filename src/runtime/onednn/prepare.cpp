@@ -93,6 +93,18 @@ struct PostPolicy {
   bool relu_only = false;  // batch norm: oneDNN's fuse_norm_relu flag
 };
 
+bool is_quantized_layer(const Node& n) {
+  return n.op() == "qconv2d" || n.op() == "qlinear" || n.op() == "qmatmul";
+}
+
+// A quantize to u8/i8 with one scale and zero point.
+bool requantizable(const Node& q) {
+  if (q.op() != "quantize" || q.num_outputs() != 1) return false;
+  const auto& params = q.output(0)->type().quant;
+  return params != nullptr && params->granularity() == ir::QuantGranularity::kPerTensor &&
+         (q.output(0)->dtype() == DType::kU8 || q.output(0)->dtype() == DType::kI8);
+}
+
 PostPolicy post_policy(const Node& n) {
   const std::string& op = n.op();
   if (!is_f32(n.output(0))) return {};
@@ -100,7 +112,7 @@ PostPolicy post_policy(const Node& n) {
   // output scale and bias come first, then eltwise ops and the sum, each
   // rounded as the reference rounds the separate ops.
   if (op == "conv2d" || op == "linear" || op == "matmul") return {true, true, false};
-  if (op == "qconv2d" || op == "qlinear" || op == "qmatmul") return {true, true, false};
+  if (is_quantized_layer(n)) return {true, true, false};
   if (op == "add" || op == "sub" || op == "mul" || op == "div") return {true, false, false};
   if (op == "batch_norm") return {false, false, true};
   return {};
@@ -143,6 +155,21 @@ Group make_group(const ir::Graph& g, Node* main, const std::unordered_set<const 
       break;
     }
     cur = u->output(0);
+  }
+  // Note [Requantizing after f32 post-ops] (emit_quantized.cpp): the
+  // quantize that reads an int8 layer's f32 result (after its eltwise posts)
+  // becomes the layer's own u8/i8 output. Not after a sum (oneDNN wants the
+  // sum's operand in the destination's data type), nor after posts that
+  // oneDNN implements with eltwise_linear or clip (one of each per chain).
+  Node* q = main->num_outputs() == 1 && is_f32(main->output(0)) && !have_sum ? single_user(g, cur) : nullptr;
+  if (q != nullptr && !taken.count(q) && is_quantized_layer(*main) && requantizable(*q)) {
+    static const std::unordered_set<std::string> kSafe = {"relu", "gelu", "silu", "sigmoid", "tanh", "hardswish"};
+    bool safe = true;
+    for (const Node* p : group.posts) safe = safe && kSafe.count(p->op()) != 0;
+    if (safe) {
+      group.posts.push_back(q);
+      group.requantize = q;
+    }
   }
   return group;
 }

@@ -22,6 +22,9 @@ struct Group {
   ir::Node* main = nullptr;
   std::vector<ir::Node*> posts;
   ir::Value* residual = nullptr;
+  // The last post when it is a quantize after an int8 layer's f32 output
+  // (Note [Requantizing after f32 post-ops], emit_quantized.cpp).
+  ir::Node* requantize = nullptr;
   ir::Value* output() const { return (posts.empty() ? main : posts.back())->output(0); }
   std::vector<const ir::Node*> nodes() const;
   std::vector<std::string> node_names() const;  // for plan reports
