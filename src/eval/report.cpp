@@ -85,6 +85,42 @@ std::string load_warning(const Report& report) {
                      "OMP_WAIT_POLICY=passive).",
                      report.load_average, report.cores);
 }
+// Note [Saying when compression did not pay]
+// Users of every toolkit find out after deploying that the "compressed"
+// model is not faster. A report says it: a variant whose median is not at
+// least kClearlyFaster times below the baseline's at some measured batch is
+// named under the table with its speedups (a sparse model whose kernels do
+// not beat the dense ones, an int8 model of layers too small for int8 to
+// pay). 1.05: run-to-run noise of the same plan on a quiet machine is a few
+// percent.
+constexpr double kClearlyFaster = 1.05;
+
+// "b1 0.98x, b32 1.01x" for a variant that is not clearly faster at some
+// batch; "" when it is at every batch, or was not timed against the baseline.
+std::string not_clearly_faster(const Report& report, const VariantReport& v) {
+  std::string speedups;
+  bool slow = false;
+  for (int64_t b : batch_sizes(report)) {
+    const std::optional<double> s = speedup(baseline(report), v, b);
+    if (!s) continue;
+    slow = slow || *s < kClearlyFaster;
+    speedups += fmt::format("{}b{} {:.2f}x", speedups.empty() ? "" : ", ", b, *s);
+  }
+  return slow ? speedups : std::string();
+}
+
+// The variants not_clearly_faster names, as one sentence ("" when none).
+std::string not_faster_note(const Report& report) {
+  std::string list;
+  for (size_t i = 1; i < report.variants.size(); ++i) {
+    const std::string speedups = not_clearly_faster(report, report.variants[i]);
+    if (!speedups.empty()) list += fmt::format("{}{} ({})", list.empty() ? "" : "; ", report.variants[i].name, speedups);
+  }
+  if (list.empty()) return "";
+  return fmt::format("Not clearly faster than {} (median speedup below {:.2f}x at some batch): {}.",
+                     baseline(report).name, kClearlyFaster, list);
+}
+
 }  // namespace
 
 Expected<VariantReport> measure_variant(const std::string& name, const std::string& path, const ir::Graph& graph,
@@ -159,6 +195,11 @@ std::string report_json(const Report& report) {
       o[fmt::format("latency_ms_b{}", b)] = it == v.latency.end() ? nlohmann::json() : nlohmann::json(it->second.p50_ms);
       o[fmt::format("speedup_b{}", b)] = optional_json(speedup(base, v, b));
     }
+    // Note [Saying when compression did not pay]; null for the baseline and untimed variants.
+    const bool compared = &v != &base && std::any_of(batches.begin(), batches.end(), [&](int64_t b) {
+      return speedup(base, v, b).has_value();
+    });
+    o["clearly_faster"] = compared ? nlohmann::json(not_clearly_faster(report, v).empty()) : nlohmann::json();
     o["compile_ms"] = v.latency.empty() ? nlohmann::json() : nlohmann::json(v.latency.begin()->second.compile_ms);
     o["size_bytes"] = v.size_bytes;
     o["params"] = v.params;
@@ -213,6 +254,7 @@ std::string report_markdown(const Report& report, bool with_layers) {
     md += fmt::format(" {} | {} | {} | {:.2f} | {:.1f}% |\n", v.size_bytes > 0 ? human_bytes(v.size_bytes) : "n/a",
                       fmt_opt(ratio, "{:.3f}"), v.params, v.bits_per_weight, 100.0 * v.weight_sparsity);
   }
+  if (const std::string note = not_faster_note(report); !note.empty()) md += "\n" + note + "\n";
   for (const VariantReport& v : report.variants) {
     if (!with_layers) break;
     md += fmt::format("\n## Layers of `{}`\n\n| layer | op | layout | sparsity | bits | params | MFLOPs |\n"
@@ -258,6 +300,7 @@ std::string report_html(const Report& report) {
                         v.bits_per_weight, 100.0 * v.weight_sparsity);
   }
   html += "</table>\n";
+  if (const std::string note = not_faster_note(report); !note.empty()) html += "<p>" + html_escape(note) + "</p>\n";
 
   // Accuracy vs latency scatter (first batch size).
   const double w = 520, h = 300, pad = 50;
