@@ -8,7 +8,9 @@ Rebuilds the torchvision architecture (the traced MODEL.pt has no nn.Module
 that FX can trace) and loads MODEL.pt's weights and batch-norm statistics into
 it (strict), so the weights are the fixture's. --arch transformer_encoder is
 the fixture's EncoderClassifier (imported from
-tests/fixtures/make_torch_fixtures.py), fed random token ids [batch, --seq] in [0, 100); FX
+tests/fixtures/make_torch_fixtures.py), built with the arguments MODEL.pt
+records in compress_arch.json when it has one (make_encoder.py writes it),
+fed random token ids [batch, --seq] in [0, 100); FX
 quantizes its linear layers, layer norms and the classifier head (its
 attention runs in f32). Quantizes with
 get_default_qconfig_mapping(ENGINE) on the quantized engine ENGINE ("onednn"
@@ -61,9 +63,17 @@ def main():
         return 1
     torch.backends.quantized.engine = engine
 
-    tokens = args.arch == "transformer_encoder"
-    model = EncoderClassifier(seq=args.seq) if tokens else getattr(torchvision.models, args.arch)()
-    traced = torch.jit.load(args.model)
+    extra = {"compress_arch.json": ""}
+    traced = torch.jit.load(args.model, _extra_files=extra)
+    recorded = json.loads(extra["compress_arch.json"]) if extra["compress_arch.json"] else {}
+    arch = recorded.get("arch", args.arch)
+    tokens = arch == "transformer_encoder"
+    if tokens:
+        kwargs = dict(recorded.get("kwargs", {}))
+        kwargs.setdefault("seq", args.seq)
+        model = EncoderClassifier(**kwargs)
+    else:
+        model = getattr(torchvision.models, arch)()
     model.load_state_dict(traced.state_dict(), strict=True)
     model.eval()
 

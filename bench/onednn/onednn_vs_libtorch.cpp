@@ -17,7 +17,7 @@
 // "PyTorch FX int8": fx_int8.py (FX graph-mode PTQ, default qconfig mapping
 // of the onednn quantized engine, same number of calibration inputs, traced
 // and frozen), run as a child process once between the interleaved rounds
-// for rounds x iters runs; the model's architecture is the file's stem.
+// for rounds x iters runs; the model's architecture is the file's stem, or the one it records (make_encoder.py).
 // A model whose compress_inputs.json (written by
 // tests/fixtures/make_torch_fixtures.py) declares an i64 input [N, L] is a
 // token model (transformer_encoder): its input is random ids in [0, 100) of
