@@ -18,6 +18,7 @@
 #include "compress/io/npy.h"
 #include "compress/runtime/reference.h"
 #include "ctk_runner.h"
+#include "fashion_data.h"
 
 namespace {
 
@@ -254,7 +255,7 @@ TEST_CASE("ctk eval: top-1 over an npy dataset, text and --json", "[cli]") {
 }
 
 TEST_CASE("ctk eval on the trained Fashion-MNIST fixture", "[cli]") {
-  const std::string model = std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf";
+  const std::string model = test::fashion_cnn_path();
   const Run r = ctk({"eval", model, "--data", "fashion-mnist:test", "--mean", "0.286", "--std", "0.353", "--backend",
                      "reference", "--limit", "1000", "--json"});
   INFO(r.err);

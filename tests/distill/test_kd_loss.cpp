@@ -8,6 +8,7 @@
 #include "compress/distill/kd_loss.h"
 #include "compress/io/cmf.h"
 #include "compress/torch/trainable_model.h"
+#include "fashion_data.h"
 
 using namespace compress;
 
@@ -67,7 +68,7 @@ TEST_CASE("KD loss equals a hand-computed T^2 KL and CE blend and its logit grad
 }
 
 TEST_CASE("KD loss with alpha 1 and the student as its own teacher gives zero gradient") {
-  auto graph = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf");
+  auto graph = io::load_cmf(test::fashion_cnn_path());
   REQUIRE(graph.has_value());
   auto model = compress::torch::TrainableModel::create(*graph);
   REQUIRE(model.has_value());

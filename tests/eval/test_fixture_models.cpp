@@ -4,6 +4,7 @@
 #include "compress/eval/metrics.h"
 #include "compress/io/cmf.h"
 #include "compress/runtime/backend.h"
+#include "fashion_data.h"
 
 using namespace compress;
 
@@ -11,7 +12,7 @@ using namespace compress;
 // tests/fixtures/models/README.md on the real test set (the reference backend
 // is deterministic, so the count is exact).
 TEST_CASE("fashion_cnn.cmf fixture: 90.35% top-1 on Fashion-MNIST test") {
-  auto graph = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf");
+  auto graph = io::load_cmf(test::fashion_cnn_path());
   INFO((graph ? "" : graph.status().message()));
   REQUIRE(graph.has_value());
   eval::DatasetOptions options;

@@ -11,6 +11,7 @@
 #include "compress/io/npy.h"
 #include "compress/ir/verifier.h"
 #include "quant_test_util.h"
+#include "fashion_data.h"
 
 using namespace compress;
 namespace fs = std::filesystem;
@@ -40,7 +41,7 @@ fs::path fresh_dir(const std::string& name) {
   return dir;
 }
 
-const std::string kFixture = std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf";
+const std::string kFixture = test::fashion_cnn_path();
 const std::string kCalib = " --calib fashion-mnist:train --mean 0.2860 --std 0.3530 --samples 64 -q";
 
 }  // namespace

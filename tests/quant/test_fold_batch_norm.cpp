@@ -7,6 +7,7 @@
 #include "compress/quant/ptq_pass.h"
 #include "compress/transforms/fold_batch_norm.h"
 #include "quant_test_util.h"
+#include "fashion_data.h"
 
 using namespace compress;
 using namespace compress::quant_test;
@@ -87,7 +88,7 @@ TEST_CASE("fold_batch_norm: a conv output with a second user is not folded") {
 }
 
 TEST_CASE("fold_batch_norm on the Fashion-MNIST fixture through the registry and PassManager") {
-  auto g = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf");
+  auto g = io::load_cmf(test::fashion_cnn_path());
   REQUIRE(g.has_value());
   pass::PassRegistry registry;
   REQUIRE(transforms::register_transform_passes(registry).is_ok());

@@ -9,13 +9,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ctk_runner.h"
+#include "fashion_data.h"
 
 using namespace compress::testing;
 
 namespace {
 
 const std::string kSource = COMPRESS_TEST_SOURCE_DIR;
-const std::string kFixture = kSource + "/tests/fixtures/models/fashion_cnn.cmf";
+const std::string kFixture = compress::test::fashion_cnn_path();
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);

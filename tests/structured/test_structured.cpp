@@ -13,6 +13,7 @@
 #include "compress/pass/registry.h"
 #include "compress/support/logging.h"
 #include "structured_test_util.h"
+#include "fashion_data.h"
 
 namespace compress {
 namespace {
@@ -26,7 +27,7 @@ ir::Tensor random_tensor(ir::Shape shape, uint64_t seed, float scale = 1.0f) {
 }
 
 ir::Graph load_fashion() {
-  auto g = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_cnn.cmf");
+  auto g = io::load_cmf(test::fashion_cnn_path());
   REQUIRE(g.has_value());
   return std::move(g).value();
 }
