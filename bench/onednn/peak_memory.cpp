@@ -47,7 +47,7 @@ struct Args {
   int64_t size = 224;
   int threads = 2;
   int runs = 2;
-  std::string child;  // libtorch | onednn-f32 | onednn-int8 (internal)
+  std::string child;  // libtorch | onednn (internal)
   std::string cmf;    // the child's .cmf (internal)
   std::string append;
   std::string command;
@@ -69,7 +69,7 @@ Args parse(int argc, char** argv) {
       ("runs", po::value(&a.runs)->default_value(a.runs)->notifier(bench::at_least(1, "runs")),
        "forward passes per runtime")
       ("append", po::value(&a.append), "append the table and the command to this markdown file")
-      ("child", po::value(&a.child), "internal: run one runtime (libtorch | onednn-f32 | onednn-int8)")
+      ("child", po::value(&a.child), "internal: run one runtime (libtorch | onednn, the latter on --cmf)")
       ("cmf", po::value(&a.cmf), "internal: the child's .cmf");
   po::positional_options_description positional;
   positional.add("model", 1);
@@ -155,7 +155,14 @@ ChildResult spawn(const Args& a, const std::string& runtime, const std::string& 
 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
-  if (!args.child.empty()) return run_child(args);
+  if (!args.child.empty()) {
+    try {
+      return run_child(args);
+    } catch (const c10::Error& e) {  // LibTorch: a model it cannot load, say; the parent reports the output
+      std::fprintf(stderr, "bench_peak_memory child %s: %s\n", args.child.c_str(), e.what_without_backtrace());
+      return 1;
+    }
+  }
 
   // The .cmf files the onednn children load: f32 as imported, and int8.
   compress::torch::ImportOptions import;

@@ -71,8 +71,9 @@ int run(int argc, char** argv) {
        "image height and width")
       ("threads", bench::po::value(&a.threads)->default_value(a.threads)->notifier(bench::at_least(1, "threads")),
        "threads")
-      ("target-flops", bench::po::value(&a.target_flops)->default_value(a.target_flops),
-       "fraction of the FLOPs to keep")
+      ("target-flops", bench::po::value(&a.target_flops)->default_value(a.target_flops)->notifier([](double f) {
+         if (!(f >= 0.0 && f < 1.0)) throw bench::po::error(fmt::format("--target-flops must be in [0, 1), got {}", f));
+       }), "fraction of the FLOPs to remove")
       ("round-to", bench::po::value(&a.round_to)->default_value(a.round_to)->notifier(bench::at_least<int64_t>(1, "round-to")),
        "kept channels rounded to a multiple of this")
       ("criterion", bench::po::value(&a.criterion)->default_value(a.criterion), "channel importance criterion")

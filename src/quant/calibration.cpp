@@ -15,11 +15,12 @@ namespace {
 
 // A model converted with its reshapes fixed to one batch (TorchScript's
 // attention bakes them in) fails on any other batch with a reshape error
-// deep inside the graph; say which batch this was and what would work.
+// deep inside the graph; say which batch this was and, for a reshape error,
+// what would work.
 Status with_batch_hint(const Status& error, const ir::Graph& graph, int64_t start, int64_t count) {
   std::string hint = fmt::format(" (calibration batch of {} samples from sample {}", count, start);
   const std::vector<int64_t>& declared = graph.inputs()[0]->shape();
-  if (!declared.empty() && declared[0] != count) {
+  if (error.message().find("reshape") != std::string::npos && !declared.empty() && declared[0] != count) {
     hint += fmt::format("; the model's input is declared with batch {}: a model whose reshapes were fixed at "
                         "conversion calibrates with batch {} and a sample count that is a multiple of it",
                         declared[0], declared[0]);

@@ -1,6 +1,8 @@
 // int8 on the onednn backend: qconv2d / qlinear / qmatmul / quantize / dequantize bit for bit against the reference
 // contract.
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -259,6 +261,60 @@ TEST_CASE("qlinear -> [eltwise] -> quantize is one int8 primitive writing u8/i8"
     CHECK(r.report.steps.size() == (c.fused ? 1u : 2u));
     CHECK(r.report.fused_nodes == (c.fused ? (c.post.empty() ? 1 : 2) : 1));
     ++index;
+  }
+}
+
+TEST_CASE("qconv2d and qmatmul -> [eltwise] -> quantize are one int8 primitive too", "[onednn][int8]") {
+  auto requantize = [](GraphBuilder& g, Value* y, const char* dtype, int64_t zp) {
+    return g.node("quantize", {y},
+                  {{"dtype", std::string(dtype)}, {"scale", std::vector<double>{0.03}},
+                   {"zero_point", std::vector<int64_t>{zp}}});
+  };
+  const ir::AttributeMap f32_out = {{"out_dtype", std::string("f32")}, {"out_scale", 1.0}, {"out_zero_point", int64_t{0}}};
+  // Steps other than layout reorders at the plan's boundaries.
+  auto compute_steps = [](const runtime::OnednnPlanReport& report) {
+    return std::count_if(report.steps.begin(), report.steps.end(),
+                         [](const runtime::OnednnStep& st) { return st.kind != "reorder"; });
+  };
+  for (const std::string post : {"", "relu", "hardswish"}) {
+    INFO("qconv2d, post '" << post << "'");
+    GraphBuilder g;
+    auto xq = per_tensor(DType::kU8, 0.02f, 128);
+    Value* x = g.input("x", {1, 8, 9, 9}, DType::kU8, xq);
+    std::vector<float> scales;
+    for (int c = 0; c < 16; ++c) scales.push_back(0.004f + 0.0005f * static_cast<float>(c % 5));
+    auto wq = per_channel(DType::kI8, scales, std::vector<int32_t>(16, 0));
+    ir::AttributeMap attrs = f32_out;
+    attrs["padding"] = std::vector<int64_t>{1, 1, 1, 1};
+    Value* y = g.node("qconv2d",
+                      {x, g.constant("w", random_quantized({16, 8, 3, 3}, 80, *wq, -100, 100)),
+                       g.constant("b", random_f32({16}, 81))},
+                      attrs);
+    if (!post.empty()) y = g.node(post, {y});
+    g.outputs({requantize(g, y, "u8", 7)});
+    RunResult r = run_both(g.graph, {random_quantized({1, 8, 9, 9}, 82, *xq, 0, 255)});
+    const Comparison cmp = compare(r.got[0], r.want[0], post == "hardswish" ? Bound{1.0, 0.0} : kBitExact);
+    INFO(cmp.to_string() << "\n" << r.report.to_string());
+    CHECK(cmp.worst <= 1.0);
+    if (post != "hardswish") CHECK(cmp.mismatched == 0);
+    CHECK(r.fallbacks.empty());
+    CHECK(compute_steps(r.report) == 1);
+  }
+  {
+    INFO("qmatmul");
+    GraphBuilder g;
+    auto aq = per_tensor(DType::kU8, 0.03f, 7);
+    auto bq = per_tensor(DType::kI8, 0.02f, 3);
+    Value* a = g.input("a", {2, 3, 5, 16}, DType::kU8, aq);
+    Value* b = g.input("b", {2, 3, 16, 4}, DType::kI8, bq);
+    g.outputs({requantize(g, g.node("qmatmul", {a, b}, f32_out), "i8", -4)});
+    RunResult r = run_both(
+        g.graph, {random_quantized({2, 3, 5, 16}, 83, *aq, 0, 255), random_quantized({2, 3, 16, 4}, 84, *bq, -120, 120)});
+    const Comparison cmp = compare(r.got[0], r.want[0], kBitExact);
+    INFO(cmp.to_string() << "\n" << r.report.to_string());
+    CHECK(cmp.mismatched == 0);
+    CHECK(r.fallbacks.empty());
+    CHECK(compute_steps(r.report) == 1);
   }
 }
 

@@ -94,7 +94,8 @@ TEST_CASE("ctk quantize: bad input is an error and writes nothing") {
 
 // A model converted with its batch fixed (a reshape with a constant leading
 // dim, as TorchScript's attention leaves them): calibration must run at that
-// batch. The default batch (64) fails with a hint; --batch 4 works.
+// batch. The default batch (64, so all 16 samples at once) fails with a
+// hint; --batch 4 works.
 TEST_CASE("ctk quantize --batch: a model whose reshapes fix the batch") {
   const fs::path dir = fresh_dir("batch");
   ir::Graph g;

@@ -598,6 +598,22 @@ Status Builder::build() {
       continue;
     }
     if (s.code() != StatusCode::kUnsupported) return s.with_context(fmt::format("nodes {}", node_list(group)));
+    if (group.requantize != nullptr) {
+      // The layer and its eltwise posts without the fused quantize (Note
+      // [Requantizing after f32 post-ops]), before splitting them up.
+      Group without = group;
+      without.posts.pop_back();
+      without.requantize = nullptr;
+      Group quantize;
+      quantize.main = group.requantize;
+      if (emit_group(without).is_ok()) {
+        plan_.report.fused_nodes += static_cast<int>(without.posts.size());
+        Status q = emit_group(quantize);
+        if (q.code() == StatusCode::kUnsupported) q = emit_fallback(*quantize.main, q.message());
+        COMPRESS_RETURN_IF_ERROR(q.with_context(fmt::format("node '{}'", quantize.main->name())));
+        continue;
+      }
+    }
     if (!group.posts.empty()) {
       // Try the members one by one before giving any of them to the reference.
       for (const ir::Node* n : group.nodes()) {
