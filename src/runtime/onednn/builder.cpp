@@ -356,6 +356,8 @@ Expected<dnnl::memory> Builder::weight(const ir::Value* v, const std::string& pu
       return make_error(StatusCode::kInternal, "reordering weight '{}' to {}: {}", v->name(), describe_md(want),
                         e.what());
     }
+    // Note [Releasing copied weights] (dnnl_util.h): only the constant's own bytes.
+    if (v->is_constant() && source_data == v->constant().raw_data()) release_mapped_pages(v->constant());
     return dst;
   });
 }

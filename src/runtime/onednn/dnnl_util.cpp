@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <numeric>
@@ -146,6 +148,19 @@ ThreadScope::~ThreadScope() {
 std::string impl_name(const dnnl::primitive_desc_base& pd) {
   const char* s = pd.impl_info_str();
   return s ? std::string(s) : std::string();
+}
+
+void release_mapped_pages(const ir::Tensor& t) {
+#ifdef MADV_PAGEOUT
+  if (t.storage() == nullptr || !t.storage()->is_borrowed() || t.raw_data() == nullptr) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.raw_data());
+  const uintptr_t first = (begin + page - 1) / page * page, last = (begin + t.nbytes()) / page * page;
+  // Whole pages inside the tensor only: the edges may hold a neighbour's bytes.
+  if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+#else
+  (void)t;
+#endif
 }
 
 }  // namespace compress::runtime::onednn

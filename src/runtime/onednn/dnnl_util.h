@@ -54,4 +54,18 @@ class ThreadScope {
 // The implementation oneDNN picked ("jit:avx512_core", "ref:any", ...).
 std::string impl_name(const dnnl::primitive_desc_base& pd);
 
+// Note [Releasing copied weights]
+// A weight the plan copies (reordered into a primitive's layout, or folded
+// with a batch norm) would be resident twice: the copy, and the graph
+// constant it came from. When the constant's bytes are borrowed from a
+// mapped .cmf file, its pages go back to the kernel once the copy exists
+// (MADV_PAGEOUT). That never loses data: clean file-backed pages are read
+// from the file again on the next touch (a reference fallback, the caller's
+// own use of the graph), and pages a pass modified in place are anonymous
+// copies that stay (no swap). So a model loaded from a .cmf and compiled by
+// this backend is resident about once instead of twice or three times.
+// Heap-owned tensors (TorchScript imports, pass results) are left alone, and
+// a kernel without MADV_PAGEOUT (Linux < 5.4) ignores the request.
+void release_mapped_pages(const ir::Tensor& t);
+
 }  // namespace compress::runtime::onednn

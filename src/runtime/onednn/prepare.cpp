@@ -8,6 +8,7 @@
 
 #include "compress/ir/op_schema.h"
 #include "compress/ir/sparse_layout.h"
+#include "dnnl_util.h"
 
 namespace compress::runtime::onednn {
 namespace {
@@ -81,6 +82,7 @@ Expected<bool> fold_batch_norm(ir::Graph& g, Node* bn) {
   }
   g.replace_all_uses_with(bn->output(0), conv_out);
   COMPRESS_RETURN_IF_ERROR(g.remove_node(bn));
+  release_mapped_pages(w);  // Note [Releasing copied weights]: the plan uses the folded copy
   return true;
 }
 
