@@ -62,8 +62,8 @@ std::string impl_name(const dnnl::primitive_desc_base& pd);
 // (MADV_PAGEOUT). That never loses data: clean file-backed pages are read
 // from the file again on the next touch (a reference fallback, the caller's
 // own use of the graph), and pages a pass modified in place are anonymous
-// copies that stay (no swap). So a model loaded from a .cmf and compiled by
-// this backend is resident about once instead of twice or three times.
+// copies that stay (no swap). So the mapped originals of a model loaded from
+// a .cmf are not resident next to the plan's copies of them.
 // Heap-owned tensors (TorchScript imports, pass results) are left alone, and
 // a kernel without MADV_PAGEOUT (Linux < 5.4) ignores the request.
 void release_mapped_pages(const ir::Tensor& t);
