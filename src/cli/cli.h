@@ -84,6 +84,11 @@ class CommandLine {
 // Prints "ctk CMD: <status>" to stderr and returns kExitFailure.
 int report_failure(const CommandDoc& doc, const Status& status);
 
+// A pass's option error in the words of the command line that set the
+// options: "option 'target_params'" becomes "--target-params" for every
+// (recipe key, flag) pair the command forwarded to the pass.
+std::string in_flag_terms(std::string message, const std::vector<std::pair<std::string, std::string>>& key_flags);
+
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped, spaces trimmed).
 std::vector<std::string> split_list(const std::string& text);
 

@@ -96,6 +96,16 @@ int report_failure(const CommandDoc& doc, const Status& status) {
   return kExitFailure;
 }
 
+std::string in_flag_terms(std::string message, const std::vector<std::pair<std::string, std::string>>& key_flags) {
+  for (const auto& [key, flag] : key_flags) {
+    const std::string quoted = "option '" + key + "'";
+    for (size_t at = message.find(quoted); at != std::string::npos; at = message.find(quoted, at + flag.size())) {
+      message.replace(at, quoted.size(), flag);
+    }
+  }
+  return message;
+}
+
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   size_t start = 0;

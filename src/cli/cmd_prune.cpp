@@ -121,8 +121,11 @@ int run_prune(const std::vector<std::string>& args) {
   }
 
   std::vector<std::pair<std::string, std::string>> pairs;
+  std::vector<std::pair<std::string, std::string>> key_flags = {{"layers", "--layer"}, {"exclude", "--exclude"},
+                                                                 {"samples", "--samples"}};
   auto forward = [&](const char* flag, const char* key) {
     if (cl.has(flag)) pairs.emplace_back(key, cl.vm()[flag].as<std::string>());
+    key_flags.emplace_back(key, std::string("--") + flag);
   };
   if (method == "nm") {
     if (cl.has("ratio")) cl.usage_error("--method nm takes its sparsity from --pattern, not --ratio");
@@ -174,9 +177,9 @@ int run_prune(const std::vector<std::string>& args) {
                                                  method, pass_name));
   }
   auto options = pass::PassOptions::from_pairs(pairs, "");
-  if (!options.has_value()) cl.usage_error(options.status().message());
+  if (!options.has_value()) cl.usage_error(in_flag_terms(options.status().message(), key_flags));
   auto prune_pass = registry.create(pass_name, *options);
-  if (!prune_pass.has_value()) cl.usage_error(prune_pass.status().message());
+  if (!prune_pass.has_value()) cl.usage_error(in_flag_terms(prune_pass.status().message(), key_flags));
 
   const bool finetune = cl.has("finetune-data");
   std::unique_ptr<pass::Pass> finetune_pass;

@@ -73,10 +73,14 @@ int run_quantize(const std::vector<std::string>& args) {
     }
     pairs.emplace_back("keep_f32", list + "]");
   }
+  const std::vector<std::pair<std::string, std::string>> key_flags = {
+      {"samples", "--samples"},        {"batch", "--batch"},       {"observer", "--observer"},
+      {"calibration_backend", "--calib-backend"}, {"fake_quant", "--fake-quant"},
+      {"weight_granularity", "--weight-granularity"}, {"keep_f32", "--keep-f32"}};
   auto pass_options = pass::PassOptions::from_pairs(pairs, "");
-  if (!pass_options.has_value()) cl.usage_error(pass_options.status().message());
+  if (!pass_options.has_value()) cl.usage_error(in_flag_terms(pass_options.status().message(), key_flags));
   auto parsed = quant::PtqPass::parse_options(*pass_options);
-  if (!parsed.has_value()) cl.usage_error(parsed.status().message());
+  if (!parsed.has_value()) cl.usage_error(in_flag_terms(parsed.status().message(), key_flags));
   const quant::PtqPass::Options ptq = *parsed;
   eval::DatasetOptions options;
   options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};

@@ -90,10 +90,16 @@ TEST_CASE("ctk prune --method structured: a FLOPs target with kept channels roun
     CHECK(channels % 4 == 0);
     CHECK(channels < original.find_node(layer)->input(1)->shape()[0]);
   }
-  for (const std::string& bad : {" --target-flops 0.5 --ratio 0.3", "", " --target-params 1.5",
-                                 " --ratio 0.3 --min-channels 0"}) {
+  // Errors name the flags, not the pass's recipe keys.
+  const std::vector<std::pair<std::string, std::string>> bad_args = {{" --target-flops 0.5 --ratio 0.3", "--ratio"},
+                                                                     {"", "--target-flops"},
+                                                                     {" --target-params 1.5", "--target-params: "},
+                                                                     {" --ratio 0.3 --min-channels 0", "--min-channels: "}};
+  for (const auto& [bad, says] : bad_args) {
     INFO(bad);
-    CHECK(ctk(base + bad + " -q", dir).exit_code == 2);
+    const Run b = ctk(base + bad + " -q", dir);
+    CHECK(b.exit_code == 2);
+    CHECK_THAT(b.err, Catch::Contains(says) && !Catch::Contains("option '"));
   }
   CHECK(ctk("prune " + test::fashion_cnn_path() + " " + out + ".m --method magnitude --ratio 0.5 --round-to 4 -q", dir)
             .exit_code == 2);
