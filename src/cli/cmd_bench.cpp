@@ -40,7 +40,8 @@ const CommandDoc kBenchDoc = {
     "step, and prints the slowest steps and the time per step kind; the latency\n"
     "above is measured without those waits. Thread count: the global --threads.\n"
     "With --json, one object: latency_ms {p50, p90, min}, throughput_per_s,\n"
-    "peak_rss_mb, plus compile_ms, first_run_ms, runs, batch, threads, backend,\n"
+    "peak_rss_mb, plus compile_ms, first_run_ms, runs, others_cpu_share (the share\n"
+    "of the cores other processes used while timing), batch, threads, backend,\n"
     "dtype and fallbacks (each {node, op, reason}); with --profile also profile\n"
     "{runs, ms_per_run, steps: [{index, kind, nodes, ms}]} (ms per run).",
     "  ctk bench resnet18.cmf --backend onednn --threads 2 --batch 1\n"
@@ -172,6 +173,8 @@ int run_bench(const std::vector<std::string>& args) {
     out["compile_ms"] = compile_ms;
     out["first_run_ms"] = first_run_ms;
     out["runs"] = measured->runs;
+    out["others_cpu_share"] =
+        measured->others_cpu_share >= 0 ? nlohmann::json(measured->others_cpu_share) : nlohmann::json();
     out["fallbacks"] = fallbacks;
     if (explain) out["plan"] = plan_text;
     if (profile) out["profile"] = profile_json;
@@ -185,6 +188,12 @@ int run_bench(const std::vector<std::string>& args) {
   std::cout << fmt::format("  throughput  {:.1f} items/s\n", throughput);
   std::cout << fmt::format("  first run   {:.1f} ms after a {:.1f} ms compile\n", first_run_ms, compile_ms);
   std::cout << fmt::format("  peak RSS    {:.1f} MB\n", rss);
+  // Note [Measuring others' load] (eval/latency.cpp).
+  if (measured->others_cpu_share > 0.10) {
+    std::cout << fmt::format("  warning     other processes used {:.0f}% of the cores while timing: the figures "
+                             "are unreliable\n",
+                             100.0 * measured->others_cpu_share);
+  }
   if (!fallbacks.empty()) {
     std::cout << fmt::format("  fallbacks   {} node(s) on the reference backend (--explain lists them)\n",
                              fallbacks.size());

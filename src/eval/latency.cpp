@@ -1,11 +1,15 @@
 // Latency measurement shared by `ctk bench`, `ctk report` and the recipe runner.
 #include "compress/eval/latency.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "compress/support/check.h"
 
@@ -15,6 +19,48 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// Note [Measuring others' load]
+// A latency is only as good as the machine was quiet. The 1-minute load
+// average cannot tell: it counts the measuring process's own threads (2 on
+// a 2-core machine) and whatever ran in the minute before. So the timed
+// runs are bracketed by two samples of the machine's busy CPU time
+// (/proc/stat: user, nice, system, irq, softirq, steal) and this process's
+// own (getrusage); what the machine spent beyond this process, over the
+// wall time times the cores, is the share others took from the measurement.
+// Clock ticks are 10 ms, so a 1 s window resolves about 1% on 2 cores.
+struct CpuSample {
+  bool ok = false;
+  double machine_busy_s = 0;  // all cores, since boot
+  double self_s = 0;          // this process, user + system
+  Clock::time_point at;
+};
+
+CpuSample sample_cpu() {
+  CpuSample s;
+  s.at = Clock::now();
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu") return s;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  if (tick <= 0) return s;
+  s.machine_busy_s = static_cast<double>(user + nice + system + irq + softirq + steal) / tick;
+  rusage self{};
+  if (::getrusage(RUSAGE_SELF, &self) != 0) return s;
+  s.self_s = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+             static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) * 1e-6;
+  s.ok = true;
+  return s;
+}
+
+double others_share(const CpuSample& before, const CpuSample& after) {
+  const double wall = std::chrono::duration<double>(after.at - before.at).count();
+  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!before.ok || !after.ok || wall <= 0) return -1;
+  const double others = (after.machine_busy_s - before.machine_busy_s) - (after.self_s - before.self_s);
+  return std::clamp(others / (wall * cores), 0.0, 1.0);
+}
 
 // The embedding table size an integer input indexes, or 0.
 int64_t index_range(const ir::Value& input) {
@@ -75,6 +121,7 @@ Expected<LatencyResult> time_plan(runtime::ExecutionPlan& plan, const std::vecto
   // model gets many samples and a slow one at least min_runs; the median is
   // reported because a shared machine adds one-sided outliers.
   std::vector<double> ms;
+  const CpuSample cpu_before = sample_cpu();
   const auto start = Clock::now();
   while (static_cast<int>(ms.size()) < options.max_runs &&
          (static_cast<int>(ms.size()) < options.min_runs || ms_since(start) < options.min_time_s * 1000.0)) {
@@ -83,6 +130,7 @@ Expected<LatencyResult> time_plan(runtime::ExecutionPlan& plan, const std::vecto
     ms.push_back(ms_since(t0));
     COMPRESS_RETURN_IF_ERROR(out.status());
   }
+  result.others_cpu_share = others_share(cpu_before, sample_cpu());
   result.runs = static_cast<int>(ms.size());
   result.p50_ms = percentile(ms, 0.5);
   result.p90_ms = percentile(ms, 0.9);

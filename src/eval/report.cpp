@@ -76,9 +76,29 @@ double current_load_average() {
   return in >> load ? load : 0.0;
 }
 
+double others_cpu_share(const Report& report) {
+  double share = -1;
+  for (const VariantReport& v : report.variants) {
+    for (const auto& [batch, latency] : v.latency) share = std::max(share, latency.others_cpu_share);
+  }
+  return share;
+}
+
 namespace {
-// A line for busy machines; "" when the load is within the cores.
+// Above this share of the cores taken by other processes while timing, the
+// latencies are called unreliable (a quiet machine's background is ~1%).
+constexpr double kBusyShare = 0.10;
+
+// A line for busy machines; "" when the measurement had the cores to itself.
+// Note [Measuring others' load] (latency.cpp): what other processes used
+// while the runs were timed, where known; the load average otherwise.
 std::string load_warning(const Report& report) {
+  if (const double share = others_cpu_share(report); share >= 0) {
+    if (share <= kBusyShare) return "";
+    return fmt::format("Warning: other processes used {:.0f}% of the {} cores while the latencies were timed, so "
+                       "they are unreliable (rerun on a quiet machine, or with OMP_WAIT_POLICY=passive).",
+                       100.0 * share, report.cores);
+  }
   if (report.cores <= 0 || report.load_average <= report.cores) return "";
   return fmt::format("Warning: the load average was {:.1f} on {} cores while measuring; other processes competed for "
                      "the cores, so the latencies are unreliable (rerun on a quiet machine, or with "
@@ -180,6 +200,8 @@ std::string report_json(const Report& report) {
   j["data"] = report.data.empty() ? nlohmann::json() : nlohmann::json(report.data);
   j["baseline"] = baseline(report).name;
   j["load_average"] = report.load_average;
+  const double share = others_cpu_share(report);
+  j["others_cpu_share"] = share >= 0 ? nlohmann::json(share) : nlohmann::json();
   j["cores"] = report.cores;
   const std::vector<int64_t> batches = batch_sizes(report);
   nlohmann::json variants = nlohmann::json::array();

@@ -1,9 +1,19 @@
-// Report rendering: Note [Saying when compression did not pay] (src/eval/report.cpp).
+// Report rendering: Note [Saying when compression did not pay] (src/eval/report.cpp) and the load
+// warning; the share of the cores other processes take while a plan is timed (Note [Measuring others'
+// load], src/eval/latency.cpp).
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "compress/eval/latency.h"
 #include "compress/eval/report.h"
+#include "compress/runtime/reference.h"
 
 using namespace compress;
 
@@ -45,4 +55,59 @@ TEST_CASE("a report names the variants that are not clearly faster than the base
 
   report.variants = {variant("fp32", 1.0, 20.0), variant("int8", 0.5, 8.0)};
   CHECK_THAT(eval::report_markdown(report, false), !Catch::Contains("Not clearly faster"));
+}
+
+TEST_CASE("the load warning is about other processes while timing, with the load average as a fallback") {
+  eval::Report report;
+  report.backend = "onednn";
+  report.cores = 2;
+  report.load_average = 2.6;  // the measurement's own two threads and what ran the minute before
+  report.variants = {variant("fp32", 1.0, 20.0), variant("int8", 0.5, 8.0)};
+  for (eval::VariantReport& v : report.variants) {
+    for (auto& [batch, latency] : v.latency) latency.others_cpu_share = 0.02;
+  }
+  CHECK(eval::others_cpu_share(report) == Approx(0.02));
+  CHECK_THAT(eval::report_markdown(report, false), !Catch::Contains("Warning"));
+
+  report.variants[1].latency[32].others_cpu_share = 0.3;
+  CHECK_THAT(eval::report_markdown(report, false),
+             Catch::Contains("Warning: other processes used 30% of the 2 cores while the latencies were timed"));
+  CHECK(nlohmann::json::parse(eval::report_json(report))["others_cpu_share"] == Approx(0.3));
+
+  for (eval::VariantReport& v : report.variants) {
+    for (auto& [batch, latency] : v.latency) latency.others_cpu_share = -1;  // no /proc/stat
+  }
+  CHECK_THAT(eval::report_markdown(report, false), Catch::Contains("Warning: the load average was 2.6 on 2 cores"));
+  CHECK(nlohmann::json::parse(eval::report_json(report))["others_cpu_share"].is_null());
+}
+
+TEST_CASE("time_plan measures the share of the cores another process takes while it times") {
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", {ir::DType::kF32, {64, 256}, nullptr}).value();
+  g.set_outputs({g.add_node("relu", {x}, {}, "relu").value()->output()});
+  auto plan = runtime::make_reference_backend()->compile(g).value();
+  const std::vector<ir::Tensor> inputs = eval::random_inputs(g, 0).value();
+  eval::LatencyOptions options;
+  options.warmup = 0;
+  options.min_time_s = 0.5;
+
+  const eval::LatencyResult alone = eval::time_plan(*plan, inputs, options).value();
+  CHECK(alone.others_cpu_share >= 0.0);  // Linux: /proc/stat is there
+  CHECK(alone.others_cpu_share <= 1.0);
+
+  // A second process spinning on one core for longer than the timed window.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    volatile uint64_t n = 0;
+    while (std::chrono::steady_clock::now() < end) n = n + 1;
+    ::_exit(0);
+  }
+  const eval::LatencyResult busy = eval::time_plan(*plan, inputs, options).value();
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
+  CHECK(busy.others_cpu_share >= 0.5 / cores);  // one spinning core, at least half the time
+  CHECK(busy.others_cpu_share <= 1.0);
 }

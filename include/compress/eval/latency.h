@@ -23,6 +23,10 @@ struct LatencyResult {
   double p50_ms = 0, p90_ms = 0, min_ms = 0;
   int runs = 0;
   int64_t batch = 0;  // items per run (dim 0 of the first input)
+  // Share of all cores' time that other processes (and a hypervisor's steal)
+  // used while the runs were timed, in [0, 1]; -1 where /proc/stat is not
+  // readable. Note [Measuring others' load] (latency.cpp).
+  double others_cpu_share = -1;
   double throughput_per_s() const { return p50_ms > 0 ? static_cast<double>(batch) * 1000.0 / p50_ms : 0.0; }
 };
 

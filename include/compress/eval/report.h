@@ -52,6 +52,9 @@ struct Report {
 
 // The 1-minute load average (/proc/loadavg), or 0 when unknown.
 double current_load_average();
+// The largest share of the cores other processes took while any variant's
+// latency was timed (LatencyResult::others_cpu_share), or -1 when unknown.
+double others_cpu_share(const Report& report);
 
 // Measures one model on `backend`: top-1 over `data` (when given), latency at
 // each batch size, and size/params/bits from the graph and the file at
