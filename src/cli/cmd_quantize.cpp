@@ -59,24 +59,26 @@ int run_quantize(const std::vector<std::string>& args) {
   if (!cl.has("calib")) cl.usage_error("missing --calib");
   // The options go through quant.ptq's own parser, so the command line and
   // recipes accept exactly the same values (and say the same on errors).
-  std::vector<std::pair<std::string, std::string>> pairs = {
-      {"samples", std::to_string(cl.vm()["samples"].as<int64_t>())},
-      {"batch", std::to_string(cl.vm()["batch"].as<int64_t>())},
-      {"observer", cl.vm()["observer"].as<std::string>()},
-      {"calibration_backend", cl.vm()["calib-backend"].as<std::string>()},
-      {"fake_quant", cl.vm()["fake-quant"].as<bool>() ? "true" : "false"},
-      {"weight_granularity", cl.vm()["weight-granularity"].as<std::string>()}};
+  // Each option as (recipe key, value), and (recipe key, flag) to word the
+  // pass's errors in flags.
+  std::vector<std::pair<std::string, std::string>> pairs, key_flags;
+  auto forward = [&](const char* flag, const char* key, std::string value) {
+    pairs.emplace_back(key, std::move(value));
+    key_flags.emplace_back(key, std::string("--") + flag);
+  };
+  forward("samples", "samples", std::to_string(cl.vm()["samples"].as<int64_t>()));
+  forward("batch", "batch", std::to_string(cl.vm()["batch"].as<int64_t>()));
+  forward("observer", "observer", cl.vm()["observer"].as<std::string>());
+  forward("calib-backend", "calibration_backend", cl.vm()["calib-backend"].as<std::string>());
+  forward("fake-quant", "fake_quant", cl.vm()["fake-quant"].as<bool>() ? "true" : "false");
+  forward("weight-granularity", "weight_granularity", cl.vm()["weight-granularity"].as<std::string>());
   if (cl.has("keep-f32")) {
     std::string list;
     for (const std::string& layer : cl.vm()["keep-f32"].as<std::vector<std::string>>()) {
       list += (list.empty() ? "[" : ", ") + nlohmann::json(layer).dump();  // a JSON string is a YAML scalar
     }
-    pairs.emplace_back("keep_f32", list + "]");
+    forward("keep-f32", "keep_f32", list + "]");
   }
-  const std::vector<std::pair<std::string, std::string>> key_flags = {
-      {"samples", "--samples"},        {"batch", "--batch"},       {"observer", "--observer"},
-      {"calibration_backend", "--calib-backend"}, {"fake_quant", "--fake-quant"},
-      {"weight_granularity", "--weight-granularity"}, {"keep_f32", "--keep-f32"}};
   auto pass_options = pass::PassOptions::from_pairs(pairs, "");
   if (!pass_options.has_value()) cl.usage_error(in_flag_terms(pass_options.status().message(), key_flags));
   auto parsed = quant::PtqPass::parse_options(*pass_options);

@@ -85,16 +85,12 @@ double others_cpu_share(const Report& report) {
 }
 
 namespace {
-// Above this share of the cores taken by other processes while timing, the
-// latencies are called unreliable (a quiet machine's background is ~1%).
-constexpr double kBusyShare = 0.10;
-
 // A line for busy machines; "" when the measurement had the cores to itself.
 // Note [Measuring others' load] (latency.cpp): what other processes used
 // while the runs were timed, where known; the load average otherwise.
 std::string load_warning(const Report& report) {
   if (const double share = others_cpu_share(report); share >= 0) {
-    if (share <= kBusyShare) return "";
+    if (share <= kUnreliableOthersShare) return "";
     return fmt::format("Warning: other processes used {:.0f}% of the {} cores while the latencies were timed, so "
                        "they are unreliable (rerun on a quiet machine, or with OMP_WAIT_POLICY=passive).",
                        100.0 * share, report.cores);

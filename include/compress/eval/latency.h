@@ -17,6 +17,11 @@ struct LatencyOptions {
   double min_time_s = 2.0;  // stopping once both min_runs and min_time_s are reached
 };
 
+// Above this share of the cores taken by other processes while the runs were
+// timed, latencies are reported as unreliable (a quiet machine's background
+// is ~1%; Note [Measuring others' load], latency.cpp).
+inline constexpr double kUnreliableOthersShare = 0.10;
+
 struct LatencyResult {
   double compile_ms = 0;    // backend->compile(graph)
   double first_run_ms = 0;  // the first run (one-time allocation and setup)

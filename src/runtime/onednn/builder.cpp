@@ -345,7 +345,7 @@ void Builder::consume(const Group& group) {
 
 Expected<dnnl::memory> Builder::weight(const ir::Value* v, const std::string& purpose, const md_t& source_md,
                                        const void* source_data, const md_t& want) {
-  return weights_.get(v, purpose, want, [&]() -> Expected<dnnl::memory> {
+  Expected<dnnl::memory> copy = weights_.get(v, purpose, want, [&]() -> Expected<dnnl::memory> {
     dnnl::memory dst(want, cpu_engine());
     dnnl::memory src(source_md, cpu_engine(), const_cast<void*>(source_data));
     try {
@@ -356,10 +356,14 @@ Expected<dnnl::memory> Builder::weight(const ir::Value* v, const std::string& pu
       return make_error(StatusCode::kInternal, "reordering weight '{}' to {}: {}", v->name(), describe_md(want),
                         e.what());
     }
-    // Note [Releasing copied weights] (dnnl_util.h): only the constant's own bytes.
-    if (v->is_constant() && source_data == v->constant().raw_data()) release_mapped_pages(v->constant());
     return dst;
   });
+  // Note [Releasing copied weights] (dnnl_util.h): the plan's copy stands for
+  // `v` whether it was reordered from v's bytes or from a converted copy of
+  // them (centered s8), and whether this call made it or found it cached
+  // (an emitter may have read v again to convert it).
+  if (copy.has_value() && v->is_constant()) release_mapped_pages(v->constant());
+  return copy;
 }
 
 Expected<dnnl::memory> Builder::constant_memory(const ir::Value* v, const std::string& purpose, const md_t& md,
@@ -493,6 +497,14 @@ std::string unmapped_reason(const std::string& op) {
   return fmt::format("no oneDNN mapping for op '{}'", op);
 }
 
+Status Builder::emit_alone(const ir::Node& node) {
+  Group single;
+  single.main = const_cast<ir::Node*>(&node);
+  Status s = emit_group(single);
+  if (s.code() == StatusCode::kUnsupported) return emit_fallback(node, s.message());
+  return s.with_context(fmt::format("node '{}'", node.name()));
+}
+
 Status Builder::emit_fallback(const ir::Node& node, const std::string& reason) {
   plan_.report.fallbacks.push_back({node.name(), node.op(), reason});
   struct Arg {
@@ -606,26 +618,15 @@ Status Builder::build() {
       Group without = group;
       without.posts.pop_back();
       without.requantize = nullptr;
-      Group quantize;
-      quantize.main = group.requantize;
       if (emit_group(without).is_ok()) {
         plan_.report.fused_nodes += static_cast<int>(without.posts.size());
-        Status q = emit_group(quantize);
-        if (q.code() == StatusCode::kUnsupported) q = emit_fallback(*quantize.main, q.message());
-        COMPRESS_RETURN_IF_ERROR(q.with_context(fmt::format("node '{}'", quantize.main->name())));
+        COMPRESS_RETURN_IF_ERROR(emit_alone(*group.requantize));
         continue;
       }
     }
     if (!group.posts.empty()) {
       // Try the members one by one before giving any of them to the reference.
-      for (const ir::Node* n : group.nodes()) {
-        Group single;
-        single.main = const_cast<ir::Node*>(n);
-        Status one = emit_group(single);
-        if (one.is_ok()) continue;
-        if (one.code() != StatusCode::kUnsupported) return one.with_context(fmt::format("node '{}'", n->name()));
-        COMPRESS_RETURN_IF_ERROR(emit_fallback(*n, one.message()));
-      }
+      for (const ir::Node* n : group.nodes()) COMPRESS_RETURN_IF_ERROR(emit_alone(*n));
       continue;
     }
     COMPRESS_RETURN_IF_ERROR(emit_fallback(*group.main, s.message()));

@@ -184,6 +184,9 @@ class Builder {
   // Appends a buffer with its first view; registers the view as a variant of its value.
   int add_buffer(Buffer buffer, Stored view);
   Status emit_group(const Group& group);
+  // `node` as a group of its own, or on the reference backend when oneDNN
+  // cannot run it.
+  Status emit_alone(const ir::Node& node);
   Status emit_fallback(const ir::Node& node, const std::string& reason);
   Status emit_outputs();
 

@@ -326,7 +326,6 @@ Status emit_qconv(Builder& b, const Group& g) {
   COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem,
                             b.weight(w, "qconv centered s8", plain_md(ir::Shape(wdims.begin(), wdims.end()), dt::s8),
                                      wq.values.data(), pd.weights_desc()));
-  release_mapped_pages(w->constant());  // Note [Releasing copied weights]: centered and reordered now
   std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
   COMPRESS_RETURN_IF_ERROR(add_bias(b, bias, qa, s32_bias, &fixed));
   for (const auto& [arg, value] : qa.scalar_muls) {
@@ -384,7 +383,6 @@ Status emit_qlinear(Builder& b, const Group& g) {
   const md_t w_source({k, out}, dt::s8, dims_t{1, k});
   COMPRESS_ASSIGN_OR_RETURN(dnnl::memory wmem,
                             b.weight(w, "qlinear centered s8", w_source, wq.values.data(), pd.weights_desc()));
-  release_mapped_pages(w->constant());  // Note [Releasing copied weights]: centered and reordered now
   std::vector<std::pair<int, dnnl::memory>> fixed = {{DNNL_ARG_WEIGHTS, wmem}};
   COMPRESS_RETURN_IF_ERROR(add_bias(b, bias, qa, s32_bias, &fixed));
   std::string where;  // f32 output: a fused residual add is a sum post-op
