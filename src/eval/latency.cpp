@@ -28,7 +28,10 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 // (/proc/stat: user, nice, system, irq, softirq, steal) and this process's
 // own (getrusage); what the machine spent beyond this process, over the
 // wall time times the cores, is the share others took from the measurement.
-// Clock ticks are 10 ms, so a 1 s window resolves about 1% on 2 cores.
+// /proc/stat counts 10 ms clock ticks, so a window shorter than
+// kMinShareWindowS (a fast model reaching max_runs first) says nothing and
+// the share stays unknown; 0.2 s on 2 cores resolves ~1.3% per tick.
+constexpr double kMinShareWindowS = 0.2;
 struct CpuSample {
   bool ok = false;
   double machine_busy_s = 0;  // all cores, since boot
@@ -57,7 +60,7 @@ CpuSample sample_cpu() {
 double others_share(const CpuSample& before, const CpuSample& after) {
   const double wall = std::chrono::duration<double>(after.at - before.at).count();
   const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
-  if (!before.ok || !after.ok || wall <= 0) return -1;
+  if (!before.ok || !after.ok || wall < kMinShareWindowS) return -1;
   const double others = (after.machine_busy_s - before.machine_busy_s) - (after.self_s - before.self_s);
   return std::clamp(others / (wall * cores), 0.0, 1.0);
 }

@@ -90,6 +90,11 @@ TEST_CASE("time_plan measures the share of the cores another process takes while
   eval::LatencyOptions options;
   options.warmup = 0;
   options.min_time_s = 0.5;
+  options.max_runs = 1 << 30;  // the time, not the run count, ends the window
+
+  eval::LatencyOptions short_window = options;
+  short_window.max_runs = 10;
+  CHECK(eval::time_plan(*plan, inputs, short_window).value().others_cpu_share == -1);  // too few clock ticks
 
   const eval::LatencyResult alone = eval::time_plan(*plan, inputs, options).value();
   CHECK(alone.others_cpu_share >= 0.0);  // Linux: /proc/stat is there

@@ -30,7 +30,8 @@ struct LatencyResult {
   int64_t batch = 0;  // items per run (dim 0 of the first input)
   // Share of all cores' time that other processes (and a hypervisor's steal)
   // used while the runs were timed, in [0, 1]; -1 where /proc/stat is not
-  // readable. Note [Measuring others' load] (latency.cpp).
+  // readable or the timed runs took under 0.2 s (too few clock ticks).
+  // Note [Measuring others' load] (latency.cpp).
   double others_cpu_share = -1;
   double throughput_per_s() const { return p50_ms > 0 ? static_cast<double>(batch) * 1000.0 / p50_ms : 0.0; }
 };
