@@ -19,6 +19,7 @@
 
 namespace compress::quant_test {
 
+using test::fashion_data;
 using test::kFashionNorm;
 
 struct FashionFixture {
@@ -53,13 +54,12 @@ inline const FashionFixture& fashion_fixture(quant::WeightGranularity granularit
 
 // The first `count` Fashion-MNIST test images, normalized.
 inline ir::Tensor fashion_test_images(int64_t count) {
-  auto data = eval::open_dataset("fashion-mnist:test", {kFashionNorm, count}).value();
-  return data->batch(0, count).value().inputs;
+  return fashion_data("test", count)->batch(0, count).value().inputs;
 }
 
 // Top-1 of `graph` on the whole Fashion-MNIST test set (onednn).
 inline Expected<eval::AccuracyResult> fashion_top1(const ir::Graph& graph) {
-  auto test = eval::open_dataset("fashion-mnist:test", {kFashionNorm, -1}).value();
+  auto test = fashion_data("test", -1);
   auto plan = runtime::make_backend("onednn").value()->compile(graph).value();
   return eval::evaluate_top1(*plan, *test, 500, false);
 }

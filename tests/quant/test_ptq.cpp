@@ -128,7 +128,7 @@ TEST_CASE("PTQ residual fixture: int8 fashion_resnet within 0.3 points of fp32 w
   ir::Graph f32 =
       io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_resnet.cmf").value();
   ir::Graph int8 = f32.clone();
-  auto calib = eval::open_dataset("fashion-mnist:train", {kFashionNorm, 512}).value();
+  auto calib = fashion_data("train", 512);
   pass::PassContext ctx;
   ctx.progress = false;
   REQUIRE(quant::quantize_ptq(int8, *calib, {}, ctx).has_value());

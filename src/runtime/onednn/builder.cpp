@@ -318,12 +318,12 @@ Expected<int> Builder::get_plain_any(const ir::Value* v) {
   return get_plain(v, stored(first).dtype);
 }
 
-bool Builder::can_overwrite(int id, const std::vector<int>& other_reads) const {
+bool Builder::can_overwrite(int id, const std::vector<int>& other_reads, bool self_read_ok) const {
   const Stored& s = stored(id);
   const Buffer& b = plan_.buffers[static_cast<size_t>(s.buffer)];
   if (b.kind != BufferKind::kArena || b.pinned) return false;
   for (int other : other_reads) {
-    if (other != id && stored(other).buffer == s.buffer) return false;
+    if ((other != id || !self_read_ok) && stored(other).buffer == s.buffer) return false;
   }
   for (int alias_id : b.stored) {
     const ir::Value* v = stored(alias_id).value;

@@ -156,7 +156,10 @@ class Builder {
   int alias(const ir::Value* v, int source, const ir::Shape& shape);
   // Whether a step may write over `stored` (its buffer holds nothing anyone
   // reads later, and no other input of the step lives there).
-  bool can_overwrite(int stored, const std::vector<int>& other_reads) const;
+  // `self_read_ok`: `stored` itself may be among the reads (an elementwise
+  // step reads each element before writing it); not for a primitive that
+  // keeps reading its sources while it writes (a convolution's sum post-op).
+  bool can_overwrite(int stored, const std::vector<int>& other_reads, bool self_read_ok = true) const;
   // Marks the group's inputs as read (call once, when the emitter commits).
   void consume(const Group& group);
   void consume_node(const ir::Node& node);

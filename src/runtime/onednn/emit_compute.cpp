@@ -68,9 +68,7 @@ Expected<int> group_destination(Builder& b, const Group& g, const md_t& dst_md, 
   const int r = b.natural(g.residual);
   // Not over one of the primitive's own sources (add(conv(x), x)): it still
   // reads them while it writes.
-  bool read_here = false;
-  for (int id : reads) read_here = read_here || b.stored(id).buffer == b.stored(r).buffer;
-  if (b.stored(r).md == dst_md && !read_here && b.can_overwrite(r, reads)) {
+  if (b.stored(r).md == dst_md && b.can_overwrite(r, reads, /*self_read_ok=*/false)) {
     *detail += ", sum in place";
     return b.share(out, r);
   }

@@ -1,4 +1,7 @@
 // The onednn Backend and its plan: a cache of per-input-shape plans over one prepared graph.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <chrono>
 #include <list>
@@ -273,8 +276,7 @@ std::string OnednnPlanReport::to_string() const {
       arena_bytes / 1048576.0, unshared_bytes / 1048576.0, weight_bytes / 1048576.0, compile_ms);
   for (size_t i = 0; i < steps.size(); ++i) {
     const OnednnStep& st = steps[i];
-    std::string nodes;
-    for (const std::string& n : st.nodes) nodes += (nodes.empty() ? "" : "+") + n;
+    const std::string nodes = fmt::format("{}", fmt::join(st.nodes, "+"));
     s += fmt::format("  {:>3} {:<20} {:<28} {}{}\n", i, st.kind, st.implementation.empty() ? "-" : st.implementation,
                      nodes.empty() ? "" : nodes + ": ", st.detail);
   }
@@ -308,8 +310,7 @@ std::string OnednnPlanReport::profile_to_string(size_t top) const {
   s += fmt::format("  slowest {} steps:\n", std::min(top, steps.size()));
   for (size_t r = 0; r < std::min(top, order.size()); ++r) {
     const OnednnStep& st = steps[order[r]];
-    std::string nodes;
-    for (const std::string& n : st.nodes) nodes += (nodes.empty() ? "" : "+") + n;
+    const std::string nodes = fmt::format("{}", fmt::join(st.nodes, "+"));
     s += fmt::format("  {:>3} {:>9.4f} ms {:>5.1f}%  {:<20} {}\n", order[r], st.profiled_ms / runs,
                      share(st.profiled_ms / runs), st.kind, nodes.empty() ? st.detail.substr(0, 60) : nodes);
   }

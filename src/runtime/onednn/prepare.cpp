@@ -113,8 +113,7 @@ PostPolicy post_policy(const Node& n) {
   // An int8 layer with an f32 output takes the same posts as an f32 one: its
   // output scale and bias come first, then eltwise ops and the sum, each
   // rounded as the reference rounds the separate ops.
-  if (op == "conv2d" || op == "linear" || op == "matmul") return {true, true, false};
-  if (is_quantized_layer(n)) return {true, true, false};
+  if (op == "conv2d" || op == "linear" || op == "matmul" || is_quantized_layer(n)) return {true, true, false};
   if (op == "add" || op == "sub" || op == "mul" || op == "div") return {true, false, false};
   if (op == "batch_norm") return {false, false, true};
   return {};
