@@ -113,6 +113,8 @@ TEST_CASE("time_plan measures the share of the cores another process takes while
   int status = 0;
   ::waitpid(child, &status, 0);
   const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
-  CHECK(busy.others_cpu_share >= 0.5 / cores);  // one spinning core, at least half the time
+  // The spinning child gets at least a quarter of a core even when ctest runs
+  // other tests beside this one (five runnable threads on two cores: 0.4).
+  CHECK(busy.others_cpu_share >= 0.25 / cores);
   CHECK(busy.others_cpu_share <= 1.0);
 }
