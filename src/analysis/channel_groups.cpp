@@ -207,8 +207,9 @@ class Tracer {
     const Value* w = n->input(1);
     if (!w->is_constant()) return;
     const ir::Tensor& t = w->constant();
-    if (t.dtype() != ir::DType::kF32 || t.is_quantized() || t.is_sparse()) {
-      block_value(w, fmt::format("weight '{}' is not a dense f32 tensor", w->name()));
+    // A pruned (sparse) f32 weight is sliced through its dense values.
+    if (t.dtype() != ir::DType::kF32 || t.is_quantized()) {
+      block_value(w, fmt::format("weight '{}' is not an f32 tensor", w->name()));
       return;
     }
     producer_spaces_.push_back(space(w, 0));

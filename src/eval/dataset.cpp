@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -56,13 +57,27 @@ Expected<std::unique_ptr<DataSource>> open_npy(const std::string& samples_path, 
   COMPRESS_CHECK(is_sample_dtype(samples.dtype()) && samples.rank() >= 1, StatusCode::kInvalidArgument,
                  "{}: samples must be f32, i64 or i32 [N, ...], got {}{}", samples_path,
                  ir::dtype_name(samples.dtype()), ir::shape_to_string(samples.shape()));
+  // A NaN or Inf sample would poison calibration ranges and statistics far
+  // from here (a "Hessian is not positive definite" in SparseGPT); say where.
+  if (samples.dtype() == ir::DType::kF32) {
+    const float* x = samples.data<float>();
+    const int64_t per_sample = samples.shape()[0] > 0 ? samples.numel() / samples.shape()[0] : 0;
+    for (int64_t i = 0; i < samples.numel(); ++i) {
+      COMPRESS_CHECK(std::isfinite(x[i]), StatusCode::kInvalidArgument,
+                     "{}: sample {} has a non-finite value ({}) at element {}; clean the data (np.isfinite) first",
+                     samples_path, i / per_sample, x[i], i % per_sample);
+    }
+  }
   std::vector<int64_t> labels;
   if (!labels_path.empty()) {
     COMPRESS_ASSIGN_OR_RETURN(ir::Tensor label_tensor, io::load_npy(labels_path));
     COMPRESS_CHECK(label_tensor.rank() == 1 && !ir::is_float(label_tensor.dtype()), StatusCode::kInvalidArgument,
                    "{}: labels must be an integer array [N]", labels_path);
     for (int64_t i = 0; i < label_tensor.numel(); ++i) {
-      labels.push_back(static_cast<int64_t>(label_tensor.element_as_double(i)));
+      const double label = label_tensor.element_as_double(i);
+      COMPRESS_CHECK(label >= 0, StatusCode::kInvalidArgument,
+                     "{}: label {} of sample {} is negative (class labels are 0, 1, ...)", labels_path, label, i);
+      labels.push_back(static_cast<int64_t>(label));
     }
   }
   // NPY samples are taken as they are: normalization applies to raw pixels only.

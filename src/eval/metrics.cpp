@@ -1,5 +1,7 @@
 #include "compress/eval/metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "compress/support/check.h"
@@ -18,8 +20,16 @@ Expected<int64_t> count_top1(const ir::Tensor& logits, const std::vector<int64_t
   int64_t correct = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = data + i * classes;
+    const int64_t label = labels[static_cast<size_t>(i)];
+    // A label the model cannot predict is a data mistake (a wrong label file,
+    // another model's classes), not a miss: counting it as one would report
+    // a plausible, wrong accuracy.
+    COMPRESS_CHECK(label >= 0 && label < classes, StatusCode::kInvalidArgument,
+                   "top-1: label {} of row {} is outside the model's {} classes [0, {}]; check that the labels "
+                   "belong to this model",
+                   label, i, classes, classes - 1);
     const int64_t best = std::max_element(row, row + classes) - row;
-    if (best == labels[static_cast<size_t>(i)]) ++correct;
+    if (best == label) ++correct;
   }
   return correct;
 }
@@ -37,7 +47,12 @@ Expected<AccuracyResult> evaluate_top1(runtime::ExecutionPlan& plan, const DataS
     COMPRESS_ASSIGN_OR_RETURN(Batch batch, data.batch(start, count));
     COMPRESS_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs, plan.run({batch.inputs}));
     COMPRESS_CHECK(!outputs.empty(), StatusCode::kInvalidArgument, "the model produced no output");
-    COMPRESS_ASSIGN_OR_RETURN(int64_t correct, count_top1(outputs[0], batch.labels));
+    Expected<int64_t> counted = count_top1(outputs[0], batch.labels);
+    if (!counted.has_value()) {
+      return counted.status().with_context(fmt::format("{}, batch of samples [{}, {})", data.describe(), start,
+                                                       start + count));
+    }
+    const int64_t correct = *counted;
     result.correct += correct;
     result.samples += count;
     progress.advance(count);

@@ -26,6 +26,20 @@ void UniqueFd::reset() {
   }
 }
 
+namespace {
+
+// What a stat mode is, for "not a regular file (it is a FIFO)".
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "it is a directory";
+  if (S_ISFIFO(mode)) return "it is a FIFO; compress reads only regular files, which cannot block";
+  if (S_ISCHR(mode)) return "it is a character device";
+  if (S_ISBLK(mode)) return "it is a block device";
+  if (S_ISSOCK(mode)) return "it is a socket";
+  return "it is not a plain file";
+}
+
+}  // namespace
+
 Expected<OpenFile> open_for_reading(const std::string& path) {
   int fd;
   do {
@@ -42,9 +56,7 @@ Expected<OpenFile> open_for_reading(const std::string& path) {
   file.fd = UniqueFd(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return io_error("{}: cannot stat: {}", path, errno_text(errno));
-  if (!S_ISREG(st.st_mode)) {
-    return invalid_argument("{}: not a regular file{}", path, S_ISDIR(st.st_mode) ? " (it is a directory)" : "");
-  }
+  if (!S_ISREG(st.st_mode)) return invalid_argument("{}: not a regular file ({})", path, file_kind(st.st_mode));
   file.size = static_cast<uint64_t>(st.st_size);
   return file;
 }
@@ -77,8 +89,8 @@ Status pread_exact(int fd, uint64_t offset, void* dst, size_t n, const std::stri
 Expected<std::string> read_file(const std::string& path, uint64_t max_bytes) {
   COMPRESS_ASSIGN_OR_RETURN(OpenFile file, open_for_reading(path));
   if (file.size > max_bytes) {
-    return invalid_argument("{}: file is {} bytes, more than the {} this reader accepts", path, file.size,
-                            max_bytes);
+    return Status(StatusCode::kResourceExhausted,
+                  fmt::format("{}: file is {} bytes, more than the {} this reader accepts", path, file.size, max_bytes));
   }
   std::string bytes;
   try {
@@ -112,6 +124,92 @@ Expected<MappedFile> map_file_private(const std::string& path) {
   mapped.size = size;
   // The descriptor closes here; the mapping stays valid without it.
   return mapped;
+}
+
+Status check_readable_file(const std::string& path) { return open_for_reading(path).status(); }
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+namespace {
+
+// The folder a path's file goes into ("." for a bare name).
+std::string folder_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Status check_folder_exists(const std::string& folder, const std::string& path, std::string_view what) {
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0) {
+    const int err = errno;
+    return Status(err == ENOENT ? StatusCode::kNotFound : StatusCode::kIoError,
+                  fmt::format("{} '{}': its folder '{}' {}", what, path, folder,
+                              err == ENOENT ? "does not exist" : "cannot be used: " + errno_text(err)));
+  }
+  if (!S_ISDIR(st.st_mode)) return invalid_argument("{} '{}': '{}' is not a folder", what, path, folder);
+  if (::access(folder.c_str(), W_OK | X_OK) != 0) {
+    return io_error("{} '{}': cannot write into the folder '{}': {}", what, path, folder, errno_text(errno));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status check_output_file(const std::string& path, const std::vector<std::string>& inputs, std::string_view what) {
+  if (path.empty()) return invalid_argument("{}: the output path is empty", what);
+  if (path.back() == '/') return invalid_argument("{} '{}': names a folder, not a file", what, path);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    struct stat target {};
+    // A symlink is replaced by the new file; what it points to stays.
+    const bool is_link = S_ISLNK(st.st_mode);
+    if (!is_link || ::stat(path.c_str(), &target) == 0) {
+      const mode_t mode = is_link ? target.st_mode : st.st_mode;
+      if (S_ISDIR(mode)) return invalid_argument("{} '{}': is a directory", what, path);
+      if (!is_link && !S_ISREG(mode)) {
+        return invalid_argument("{} '{}': exists and is not a regular file ({}); writing would replace it",
+                                what, path, file_kind(mode));
+      }
+    }
+    for (const std::string& input : inputs) {
+      if (same_file(path, input)) {
+        return invalid_argument("{} '{}' is the input '{}': choose another output, compress never replaces an "
+                                "input",
+                                what, path, input);
+      }
+    }
+  } else if (errno != ENOENT) {
+    return io_error("{} '{}': {}", what, path, errno_text(errno));
+  }
+  return check_folder_exists(folder_of(path), path, what);
+}
+
+Status check_output_folder(const std::string& dir, std::string_view what) {
+  if (dir.empty()) return invalid_argument("{}: the folder path is empty", what);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return invalid_argument("{} '{}': exists and is not a folder", what, dir);
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+      return io_error("{} '{}': cannot write into it: {}", what, dir, errno_text(errno));
+    }
+    return Status::ok();
+  }
+  if (errno != ENOENT) return io_error("{} '{}': {}", what, dir, errno_text(errno));
+  // Missing folders are created when written: the nearest existing ancestor
+  // must be a folder that can be written into.
+  std::string ancestor = dir;
+  for (;;) {
+    while (ancestor.size() > 1 && ancestor.back() == '/') ancestor.pop_back();
+    ancestor = folder_of(ancestor);
+    if (::stat(ancestor.c_str(), &st) == 0 || errno != ENOENT || ancestor == "." || ancestor == "/") break;
+  }
+  return check_folder_exists(ancestor, dir, what);
 }
 
 }  // namespace compress::io

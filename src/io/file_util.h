@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "compress/io/files.h"
 #include "compress/support/status.h"
 
 namespace compress::io {
@@ -54,8 +55,6 @@ Expected<OpenFile> open_for_reading(const std::string& path);
 // Reads exactly `n` bytes at `offset`; a short read (file shrank) is kCorruptFile.
 Status pread_exact(int fd, uint64_t offset, void* dst, size_t n, const std::string& path);
 
-// Reads a whole file, refusing files larger than `max_bytes`.
-Expected<std::string> read_file(const std::string& path, uint64_t max_bytes);
 
 // A private, copy-on-write mapping of a whole file (PROT_READ|PROT_WRITE,
 // MAP_PRIVATE): writes through it never reach the file. `mapping` unmaps when

@@ -9,6 +9,7 @@
 #include "byte_reader.h"
 #include "compress/io/atomic_file.h"
 #include "compress/ir/sparse_layout.h"
+#include "compress/support/limits.h"
 #include "file_util.h"
 
 namespace compress::io {
@@ -262,7 +263,10 @@ Expected<ir::Tensor> parse_npy(const std::string& bytes, const std::string& sour
 }
 
 Expected<ir::Tensor> load_npy(const std::string& path) {
-  COMPRESS_ASSIGN_OR_RETURN(std::string bytes, read_file(path, std::numeric_limits<uint64_t>::max()));
+  // The file is read whole, so its size is the bound (Note [Resource limits]).
+  COMPRESS_ASSIGN_OR_RETURN(OpenFile file, open_for_reading(path));
+  COMPRESS_RETURN_IF_ERROR(check_limit(Limit::kNpyBytes, file.size, path));
+  COMPRESS_ASSIGN_OR_RETURN(std::string bytes, read_file(path, limit_bytes(Limit::kNpyBytes)));
   return parse_npy(bytes, path);
 }
 

@@ -283,4 +283,57 @@ Expected<Tensor> to_block_layout(const Tensor& dense, int64_t bh, int64_t bw) {
   return gather_values(dense, picks, std::move(layout));
 }
 
+namespace {
+
+// Whether every group of m consecutive columns has at most n nonzeros (so an
+// n:m layout keeps all of them).
+bool fits_nm(const Tensor& dense, int64_t n, int64_t m) {
+  int64_t rows = 0, cols = 0;
+  matrix_dims(dense.shape(), &rows, &cols);
+  if (m < 1 || cols % m != 0) return false;
+  for (int64_t g = 0; g < rows * cols / m; ++g) {
+    int64_t nonzero = 0;
+    for (int64_t j = 0; j < m; ++j) nonzero += is_zero_at(dense, g * m + j) ? 0 : 1;
+    if (nonzero > n) return false;
+  }
+  return true;
+}
+
+bool fits_blocks(const Tensor& dense, int64_t bh, int64_t bw) {
+  int64_t rows = 0, cols = 0;
+  matrix_dims(dense.shape(), &rows, &cols);
+  return bh >= 1 && bw >= 1 && rows % bh == 0 && cols % bw == 0;
+}
+
+}  // namespace
+
+Expected<Tensor> store_like(const Tensor& dense, const Tensor& like, std::string* fallback_reason) {
+  COMPRESS_RETURN_IF_ERROR(require_convertible(dense));
+  if (!like.is_sparse()) return dense;
+  const SparseLayout& layout = *like.sparse_layout();
+  auto fallback = [&](std::string why) -> Expected<Tensor> {
+    if (fallback_reason != nullptr) *fallback_reason = std::move(why);
+    return to_csr_layout(dense);
+  };
+  switch (layout.format) {
+    case SparseFormat::kDense: return dense;
+    case SparseFormat::kMask: return to_mask_layout(dense);
+    case SparseFormat::kCsr: return to_csr_layout(dense);
+    case SparseFormat::kNM:
+      if (!fits_nm(dense, layout.n, layout.m)) {
+        return fallback(fmt::format("the values no longer fit {}:{} (a group of {} has more than {} nonzeros, or "
+                                    "the columns are not a multiple of {})",
+                                    layout.n, layout.m, layout.m, layout.n, layout.m));
+      }
+      return to_nm_layout(dense, layout.n, layout.m);
+    case SparseFormat::kBlock:
+      if (!fits_blocks(dense, layout.block_h, layout.block_w)) {
+        return fallback(fmt::format("{}x{} blocks no longer tile shape {}", layout.block_h, layout.block_w,
+                                    shape_to_string(dense.shape())));
+      }
+      return to_block_layout(dense, layout.block_h, layout.block_w);
+  }
+  return dense;
+}
+
 }  // namespace compress::ir

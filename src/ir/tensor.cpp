@@ -187,6 +187,28 @@ void copy_element(DType dtype, const void* src, int64_t from, void* dst, int64_t
 
 }  // namespace
 
+void Tensor::access_failed(size_t element_size, bool stored) const {
+  if (!stored && is_sparse()) {
+    detail::internal_assert_failed(
+        "!is_sparse()", __FILE__, __LINE__,
+        fmt::format("data<T>() on a sparse ({}) tensor of shape {}: its storage holds the {} stored values, not the "
+                    "logical ones; read values with dense_f32() or to_dense(), or stored_data<T>() in layout-aware "
+                    "code",
+                    sparse_format_name(sparse_->format), shape_to_string(shape_), stored_count()));
+  }
+  detail::internal_assert_failed("holds<T>(dtype)", __FILE__, __LINE__,
+                                 fmt::format("data<T>() with a {}-byte element type on a {} tensor of shape {}",
+                                             element_size, dtype_name(dtype_), shape_to_string(shape_)));
+}
+
+Expected<Tensor> Tensor::dense_f32(std::string_view what) const {
+  COMPRESS_CHECK(defined(), StatusCode::kInvalidArgument, "{}: the tensor has no data", what);
+  COMPRESS_CHECK(dtype_ == DType::kF32 && !is_quantized(), StatusCode::kUnsupported,
+                 "{}: expected f32 values, got {}{} {}; dequantize or convert it first", what,
+                 is_quantized() ? "quantized " : "", dtype_name(dtype_), shape_to_string(shape_));
+  return to_dense();
+}
+
 double Tensor::element_as_double(int64_t i) const {
   COMPRESS_INTERNAL_ASSERT(!is_sparse(), "element_as_double on a sparse tensor; call to_dense() first");
   return stored_as_double(dtype_, raw_data(), i);

@@ -4,8 +4,13 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "compress/io/files.h"
+#include "compress/support/check.h"
+#include "compress/support/limits.h"
+#include "compress/support/threads.h"
+
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -17,6 +22,29 @@ namespace fs = std::filesystem;
 std::string at(const std::string& file, const YAML::Node& node) {
   if (!node || node.Mark().is_null()) return file;
   return fmt::format("{}:{}:{}", file, node.Mark().line + 1, node.Mark().column + 1);
+}
+
+// YAML allows a key twice in one mapping and yaml-cpp keeps both; which one
+// a lookup finds differs between code paths (the last model: won, the first
+// stages: won). A recipe is written by hand, so a repeated key is a mistake:
+// refuse it, in every mapping of the document, naming both lines.
+Status check_duplicate_keys(const YAML::Node& node, const std::string& file) {
+  if (node.IsSequence()) {
+    for (const YAML::Node& item : node) COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(item, file));
+  } else if (node.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar()) {
+        const auto [it, inserted] = seen.emplace(kv.first.Scalar(), kv.first.Mark());
+        if (!inserted) {
+          return invalid_argument("{}: key '{}' is given twice (first at line {}); remove one", at(file, kv.first),
+                                  kv.first.Scalar(), it->second.line + 1);
+        }
+      }
+      COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(kv.second, file));
+    }
+  }
+  return Status::ok();
 }
 
 // Relative paths in a recipe are relative to the recipe's folder, so a recipe
@@ -132,6 +160,7 @@ Expected<Recipe> parse_recipe(const std::string& text, const std::string& file) 
     return invalid_argument("{}: not valid YAML: {}", file, e.what());
   }
   if (!root.IsMap()) return invalid_argument("{}: a recipe must be a mapping (model:, output:, stages:, ...)", file);
+  COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(root, file));
   Recipe recipe;
   recipe.file = file;
   COMPRESS_ASSIGN_OR_RETURN(PassOptions top, scalar_keys(root, file, "recipe", {"data", "stages", "report"}));
@@ -141,7 +170,7 @@ Expected<Recipe> parse_recipe(const std::string& text, const std::string& file) 
   recipe.output = resolve(file, output);
   COMPRESS_ASSIGN_OR_RETURN(int64_t seed, top.integer("seed", 0, 0));
   recipe.seed = static_cast<uint64_t>(seed);
-  COMPRESS_ASSIGN_OR_RETURN(int64_t threads, top.integer("threads", 0, 0, 1024));
+  COMPRESS_ASSIGN_OR_RETURN(int64_t threads, top.integer("threads", 0, 0, kMaxThreads));
   recipe.threads = static_cast<int>(threads);
   COMPRESS_RETURN_IF_ERROR(top.finish());
 
@@ -178,12 +207,17 @@ Expected<Recipe> parse_recipe(const std::string& text, const std::string& file) 
 }
 
 Expected<Recipe> load_recipe(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("recipe '{}': cannot open the file", path);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return io_error("recipe '{}': read failed", path);
-  return parse_recipe(text.str(), path);
+  // A regular file of bounded size (Note [Inputs and destinations]): a FIFO
+  // or /dev/zero given as a recipe must not hang or fill memory.
+  Expected<std::string> text = io::read_file(path, limit_bytes(Limit::kRecipeBytes));
+  if (!text.has_value()) {
+    if (text.status().code() == StatusCode::kResourceExhausted) {
+      return text.status().with_context(fmt::format("recipe (raise the limit with {}=BYTES)",
+                                                    limit_info(Limit::kRecipeBytes).env));
+    }
+    return text.status().with_context("recipe");
+  }
+  return parse_recipe(*text, path);
 }
 
 Expected<std::vector<std::unique_ptr<Pass>>> create_passes(const Recipe& recipe, const PassRegistry& registry) {
@@ -196,6 +230,23 @@ Expected<std::vector<std::unique_ptr<Pass>>> create_passes(const Recipe& recipe,
     passes.push_back(std::move(pass));
   }
   return passes;
+}
+
+Status check_stage_needs(const Recipe& recipe, const std::vector<std::unique_ptr<Pass>>& passes) {
+  COMPRESS_INTERNAL_ASSERT(passes.size() == recipe.stages.size(), "{} passes for {} stages", passes.size(),
+                           recipe.stages.size());
+  for (size_t i = 0; i < passes.size(); ++i) {
+    const PassNeeds needs = passes[i]->needs();
+    const RecipeStage& stage = recipe.stages[i];
+    auto missing = [&](const char* what, const char* key) {
+      return invalid_argument("{}: needs {}, but the recipe has no data.{} (add it under data:, see docs/recipes.md)",
+                              stage.where, what, key);
+    };
+    if (needs.calibration && !recipe.calibration) return missing("calibration data", "calibration");
+    if (needs.training && !recipe.training) return missing("training data", "training");
+    if (needs.metric && !recipe.evaluation) return missing("evaluation data to score candidates", "evaluation");
+  }
+  return Status::ok();
 }
 
 }  // namespace compress::pass

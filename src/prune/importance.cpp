@@ -10,17 +10,10 @@ namespace {
 
 using Role = analysis::ChannelMember::Role;
 
-Status check_dense_f32(const analysis::ChannelMember& m) {
-  const ir::Tensor& t = m.value->constant();
-  COMPRESS_CHECK(t.dtype() == ir::DType::kF32 && !t.is_sparse() && !t.is_quantized(), StatusCode::kUnsupported,
-                 "structured importance: '{}' is not a dense f32 tensor", m.value->name());
-  return Status::ok();
-}
-
-// Adds |x| (l1) or x^2 (l2) of every slice of `m`'s axis a unit owns.
+// Adds |x| (l1) or x^2 (l2) of every slice of `m`'s axis a unit owns; a
+// pruned (sparse) weight is scored by its dense values.
 Status accumulate(const analysis::ChannelMember& m, bool squares, std::vector<double>* scores) {
-  COMPRESS_RETURN_IF_ERROR(check_dense_f32(m));
-  const ir::Tensor& t = m.value->constant();
+  COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor t, m.value->constant().dense_f32("structured importance: " + m.value->name()));
   const ir::Shape& s = t.shape();
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < m.axis; ++d) outer *= s[d];

@@ -33,6 +33,13 @@ Expected<CommonPruneOptions> parse_common_prune_options(const pass::PassOptions&
   return o;
 }
 
+pass::PassNeeds common_prune_needs(const CommonPruneOptions& options) {
+  pass::PassNeeds needs;
+  const Expected<Criterion> criterion = parse_criterion(options.criterion);
+  needs.calibration = !criterion.has_value() || needs_calibration(*criterion);
+  return needs;
+}
+
 Expected<MagnitudePrunePass::Options> MagnitudePrunePass::parse_options(const pass::PassOptions& options) {
   Options o;
   COMPRESS_ASSIGN_OR_RETURN(o.ratio, options.number("ratio", o.ratio, pass::Range::half_open(0.0, 1.0)));

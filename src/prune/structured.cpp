@@ -12,6 +12,7 @@
 
 #include "compress/analysis/model_stats.h"
 #include "compress/ir/dtype.h"
+#include "compress/ir/sparse_layout.h"
 #include "compress/ir/verifier.h"
 #include "compress/support/check.h"
 #include "compress/support/logging.h"
@@ -41,7 +42,7 @@ int64_t constrained_removal(const ChannelGroup& g, int64_t want, const Structure
 // Copy of `t` keeping only `keep` indices (ascending) along `axis`.
 Expected<ir::Tensor> take_along_axis(const ir::Tensor& t, int64_t axis, const std::vector<int64_t>& keep) {
   COMPRESS_CHECK(!t.is_sparse() && !t.is_quantized() && !ir::is_packed(t.dtype()), StatusCode::kUnsupported,
-                 "structured pruning cannot slice a sparse, quantized or packed tensor");
+                 "structured pruning cannot slice a quantized or packed tensor");
   ir::Shape shape = t.shape();
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
@@ -174,8 +175,17 @@ Status apply_structured_plan(ir::Graph& graph, const StructuredPlan& plan) {
       COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, take_along_axis(*stored, 0, keep));
       graph.find_value(kStoredImportancePrefix + n->name())->set_constant(std::move(t));
     }
-    const std::vector<int64_t> keep = kept_indices(v->constant().shape()[key.second], &set);
-    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, take_along_axis(v->constant(), key.second, keep));
+    // A pruned (sparse) constant is sliced dense and stored back in its
+    // layout (Note [Writing back a weight]), so it stays pruned.
+    const ir::Tensor& stored_value = v->constant();
+    const std::vector<int64_t> keep = kept_indices(stored_value.shape()[key.second], &set);
+    COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor dense, stored_value.to_dense());
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, take_along_axis(dense, key.second, keep));
+    if (stored_value.is_sparse()) {
+      std::string fallback;
+      COMPRESS_ASSIGN_OR_RETURN(t, ir::store_like(t, stored_value, &fallback));
+      if (!fallback.empty()) log_info("prune.structured: '{}': {}; stored as csr", v->name(), fallback);
+    }
     v->set_constant(std::move(t));
   }
   COMPRESS_RETURN_IF_ERROR(graph.infer_types());

@@ -18,7 +18,7 @@ namespace {
 // W - dequantize(quantize(W)) with the PTQ weight scheme (either granularity:
 // the scale of element i is the params' own param_index).
 Expected<ir::Tensor> weight_error(const ir::Value& weight, WeightGranularity granularity) {
-  const ir::Tensor& w = weight.constant();
+  COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor w, weight.constant().dense_f32(weight.name()));
   COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams params, weight_params(w, weight.name(), granularity));
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor q, quantize_tensor(w, params));
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor err, ir::Tensor::zeros(ir::DType::kF32, w.shape()));
@@ -123,7 +123,7 @@ Status apply_bias_corrections(ir::Graph& graph, const BiasCorrections& correctio
     if (it == corrections.end()) continue;
     ir::Node* n = graph.find_node(name);
     if (n == nullptr) return not_found("bias correction: no layer '{}'", name);
-    std::vector<double> bias = bias_of(*n);
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<double> bias, bias_of(*n));
     if (bias.size() != it->second.size()) {
       return invalid_argument("bias correction: layer '{}' has {} channels, the correction {}", name, bias.size(),
                               it->second.size());

@@ -71,9 +71,9 @@ void for_input_channel(const ir::Node& second, int64_t c, F&& f) {
 // Equalizes one pair in place; returns the largest |s_c - 1|.
 Expected<double> equalize(ir::Graph& g, const Pair& p, std::map<std::string, double>& scale_min,
                           std::map<std::string, double>& scale_max, int64_t& dead_channels) {
-  std::vector<double> w1 = to_double(p.first->input(1)->constant());
-  std::vector<double> b1 = bias_of(*p.first);
-  std::vector<double> w2 = to_double(p.second->input(1)->constant());
+  COMPRESS_ASSIGN_OR_RETURN(std::vector<double> w1, to_double(*p.first->input(1)));
+  COMPRESS_ASSIGN_OR_RETURN(std::vector<double> b1, bias_of(*p.first));
+  COMPRESS_ASSIGN_OR_RETURN(std::vector<double> w2, to_double(*p.second->input(1)));
   const int64_t channels = p.first->input(1)->shape()[0];
   const int64_t per_channel = static_cast<int64_t>(w1.size()) / channels;
   double moved = 0.0;

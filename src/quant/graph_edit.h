@@ -5,22 +5,28 @@
 #include <vector>
 
 #include "compress/ir/graph.h"
+#include "compress/ir/sparse_layout.h"
+#include "compress/support/logging.h"
 
 namespace compress::quant {
 
+// An f32 constant that is not quantized; sparse ones count (their values are
+// read densified and written back in their layout).
 inline bool is_f32_constant(const ir::Value* v) {
-  return v->is_constant() && v->dtype() == ir::DType::kF32 && !v->constant().is_sparse();
+  return v->is_constant() && v->dtype() == ir::DType::kF32 && !v->constant().is_quantized();
 }
 
-// conv2d/linear with a constant dense f32 weight and (if present) bias.
+// conv2d/linear with a constant f32 weight and (if present) bias.
 inline bool is_weighted_layer(const ir::Node& n) {
   if (n.op() != "conv2d" && n.op() != "linear") return false;
   if (!is_f32_constant(n.input(1))) return false;
   return n.num_inputs() < 3 || is_f32_constant(n.input(2));
 }
 
-// A copy of an f32 tensor's values in double (the passes compute in double, store f32).
-inline std::vector<double> to_double(const ir::Tensor& t) {
+// A copy of a constant's logical values in double (the passes compute in
+// double, store f32); a sparse constant is densified.
+inline Expected<std::vector<double>> to_double(const ir::Value& v) {
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, v.constant().dense_f32(v.name()));
   const float* p = t.data<float>();
   return std::vector<double>(p, p + t.numel());
 }
@@ -32,21 +38,25 @@ inline Expected<ir::Tensor> from_double(const std::vector<double>& v, const ir::
 }
 
 // Points input `index` of `n` at a new constant holding `values` (named after
-// the old one plus `suffix`); the old constant is left for
+// the old one plus `suffix`), stored in the old constant's layout (Note
+// [Writing back a weight]); the old constant is left for
 // remove_unused_constants (another node may share it).
 inline Status replace_constant_input(ir::Graph& g, ir::Node* n, size_t index, const std::vector<double>& values,
                                      const std::string& suffix) {
   const ir::Value* old = n->input(index);
-  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, from_double(values, old->shape()));
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, from_double(values, old->shape()));
+  std::string fallback;
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, ir::store_like(dense, old->constant(), &fallback));
+  if (!fallback.empty()) log_info("{}: '{}': {}; stored as csr", n->name(), old->name(), fallback);
   COMPRESS_ASSIGN_OR_RETURN(ir::Value * v, g.add_constant(g.unique_name(old->name() + suffix), std::move(t)));
   n->replace_input(index, v);
   return Status::ok();
 }
 
 // The layer's bias (zeros when it has none), one value per output channel.
-inline std::vector<double> bias_of(const ir::Node& n) {
+inline Expected<std::vector<double>> bias_of(const ir::Node& n) {
   const int64_t channels = n.input(1)->shape()[0];
-  if (n.num_inputs() > 2) return to_double(n.input(2)->constant());
+  if (n.num_inputs() > 2) return to_double(*n.input(2));
   return std::vector<double>(static_cast<size_t>(channels), 0.0);
 }
 

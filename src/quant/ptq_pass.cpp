@@ -31,12 +31,13 @@ Status check_finite_parameters(const ir::Graph& graph, const std::vector<std::st
   for (const std::string& name : nodes) {
     const ir::Node* n = graph.find_node(name);
     for (size_t i = 1; i < n->num_inputs(); ++i) {
-      const ir::Tensor& t = n->input(i)->constant();
+      COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor t, n->input(i)->constant().dense_f32(n->input(i)->name()));
       const int64_t per_channel = t.numel() / std::max<int64_t>(1, t.dim(0));
+      const float* values = t.data<float>();
       for (int64_t k = 0; k < t.numel(); ++k) {
-        if (!std::isfinite(t.data<float>()[k])) {
+        if (!std::isfinite(values[k])) {
           return invalid_argument("quant.ptq: {} of layer '{}' has a non-finite value ({}) in channel {}",
-                                  i == 1 ? "the weight" : "the bias", name, t.data<float>()[k], k / per_channel);
+                                  i == 1 ? "the weight" : "the bias", name, values[k], k / per_channel);
         }
       }
     }

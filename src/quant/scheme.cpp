@@ -45,11 +45,13 @@ Expected<WeightGranularity> parse_weight_granularity(const std::string& name) {
   return invalid_argument("weight_granularity must be per_channel or per_tensor, got '{}'", name);
 }
 
-Expected<ir::QuantParams> weight_params(const ir::Tensor& weight, const std::string& what,
+Expected<ir::QuantParams> weight_params(const ir::Tensor& stored, const std::string& what,
                                         WeightGranularity granularity) {
-  if (weight.dtype() != ir::DType::kF32 || weight.rank() < 1 || weight.dim(0) < 1) {
+  if (stored.dtype() != ir::DType::kF32 || stored.rank() < 1 || stored.dim(0) < 1) {
     return invalid_argument("quant: weight {} must be f32 with an output-channel axis", what);
   }
+  // A pruned weight's params come from its logical values (zeros included).
+  COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor weight, stored.dense_f32(what));
   if (granularity == WeightGranularity::kPerTensor) {
     const float* w = weight.data<float>();
     float amax = 0.0f;
@@ -90,8 +92,10 @@ Expected<ir::QuantParams> weight_params(const ir::Tensor& weight, const std::str
   return ir::QuantParams::create(std::move(spec));
 }
 
-Expected<ir::Tensor> quantize_tensor(const ir::Tensor& weight, const ir::QuantParams& params) {
-  COMPRESS_RETURN_IF_ERROR(params.check_shape(weight.shape()));
+Expected<ir::Tensor> quantize_tensor(const ir::Tensor& stored, const ir::QuantParams& params) {
+  COMPRESS_RETURN_IF_ERROR(params.check_shape(stored.shape()));
+  // Dense int8 from the logical values: the int8 kernels take dense weights.
+  COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor weight, stored.dense_f32("the weight to quantize"));
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor q, ir::Tensor::zeros(params.storage(), weight.shape()));
   const float* w = weight.data<float>();
   for (int64_t i = 0; i < weight.numel(); ++i) {

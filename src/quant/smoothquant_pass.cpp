@@ -83,10 +83,10 @@ Expected<pass::PassResult> SmoothQuantPass::run(ir::Graph& graph, pass::PassCont
     const size_t d = gr.act_max.size();
     std::vector<double> w_max(d, 0.0);
     for (const ir::Node* n : gr.linears) {
-      const ir::Tensor& w = n->input(1)->constant();
-      for (int64_t i = 0; i < w.numel(); ++i) {
-        double& slot = w_max[static_cast<size_t>(i) % d];
-        slot = std::max(slot, std::fabs(static_cast<double>(w.data<float>()[i])));
+      COMPRESS_ASSIGN_OR_RETURN(const std::vector<double> w, to_double(*n->input(1)));
+      for (size_t i = 0; i < w.size(); ++i) {
+        double& slot = w_max[i % d];
+        slot = std::max(slot, std::fabs(w[i]));
       }
     }
     std::vector<double> s(d, 1.0);
@@ -99,7 +99,7 @@ Expected<pass::PassResult> SmoothQuantPass::run(ir::Graph& graph, pass::PassCont
       s[j] = v;
     }
     for (ir::Node* n : gr.linears) {
-      std::vector<double> w = to_double(n->input(1)->constant());
+      COMPRESS_ASSIGN_OR_RETURN(std::vector<double> w, to_double(*n->input(1)));
       for (size_t i = 0; i < w.size(); ++i) w[i] *= s[i % d];
       COMPRESS_RETURN_IF_ERROR(replace_constant_input(graph, n, 1, w, ".smoothed"));
       auto& stats = result.layers[n->name()];
@@ -115,7 +115,7 @@ Expected<pass::PassResult> SmoothQuantPass::run(ir::Graph& graph, pass::PassCont
         ln->add_input(wv);
       } else {
         for (size_t i = 1; i < ln->num_inputs(); ++i) {
-          std::vector<double> p = to_double(ln->input(i)->constant());
+          COMPRESS_ASSIGN_OR_RETURN(std::vector<double> p, to_double(*ln->input(i)));
           for (size_t j = 0; j < d; ++j) p[j] *= inv[j];
           COMPRESS_RETURN_IF_ERROR(replace_constant_input(graph, ln, i, p, ".smoothed"));
         }

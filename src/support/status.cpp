@@ -14,6 +14,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kIoError: return "I/O error";
     case StatusCode::kFailedPrecondition: return "failed precondition";
     case StatusCode::kInternal: return "internal error";
+    case StatusCode::kResourceExhausted: return "resource limit";
   }
   return "unknown";
 }

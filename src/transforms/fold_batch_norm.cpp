@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "compress/ir/sparse_layout.h"
 #include "compress/support/logging.h"
 
 namespace compress::transforms {
@@ -44,27 +45,45 @@ Expected<pass::PassResult> FoldBatchNormPass::run(ir::Graph& graph, pass::PassCo
                bn->name());
       continue;
     }
-    const ir::Tensor& w = producer->input(1)->constant();
+    // Values through dense_f32 (a pruned weight loaded from a .cmf stores only
+    // its nonzeros); the folded weight is stored the way the old one was, so
+    // a pruned layer stays pruned (Note [Writing back a weight]).
+    const ir::Tensor& stored_w = producer->input(1)->constant();
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor w, stored_w.dense_f32(producer->input(1)->name()));
     const int64_t channels = w.dim(0);
     const int64_t per_channel = w.numel() / channels;
-    const float* gamma = bn->input(1)->constant().data<float>();
-    const float* beta = bn->input(2)->constant().data<float>();
-    const float* mean = bn->input(3)->constant().data<float>();
-    const float* var = bn->input(4)->constant().data<float>();
+    std::vector<ir::Tensor> bn_params;
+    for (size_t i = 1; i < 5; ++i) {
+      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, bn->input(i)->constant().dense_f32(bn->input(i)->name()));
+      bn_params.push_back(std::move(t));
+    }
+    const float* gamma = bn_params[0].data<float>();
+    const float* beta = bn_params[1].data<float>();
+    const float* mean = bn_params[2].data<float>();
+    const float* var = bn_params[3].data<float>();
     const double eps = bn->attr_float("eps");
-    const float* b = producer->num_inputs() > 2 ? producer->input(2)->constant().data<float>() : nullptr;
+    ir::Tensor bias;
+    if (producer->num_inputs() > 2) {
+      COMPRESS_ASSIGN_OR_RETURN(bias, producer->input(2)->constant().dense_f32(producer->input(2)->name()));
+    }
+    const float* b = bias.defined() ? bias.data<float>() : nullptr;
 
     COMPRESS_ASSIGN_OR_RETURN(ir::Tensor new_w, ir::Tensor::zeros(ir::DType::kF32, w.shape()));
     COMPRESS_ASSIGN_OR_RETURN(ir::Tensor new_b, ir::Tensor::zeros(ir::DType::kF32, {channels}));
+    const float* w_values = w.data<float>();
+    float* w_out = new_w.data<float>();
     for (int64_t c = 0; c < channels; ++c) {
       const double k = static_cast<double>(gamma[c]) / std::sqrt(static_cast<double>(var[c]) + eps);
       for (int64_t i = 0; i < per_channel; ++i) {
         const int64_t at = c * per_channel + i;
-        new_w.data<float>()[at] = static_cast<float>(static_cast<double>(w.data<float>()[at]) * k);
+        w_out[at] = static_cast<float>(static_cast<double>(w_values[at]) * k);
       }
-      const double bias = b != nullptr ? b[c] : 0.0;
-      new_b.data<float>()[c] = static_cast<float>((bias - mean[c]) * k + beta[c]);
+      const double bias_c = b != nullptr ? b[c] : 0.0;
+      new_b.data<float>()[c] = static_cast<float>((bias_c - mean[c]) * k + beta[c]);
     }
+    std::string relayout_note;
+    COMPRESS_ASSIGN_OR_RETURN(new_w, ir::store_like(new_w, stored_w, &relayout_note));
+    if (!relayout_note.empty()) log_info("fold_batch_norm: {}: {}; stored as csr", producer->name(), relayout_note);
     COMPRESS_ASSIGN_OR_RETURN(ir::Value * w_value,
                               graph.add_constant(graph.unique_name(producer->input(1)->name() + ".folded"), new_w));
     COMPRESS_ASSIGN_OR_RETURN(ir::Value * b_value,

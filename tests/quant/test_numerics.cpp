@@ -1,6 +1,8 @@
 // PTQ numerics: constant and all-zero tensors, NaN/Inf calibration data, tiny
 // scales, non-finite parameters. The rule each time: a finite fallback and a
 // warning, or a clear error; never a NaN in the written model.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -24,7 +26,8 @@ const float kInf = std::numeric_limits<float>::infinity();
 
 // Every f32 constant and every float attribute of `g` is finite (after a .cmf round trip).
 void check_written_model_finite(const ir::Graph& g) {
-  const std::string path = "test_numerics.cmf";
+  // One file per process: ctest -j runs other test cases of this binary at the same time.
+  const std::string path = "test_numerics." + std::to_string(::getpid()) + ".cmf";
   REQUIRE(io::save_cmf(g, path).is_ok());
   auto loaded = io::load_cmf(path);
   std::remove(path.c_str());

@@ -73,6 +73,11 @@ class FinetunePass : public pass::Pass {
   // prune_sparsity with a prune schedule). layers[node]["sparsity"] for every
   // node whose weight has a sparse layout.
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  pass::PassNeeds needs() const override {
+    pass::PassNeeds n;
+    n.training = true;
+    return n;
+  }
 
  private:
   Options options_;

@@ -44,6 +44,11 @@ class TaylorImportancePass : public pass::Pass {
   // Needs PassContext::training (labelled). layers[node]: "channels",
   // "score_mean", "score_max"; counters: "samples", "batches", "mean_loss", "layers_scored".
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  pass::PassNeeds needs() const override {
+    pass::PassNeeds n;
+    n.training = true;
+    return n;
+  }
 
  private:
   Options options_;

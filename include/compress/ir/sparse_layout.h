@@ -50,4 +50,15 @@ Expected<Tensor> to_csr_layout(const Tensor& dense);
 Expected<Tensor> to_nm_layout(const Tensor& dense, int64_t n, int64_t m);
 Expected<Tensor> to_block_layout(const Tensor& dense, int64_t block_h, int64_t block_w);
 
+// Note [Writing back a weight]
+// A pass that rewrites a weight (folds a batch norm into it, rescales its
+// channels, slices channels away) computes on dense values and stores the
+// result the way the original was stored, so that a pruned model stays
+// pruned: `dense` in the format (and n:m / block size) of `like`, or `dense`
+// itself when `like` is dense. Zeros are not stored (mask, csr, block). When
+// `dense` no longer fits the layout (an n:m group with more than n nonzeros,
+// a shape the blocks do not tile), it is stored as csr, which holds any
+// pattern, and *fallback_reason (when given) says why; no value is lost.
+Expected<Tensor> store_like(const Tensor& dense, const Tensor& like, std::string* fallback_reason = nullptr);
+
 }  // namespace compress::ir

@@ -6,6 +6,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "compress/ir/dtype.h"
@@ -49,6 +51,22 @@ class Storage {
 
 struct SparseLayout;
 
+// Whether element type T is the one data<T>() hands out for `dtype`
+// (Note [Reading tensor values]).
+template <typename T>
+constexpr bool holds(DType dtype) {
+  if constexpr (std::is_same_v<T, float>) return dtype == DType::kF32;
+  if constexpr (std::is_same_v<T, uint16_t>) return dtype == DType::kF16 || dtype == DType::kBF16;
+  if constexpr (std::is_same_v<T, int8_t>) return dtype == DType::kI8;
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    return dtype == DType::kU8 || dtype == DType::kBool || dtype == DType::kI4 || dtype == DType::kU4 ||
+           dtype == DType::kI8;
+  }
+  if constexpr (std::is_same_v<T, int32_t>) return dtype == DType::kI32;
+  if constexpr (std::is_same_v<T, int64_t>) return dtype == DType::kI64;
+  return false;
+}
+
 // Note [Sparse tensors]
 // A sparse tensor keeps its logical shape (what ops see); its storage holds
 // only the stored values (nnz of them, in the layout's order) and
@@ -80,12 +98,41 @@ class Tensor {
   int64_t stored_count() const;  // numel() unless sparse
   size_t nbytes() const;         // bytes of stored values
 
+  // Note [Reading tensor values]
+  // data<T>() is the logical values of a DENSE tensor whose dtype T holds
+  // (float for f32, int8_t for i8, uint16_t for f16/bf16, uint8_t for u8,
+  // bool and the packed 4-bit types, int32_t, int64_t). On a sparse tensor,
+  // or with a T that does not match the dtype, it throws an internal error
+  // instead of handing out the stored values as if they were the logical
+  // ones: a pass that read a loaded CSR weight that way once folded garbage
+  // into a model. Code that reads a weight's values calls dense_f32() (or
+  // to_dense()); code that understands layouts (kernels, the .cmf reader and
+  // writer, layout conversions) reads the stored values with stored_data<T>().
+  template <typename T>
+  T* data() {
+    check_access<T>(false);
+    return static_cast<T*>(raw_data());
+  }
+  template <typename T>
+  const T* data() const {
+    check_access<T>(false);
+    return static_cast<const T*>(raw_data());
+  }
+  // The stored values in the layout's order (stored_count() of them); the
+  // same as data<T>() for a dense tensor.
+  template <typename T>
+  T* stored_data() {
+    check_access<T>(true);
+    return static_cast<T*>(raw_data());
+  }
+  template <typename T>
+  const T* stored_data() const {
+    check_access<T>(true);
+    return static_cast<const T*>(raw_data());
+  }
+  // Raw bytes of the stored values (serialization, hashing, memcpy).
   void* raw_data() { return storage_ ? storage_->data() : nullptr; }
   const void* raw_data() const { return storage_ ? storage_->data() : nullptr; }
-  template <typename T>
-  T* data() { return static_cast<T*>(raw_data()); }
-  template <typename T>
-  const T* data() const { return static_cast<const T*>(raw_data()); }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
 
   const std::shared_ptr<const QuantParams>& quant() const { return quant_; }
@@ -100,6 +147,11 @@ class Tensor {
   Expected<Tensor> clone() const;
   // Dense copy of a sparse tensor; a dense tensor is returned as is.
   Expected<Tensor> to_dense() const;
+  // The logical f32 values of a weight-like tensor, dense: the tensor itself
+  // when it is a dense f32, a dense copy when it is sparse. A quantized or
+  // non-f32 tensor is an error naming `what` (a pass that reads float values
+  // must not reinterpret int8 storage).
+  Expected<Tensor> dense_f32(std::string_view what) const;
   // Element i as double, for any non-packed or packed dtype (slow; tests, printers).
   double element_as_double(int64_t i) const;
   // Fraction of logical elements that are zero (stored zeros count as zero).
@@ -108,6 +160,12 @@ class Tensor {
   bool bitwise_equal(const Tensor& other) const;
 
  private:
+  template <typename T>
+  void check_access(bool stored) const {
+    if (!holds<T>(dtype_) || (!stored && is_sparse())) access_failed(sizeof(T), stored);
+  }
+  [[noreturn]] void access_failed(size_t element_size, bool stored) const;
+
   DType dtype_ = DType::kF32;
   Shape shape_;
   std::shared_ptr<Storage> storage_;

@@ -43,6 +43,21 @@ struct PassContext {
   bool progress = true;                           // show progress bars
 };
 
+// What a pass needs from its context, declared before it runs so that a
+// recipe check (`ctk run --check`) and the PassManager can say "stage 2
+// (quant.ptq) needs calibration data" before any stage has run, instead of
+// the pass failing halfway through a pipeline.
+struct PassNeeds {
+  bool calibration = false;      // PassContext::calibration
+  bool training = false;         // PassContext::training
+  bool metric = false;           // PassContext::metric (evaluation data)
+  bool reference_model = false;  // PassContext::reference_model
+};
+
+// The first need `context` does not meet, in words ("calibration data
+// (data.calibration)"), or an empty string when all are met.
+std::string unmet_need(const PassNeeds& needs, const PassContext& context);
+
 // Note [Passes]
 // A pass is a small class: its options are a plain struct given to the
 // constructor, name() is the registry key ("quant.ptq"), and run() rewrites
@@ -53,6 +68,9 @@ class Pass {
   virtual ~Pass() = default;
   virtual std::string name() const = 0;
   virtual Expected<PassResult> run(ir::Graph& graph, PassContext& context) = 0;
+  // What run() will read from the context with the options this pass was
+  // made with (a magnitude criterion needs no data, Wanda needs calibration).
+  virtual PassNeeds needs() const { return {}; }
 };
 
 }  // namespace compress::pass

@@ -68,4 +68,11 @@ Expected<Recipe> parse_recipe(const std::string& text, const std::string& file);
 // option is an error naming its stage and line.
 Expected<std::vector<std::unique_ptr<Pass>>> create_passes(const Recipe& recipe, const PassRegistry& registry);
 
+// Each stage's needs (Pass::needs, for the options it was made with) against
+// the data the recipe gives: the first stage that needs data the recipe
+// lacks is an error naming the stage, its line and the missing data: key,
+// found by `ctk run --check` before anything runs. `passes` are
+// create_passes(recipe, ...).
+Status check_stage_needs(const Recipe& recipe, const std::vector<std::unique_ptr<Pass>>& passes);
+
 }  // namespace compress::pass

@@ -25,6 +25,9 @@ struct CommonPruneOptions {
   int64_t block_size = 128;  // sparsegpt: lazy-update block width
 };
 
+// Wanda and SparseGPT read calibration data; magnitude reads none.
+pass::PassNeeds common_prune_needs(const CommonPruneOptions& options);
+
 // Note [Unstructured pruning]
 // Weights keep their logical shape; pruned entries become zeros and the
 // weight gets a SparseLayout (`format`: csr for deployment, mask while
@@ -59,6 +62,7 @@ class MagnitudePrunePass : public pass::Pass {
   explicit MagnitudePrunePass(Options options) : options_(std::move(options)) {}
   std::string name() const override { return "prune.magnitude"; }
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  pass::PassNeeds needs() const override { return common_prune_needs(options_.common); }
 
  private:
   Options options_;

@@ -33,6 +33,7 @@ class NMPrunePass : public pass::Pass {
   explicit NMPrunePass(Options options) : options_(std::move(options)) {}
   std::string name() const override { return "prune.nm"; }
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  pass::PassNeeds needs() const override { return common_prune_needs(options_.common); }
 
  private:
   Options options_;

@@ -59,6 +59,11 @@ class BiasCorrectionPass : public pass::Pass {
   explicit BiasCorrectionPass(Options options) : options_(std::move(options)) {}
   std::string name() const override { return "quant.bias_correction"; }
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  pass::PassNeeds needs() const override {
+    pass::PassNeeds n;
+    n.calibration = true;
+    return n;
+  }
 
  private:
   Options options_;

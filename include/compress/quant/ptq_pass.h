@@ -51,6 +51,13 @@ class PtqPass : public pass::Pass {
   explicit PtqPass(Options options) : options_(std::move(options)) {}
   std::string name() const override { return "quant.ptq"; }
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  // max_drop searches f32 layers under an accuracy budget: it needs the metric.
+  pass::PassNeeds needs() const override {
+    pass::PassNeeds n;
+    n.calibration = true;
+    n.metric = options_.max_drop.has_value();
+    return n;
+  }
 
  private:
   Options options_;

@@ -79,6 +79,12 @@ class SensitivityPass : public pass::Pass {
   explicit SensitivityPass(Options options) : options_(std::move(options)) {}
   std::string name() const override { return "quant.sensitivity"; }
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  pass::PassNeeds needs() const override {
+    pass::PassNeeds n;
+    n.calibration = true;
+    n.metric = true;
+    return n;
+  }
 
  private:
   Options options_;

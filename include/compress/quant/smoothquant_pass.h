@@ -37,6 +37,11 @@ class SmoothQuantPass : public pass::Pass {
   explicit SmoothQuantPass(Options options) : options_(std::move(options)) {}
   std::string name() const override { return "quant.smoothquant"; }
   Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override;
+  pass::PassNeeds needs() const override {
+    pass::PassNeeds n;
+    n.calibration = true;
+    return n;
+  }
 
  private:
   Options options_;

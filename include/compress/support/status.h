@@ -21,6 +21,7 @@ enum class StatusCode {
   kIoError,          // the operating system refused (disk full, permissions)
   kFailedPrecondition,
   kInternal,         // a bug in compress
+  kResourceExhausted,  // a declared size above a limit (Note [Resource limits], limits.h)
 };
 
 const char* status_code_name(StatusCode code);

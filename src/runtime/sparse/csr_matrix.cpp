@@ -32,7 +32,7 @@ Expected<CsrMatrix> csr_from_tensor(const ir::Tensor& weight) {
     // CSR already (validated when the tensor was made): copy, dropping stored zeros.
     const int64_t* row_ptr = layout->indices[0].data<int64_t>();
     const int32_t* col = layout->indices[1].data<int32_t>();
-    const float* val = weight.data<float>();
+    const float* val = weight.stored_data<float>();
     m.row_ptr.assign(static_cast<size_t>(m.rows) + 1, 0);
     for (int64_t r = 0; r < m.rows; ++r) {
       for (int64_t p = row_ptr[r]; p < row_ptr[r + 1]; ++p) {
