@@ -2,12 +2,14 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "compress/eval/dataset.h"
 #include "compress/support/status.h"
 
 namespace compress::cli {
@@ -88,6 +90,32 @@ int report_failure(const CommandDoc& doc, const Status& status);
 // options: "option 'target_params'" becomes "--target-params" for every
 // (recipe key, flag) pair the command forwarded to the pass.
 std::string in_flag_terms(std::string message, const std::vector<std::pair<std::string, std::string>>& key_flags);
+
+// --mean and --std (and --limit when `with_limit`) for a command that reads
+// a dataset; dataset_options() reads them back checked: a finite mean, a
+// finite std > 0, a limit >= 1 (a usage error naming the flag otherwise).
+void add_dataset_options(CommandLine& cl, bool with_limit);
+eval::DatasetOptions dataset_options(const CommandLine& cl);
+
+// A double flag that must be finite and within [lo, hi]; a usage error
+// naming the flag otherwise (`nan` and `inf` parse as doubles).
+double checked_number(const CommandLine& cl, const char* flag, double lo, double hi);
+
+// Checks an output file before any work (Note [Inputs and destinations]):
+// the same file as one of `inputs` is a usage error (exit 2); a destination
+// that cannot be written (missing folder, a directory or device in the way)
+// returns the error for report_failure (exit 1).
+Status check_destination(const CommandLine& cl, const std::string& path, const std::vector<std::string>& inputs,
+                         const std::string& what);
+
+// Refuses a TorchScript or ONNX name for a file a command writes as .cmf
+// (`ctk quantize m.cmf q.pt` would write .cmf bytes under a .pt name):
+// a usage error pointing at ctk convert.
+void require_cmf_destination(const CommandLine& cl, const std::string& path, const std::string& what);
+
+// JSON text of `j` for stdout; strings that are not UTF-8 (file and node
+// names may hold any byte) get U+FFFD instead of an exception.
+std::string json_text(const nlohmann::json& j, int indent);
 
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped, spaces trimmed).
 std::vector<std::string> split_list(const std::string& text);

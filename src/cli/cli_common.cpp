@@ -2,13 +2,20 @@
 #include <cstdlib>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli.h"
 #include "model_loading.h"
+#include "compress/io/files.h"
 #include "compress/support/logging.h"
 #include "compress/support/progress.h"
+#include "compress/support/text.h"
 #include "compress/support/threads.h"
 
 namespace compress::cli {
@@ -43,7 +50,9 @@ void apply_global_options(const po::variables_map& vm) {
   if (vm.count("input-shape")) set_torchscript_input_shapes(vm["input-shape"].as<std::vector<std::string>>());
   if (vm.count("threads")) {
     const int n = vm["threads"].as<int>();
-    if (n < 0) throw UsageError(fmt::format("bad --threads {} (use a count >= 1, or 0 for the default)", n));
+    if (n < 0 || n > kMaxThreads) {
+      throw UsageError(fmt::format("bad --threads {} (use a count in [1, {}], or 0 for the default)", n, kMaxThreads));
+    }
     set_num_threads(n);
   }
 }
@@ -91,8 +100,10 @@ std::string CommandLine::help_text() const {
 }
 
 int report_failure(const CommandDoc& doc, const Status& status) {
+  // Messages echo file and node names: escape what a terminal would obey
+  // (Note [Printing outside text]).
   std::fprintf(stderr, "ctk %.*s: %s\n", static_cast<int>(doc.name.size()), doc.name.data(),
-               status.to_string().c_str());
+               printable(status.to_string()).c_str());
   return kExitFailure;
 }
 
@@ -104,6 +115,65 @@ std::string in_flag_terms(std::string message, const std::vector<std::pair<std::
     }
   }
   return message;
+}
+
+void add_dataset_options(CommandLine& cl, bool with_limit) {
+  cl.options().add_options()
+      ("mean", po::value<double>()->default_value(0.0)->value_name("M"), "normalization mean of pixels in [0, 1]")
+      ("std", po::value<double>()->default_value(1.0)->value_name("S"), "normalization std (> 0)");
+  if (with_limit) {
+    cl.options().add_options()("limit", po::value<int64_t>()->value_name("N"), "use only the first N samples (N >= 1)");
+  }
+}
+
+eval::DatasetOptions dataset_options(const CommandLine& cl) {
+  eval::DatasetOptions options;
+  const double mean = cl.vm()["mean"].as<double>(), std_dev = cl.vm()["std"].as<double>();
+  if (!std::isfinite(mean) || std::fabs(mean) > 1e30) cl.usage_error(fmt::format("bad --mean {} (use a finite number)", mean));
+  if (!std::isfinite(std_dev) || !(std_dev > 0) || std_dev > 1e30) {
+    cl.usage_error(fmt::format("bad --std {} (use a finite number > 0)", std_dev));
+  }
+  options.normalization = {static_cast<float>(mean), static_cast<float>(std_dev)};
+  if (!(options.normalization.std > 0.0f)) cl.usage_error(fmt::format("bad --std {} (too small for f32)", std_dev));
+  if (cl.has("limit")) {
+    const int64_t limit = cl.vm()["limit"].as<int64_t>();
+    if (limit < 1) cl.usage_error(fmt::format("bad --limit {} (use N >= 1, or leave it out for all samples)", limit));
+    options.limit = limit;
+  }
+  return options;
+}
+
+double checked_number(const CommandLine& cl, const char* flag, double lo, double hi) {
+  const double v = cl.vm()[flag].as<double>();
+  if (!std::isfinite(v) || v < lo || v > hi) {
+    cl.usage_error(fmt::format("bad --{} {} (use a number in [{:g}, {:g}])", flag, v, lo, hi));
+  }
+  return v;
+}
+
+Status check_destination(const CommandLine& cl, const std::string& path, const std::vector<std::string>& inputs,
+                         const std::string& what) {
+  for (const std::string& input : inputs) {
+    if (path == input || io::same_file(path, input)) {
+      cl.usage_error(fmt::format("{} '{}' is the input '{}'; choose another file (compress never replaces an input)",
+                                 what, path, input));
+    }
+  }
+  return io::check_output_file(path, inputs, what);
+}
+
+void require_cmf_destination(const CommandLine& cl, const std::string& path, const std::string& what) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (is_torchscript_path(path) || ext == ".onnx") {
+    cl.usage_error(fmt::format("{} '{}' has a {} extension, but this command writes .cmf; write a .cmf and export "
+                               "it with 'ctk convert OUT.cmf {}'",
+                               what, path, ext, path));
+  }
+}
+
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::vector<std::string> split_list(const std::string& text) {

@@ -72,7 +72,7 @@ int run_bench(const std::vector<std::string>& args) {
   const int64_t batch = cl.vm()["batch"].as<int64_t>();
   const int min_runs = cl.vm()["min-runs"].as<int>();
   const int max_runs = cl.vm()["max-runs"].as<int>();
-  const double min_time = cl.vm()["min-time"].as<double>();
+  const double min_time = checked_number(cl, "min-time", 0.0, 3600.0);
   const int warmup = cl.vm()["warmup"].as<int>();
   const bool want_json = cl.vm()["json"].as<bool>();
   const bool explain = cl.vm()["explain"].as<bool>();
@@ -178,7 +178,7 @@ int run_bench(const std::vector<std::string>& args) {
     out["fallbacks"] = fallbacks;
     if (explain) out["plan"] = plan_text;
     if (profile) out["profile"] = profile_json;
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out, 2) << "\n";
     return kExitOk;
   }
   if (explain) std::cout << plan_text << "\n";

@@ -38,6 +38,8 @@ int run_convert(const std::vector<std::string>& args) {
   const std::string in = cl.required_positional("model", "MODEL");
   const std::string out = cl.required_positional("out", "OUT");
   if (in == out) cl.usage_error("MODEL and OUT are the same file");
+  const Status destination = check_destination(cl, out, {in}, "OUT");
+  if (!destination.is_ok()) return report_failure(kConvertDoc, destination);
 
   Expected<ir::Graph> graph = load_model(in);
   if (!graph.has_value()) return report_failure(kConvertDoc, graph.status());

@@ -38,13 +38,11 @@ int run_eval(const std::vector<std::string>& args) {
   CommandLine cl(kEvalDoc);
   cl.options().add_options()
       ("data,d", po::value<std::string>()->value_name("SPEC"), "dataset (see above)")
-      ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
-      ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
       ("backend,b", po::value<std::string>()->default_value("onednn")->value_name("NAME"), "backend to run on")
       ("dtype", po::value<std::string>()->default_value("f32")->value_name("f32|bf16"), "compute type (bf16: onednn)")
       ("batch", po::value<int64_t>()->default_value(256)->value_name("B"), "samples per run")
-      ("limit", po::value<int64_t>()->default_value(-1)->value_name("N"), "use only the first N samples")
       ("json", po::bool_switch(), "print one JSON object on stdout");
+  add_dataset_options(cl, true);
   cl.add_positional("model");
   if (!cl.parse(args)) return kExitOk;
   const std::string path = cl.required_positional("model", "MODEL");
@@ -53,11 +51,8 @@ int run_eval(const std::vector<std::string>& args) {
   const std::string backend_name = cl.vm()["backend"].as<std::string>();
   const std::string dtype = cl.vm()["dtype"].as<std::string>();
   const int64_t batch = cl.vm()["batch"].as<int64_t>();
-  eval::DatasetOptions options;
-  options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};
-  options.limit = cl.vm()["limit"].as<int64_t>();
+  const eval::DatasetOptions options = dataset_options(cl);
   if (batch < 1) cl.usage_error(fmt::format("bad --batch {} (use >= 1)", batch));
-  if (!(options.normalization.std > 0.0f)) cl.usage_error("--std must be > 0");
   const std::vector<std::string> backends = runtime::available_backends();
   if (std::find(backends.begin(), backends.end(), backend_name) == backends.end()) {
     cl.usage_error(fmt::format("unknown backend '{}' (available: {})", backend_name, fmt::join(backends, ", ")));
@@ -80,7 +75,7 @@ int run_eval(const std::vector<std::string>& args) {
     nlohmann::json j = {{"model", path},          {"dataset", spec},       {"top1", result->top1()},
                         {"correct", result->correct}, {"samples", result->samples}, {"backend", backend_name},
                         {"dtype", dtype},         {"threads", num_threads()}, {"seconds", seconds}};
-    std::cout << j.dump() << "\n";
+    std::cout << json_text(j, -1) << "\n";
   } else {
     std::cout << fmt::format("{}: top-1 {:.2f}% ({}/{}) on {} [{} {}, {} threads, {:.1f} s]\n", path, result->top1(),
                              result->correct, result->samples, (*data)->describe(), backend_name, dtype,

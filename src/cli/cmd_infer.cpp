@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "compress/io/files.h"
 #include "compress/io/npy.h"
 #include "compress/runtime/backend.h"
 #include "model_loading.h"
@@ -95,6 +96,24 @@ int run_infer(const std::vector<std::string>& args) {
                                graph_outputs.size()));
   }
 
+  // Every destination is checked before anything runs; none may be an input
+  // or another output (Note [Inputs and destinations]).
+  std::vector<std::string> out_paths;
+  for (size_t i = 0; i < graph_outputs.size(); ++i) {
+    out_paths.push_back(output_paths.size() == graph_outputs.size() ? output_paths[i] : indexed_path(output_paths[0], i));
+  }
+  std::vector<std::string> sources = input_paths;
+  sources.push_back(path);
+  for (size_t i = 0; i < out_paths.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (out_paths[i] == out_paths[j] || io::same_file(out_paths[i], out_paths[j])) {
+        cl.usage_error(fmt::format("--output '{}' is given for two outputs", out_paths[i]));
+      }
+    }
+    const Status destination = check_destination(cl, out_paths[i], sources, "--output");
+    if (!destination.is_ok()) return report_failure(kInferDoc, destination);
+  }
+
   std::vector<ir::Tensor> inputs;
   for (size_t i = 0; i < input_paths.size(); ++i) {
     Expected<ir::Tensor> t = io::load_npy(input_paths[i]);
@@ -113,7 +132,7 @@ int run_infer(const std::vector<std::string>& args) {
 
   const bool quiet = cl.vm()["quiet"].as<bool>();
   for (size_t i = 0; i < outputs->size(); ++i) {
-    const std::string out_path = output_paths.size() == outputs->size() ? output_paths[i] : indexed_path(output_paths[0], i);
+    const std::string& out_path = out_paths[i];
     const Status saved = io::save_npy((*outputs)[i], out_path);
     if (!saved.is_ok()) return report_failure(kInferDoc, saved);
     if (!quiet) {

@@ -50,7 +50,7 @@ int run_inspect(const std::vector<std::string>& args) {
     out["file"] = path;
     out["file_size_bytes"] = ec ? nlohmann::json(nullptr) : nlohmann::json(file_size);
     if (want_ir) out["ir"] = ir::print_graph(*graph);
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out, 2) << "\n";
     return kExitOk;
   }
   if (want_ir) {

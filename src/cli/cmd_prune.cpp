@@ -97,11 +97,10 @@ int run_prune(const std::vector<std::string>& args) {
       ("exclude", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN"),
        "leave layers matching PATTERN dense (repeatable)")
       ("calib,c", po::value<std::string>()->value_name("SPEC"), "calibration dataset (wanda, sparsegpt)")
-      ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
-      ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
       ("samples", po::value<int64_t>()->default_value(128)->value_name("N"), "calibration samples")
       ("finetune-data", po::value<std::string>()->value_name("SPEC"), "fine-tune after pruning on this labelled dataset")
       ("epochs", po::value<int64_t>()->default_value(1)->value_name("N"), "fine-tuning epochs");
+  add_dataset_options(cl, false);
   cl.add_positional("model");
   cl.add_positional("out");
   if (!cl.parse(args)) return kExitOk;
@@ -197,9 +196,10 @@ int run_prune(const std::vector<std::string>& args) {
     finetune_pass = std::move(*created);
   }
 
-  eval::DatasetOptions data_options;
-  data_options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};
-  if (!(data_options.normalization.std > 0.0f)) cl.usage_error("--std must be > 0");
+  const eval::DatasetOptions data_options = dataset_options(cl);
+  require_cmf_destination(cl, out, "OUT");
+  const Status destination = check_destination(cl, out, {path}, "OUT");
+  if (!destination.is_ok()) return report_failure(kPruneDoc, destination);
 
   Expected<ir::Graph> graph = load_model(path);
   if (!graph.has_value()) return report_failure(kPruneDoc, graph.status());

@@ -39,8 +39,6 @@ int run_quantize(const std::vector<std::string>& args) {
   CommandLine cl(kQuantizeDoc);
   cl.options().add_options()
       ("calib,c", po::value<std::string>()->value_name("SPEC"), "calibration dataset (see ctk eval --help)")
-      ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
-      ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
       ("samples", po::value<int64_t>()->default_value(512)->value_name("N"), "calibration samples")
       ("batch", po::value<int64_t>()->default_value(64)->value_name("B"), "calibration batch size")
       ("observer", po::value<std::string>()->default_value("minmax")->value_name("NAME"), "minmax | moving_average | percentile | kl | mse")
@@ -51,6 +49,7 @@ int run_quantize(const std::vector<std::string>& args) {
       ("weight-granularity", po::value<std::string>()->default_value("per_channel")->value_name("G"),
        "s8 weight scales: per_channel (one per output channel) | per_tensor (one per weight)")
       ("fake-quant", po::bool_switch(), "write the fake-quant simulation instead of the int8 graph");
+  add_dataset_options(cl, false);
   cl.add_positional("model");
   cl.add_positional("out");
   if (!cl.parse(args)) return kExitOk;
@@ -84,10 +83,11 @@ int run_quantize(const std::vector<std::string>& args) {
   auto parsed = quant::PtqPass::parse_options(*pass_options);
   if (!parsed.has_value()) cl.usage_error(in_flag_terms(parsed.status().message(), key_flags));
   const quant::PtqPass::Options ptq = *parsed;
-  eval::DatasetOptions options;
-  options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};
+  eval::DatasetOptions options = dataset_options(cl);
   options.limit = ptq.samples;
-  if (!(options.normalization.std > 0.0f)) cl.usage_error("--std must be > 0");
+  require_cmf_destination(cl, out, "OUT");
+  const Status destination = check_destination(cl, out, {path}, "OUT");
+  if (!destination.is_ok()) return report_failure(kQuantizeDoc, destination);
 
   Expected<ir::Graph> graph = load_model(path);
   if (!graph.has_value()) return report_failure(kQuantizeDoc, graph.status());

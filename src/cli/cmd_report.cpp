@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "compress/eval/dataset.h"
+#include "compress/io/files.h"
 #include "compress/support/check.h"
 #include "compress/support/parse.h"
 #include "model_loading.h"
@@ -34,13 +35,11 @@ int run_report(const std::vector<std::string>& args) {
   cl.options().add_options()
       ("out,o", po::value<std::string>()->value_name("DIR"), "folder for report.md/.json/.html")
       ("data,d", po::value<std::string>()->value_name("SPEC"), "evaluation dataset (see ctk eval --help)")
-      ("mean", po::value<float>()->default_value(0.0f)->value_name("M"), "normalization mean of pixels in [0, 1]")
-      ("std", po::value<float>()->default_value(1.0f)->value_name("S"), "normalization std (> 0)")
-      ("limit", po::value<int64_t>()->default_value(-1)->value_name("N"), "evaluate only the first N samples")
       ("backend,b", po::value<std::string>()->default_value("onednn")->value_name("NAME"), "backend to measure on")
       ("batch-sizes", po::value<std::string>()->default_value("1,32")->value_name("B,..."), "latency batch sizes")
       ("min-time", po::value<double>()->default_value(2.0)->value_name("SECONDS"), "timed seconds per latency at least")
       ("names", po::value<std::string>()->value_name("A,B,..."), "variant names, in order");
+  add_dataset_options(cl, true);
   cl.add_positional("models", -1);
   if (!cl.parse(args)) return kExitOk;
   if (!cl.has("models")) cl.usage_error("missing BASELINE and VARIANT models");
@@ -59,7 +58,7 @@ int run_report(const std::vector<std::string>& args) {
   ReportRunOptions options;
   options.backend = cl.vm()["backend"].as<std::string>();
   options.out_dir = cl.vm()["out"].as<std::string>();
-  options.measure.latency.min_time_s = cl.vm()["min-time"].as<double>();
+  options.measure.latency.min_time_s = checked_number(cl, "min-time", 0.0, 3600.0);
   options.measure.progress = !cl.vm()["quiet"].as<bool>();
   options.measure.batch_sizes.clear();
   for (const std::string& b : split_list(cl.vm()["batch-sizes"].as<std::string>())) {
@@ -67,11 +66,10 @@ int run_report(const std::vector<std::string>& args) {
     if (!parse_int64(b, &v) || v < 1) cl.usage_error(fmt::format("bad --batch-sizes entry '{}' (use integers >= 1)", b));
     options.measure.batch_sizes.push_back(v);
   }
-  if (options.measure.latency.min_time_s < 0) cl.usage_error("--min-time must be >= 0");
-  eval::DatasetOptions data_options;
-  data_options.normalization = {cl.vm()["mean"].as<float>(), cl.vm()["std"].as<float>()};
-  data_options.limit = cl.vm()["limit"].as<int64_t>();
-  if (!(data_options.normalization.std > 0.0f)) cl.usage_error("--std must be > 0");
+  const eval::DatasetOptions data_options = dataset_options(cl);
+  // The report folder must be usable before anything is measured.
+  const Status out_ok = io::check_output_folder(options.out_dir, "--out");
+  if (!out_ok.is_ok()) return report_failure(kReportDoc, out_ok);
 
   std::vector<ir::Graph> graphs;
   for (const std::string& p : paths) {

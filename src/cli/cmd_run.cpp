@@ -8,6 +8,7 @@
 #include "compress/eval/dataset.h"
 #include "compress/eval/metrics.h"
 #include "compress/io/cmf.h"
+#include "compress/io/files.h"
 #include "compress/pass/pass_manager.h"
 #include "compress/pass/recipe.h"
 #include "compress/support/logging.h"
@@ -75,17 +76,25 @@ int run_run(const std::vector<std::string>& args) {
   if (recipe.output.empty()) {
     return report_failure(kRunDoc, invalid_argument("{}: no output: give 'output:' in the recipe or --out", recipe.file));
   }
-  // A missing output folder would otherwise be found only after the stages ran.
-  const std::filesystem::path out_dir = std::filesystem::path(recipe.output).parent_path();
-  if (!out_dir.empty() && !std::filesystem::is_directory(out_dir)) {
-    return report_failure(kRunDoc, not_found("{}: output folder '{}' does not exist", recipe.file, out_dir.string()));
-  }
   if (recipe.threads > 0 && !cl.has("threads")) set_num_threads(recipe.threads);
 
   Expected<pass::PassRegistry> registry = make_pass_registry();
   if (!registry.has_value()) return report_failure(kRunDoc, registry.status());
   auto passes = pass::create_passes(recipe, *registry);
   if (!passes.has_value()) return report_failure(kRunDoc, passes.status());
+  const Status needs = pass::check_stage_needs(recipe, *passes);
+  if (!needs.is_ok()) return report_failure(kRunDoc, needs);
+  // Destinations before any work (Note [Inputs and destinations]): a run
+  // must not fail after its stages, nor replace its own model.
+  const std::string output_what = cl.has("out") ? "--out" : recipe.file + ": output:";
+  require_cmf_destination(cl, recipe.output, output_what);
+  const Status output_ok = check_destination(cl, recipe.output, {recipe.model}, output_what);
+  if (!output_ok.is_ok()) return report_failure(kRunDoc, output_ok);
+  if (recipe.report) {
+    const Status report_ok = io::check_output_folder(
+        recipe.report->out_dir, cl.has("report-dir") ? std::string("--report-dir") : recipe.file + ": report.out");
+    if (!report_ok.is_ok()) return report_failure(kRunDoc, report_ok);
+  }
 
   Expected<ir::Graph> graph = load_model(recipe.model);
   if (!graph.has_value()) return report_failure(kRunDoc, graph.status().with_context(recipe.file + ": model"));

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "compress/support/text.h"
 
 namespace compress::cli {
 namespace {
@@ -96,13 +97,13 @@ int dispatch(const std::vector<std::string>& args) {
   }
   if (i == args.size()) throw UsageError("missing command");
   const Command* command = find_command(args[i]);
-  if (command == nullptr) throw UsageError(fmt::format("unknown command '{}'", args[i]));
+  if (command == nullptr) throw UsageError(fmt::format("unknown command '{}'", printable(args[i])));
   const std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
   try {
     return command->run(rest);
   } catch (const UsageError& e) {
-    std::cerr << "ctk " << command->doc->name << ": " << e.what() << "; see 'ctk " << command->doc->name
-              << " --help'\n";
+    std::cerr << "ctk " << command->doc->name << ": " << compress::printable(e.what()) << "; see 'ctk "
+              << command->doc->name << " --help'\n";
     return kExitUsage;
   }
 }
@@ -116,14 +117,14 @@ int main(int argc, char** argv) {
   try {
     return dispatch(args);
   } catch (const UsageError& e) {
-    std::cerr << "ctk: " << e.what() << "; see 'ctk --help'\n";
+    std::cerr << "ctk: " << compress::printable(e.what()) << "; see 'ctk --help'\n";
     return kExitUsage;
   } catch (const compress::Error& e) {
     // Library API boundary errors that a command did not turn into a Status.
-    std::cerr << "ctk: " << e.what() << "\n";
+    std::cerr << "ctk: " << compress::printable(e.what()) << "\n";
     return kExitFailure;
   } catch (const std::exception& e) {
-    std::cerr << "ctk: unexpected error: " << e.what() << "\n";
+    std::cerr << "ctk: unexpected error: " << compress::printable(e.what()) << "\n";
     return kExitFailure;
   }
 }

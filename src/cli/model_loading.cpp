@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "compress/io/cmf.h"
+#include "compress/io/files.h"
 #ifdef COMPRESS_HAVE_TORCH
 #include "compress/torch/import.h"
 #endif
@@ -62,10 +63,14 @@ Expected<ir::Graph> import_torchscript(const std::string& path) {
 }
 
 Expected<ir::Graph> load_model(const std::string& path) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) return not_found("{}: no such file", path);
-  if (std::filesystem::is_directory(status)) return invalid_argument("{}: is a directory, not a model file", path);
+  // A regular file, whatever the format: LibTorch would block on a FIFO
+  // (Note [Inputs and destinations]); a symlink loop or a permission problem
+  // is named as such.
+  const Status readable = io::check_readable_file(path);
+  if (!readable.is_ok()) {
+    if (readable.code() == StatusCode::kNotFound) return not_found("{}: no such file", path);
+    return readable;
+  }
   if (is_torchscript_path(path)) return import_torchscript(path);
   Expected<ir::Graph> graph = io::load_cmf(path);
   if (!graph.has_value()) return name_file(graph.status(), path);

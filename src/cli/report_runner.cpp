@@ -1,6 +1,8 @@
 // Measures variants one after another on the same backend and threads, then writes the report files.
 #include "report_runner.h"
 
+#include "compress/support/text.h"
+
 #include <fmt/format.h>
 
 #include <iostream>
@@ -32,8 +34,8 @@ Expected<eval::Report> run_report(const std::vector<ReportVariantInput>& variant
   report.cores = static_cast<int>(std::thread::hardware_concurrency());
   COMPRESS_RETURN_IF_ERROR(eval::write_report(report, options.out_dir));
   // The summary table only (per-layer tables are in the files).
-  std::cout << eval::report_markdown(report, /*with_layers=*/false) << "\n";
-  std::cout << fmt::format("report written to {}/report.md, report.json, report.html\n", options.out_dir);
+  std::cout << printable(eval::report_markdown(report, /*with_layers=*/false)) << "\n";
+  std::cout << fmt::format("report written to {}/report.md, report.json, report.html\n", printable(options.out_dir));
   return report;
 }
 

@@ -1,6 +1,8 @@
 // Comparison reports: measure variants, then render JSON, Markdown and a self-contained HTML page.
 #include "compress/eval/report.h"
 
+#include "compress/support/text.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -54,9 +56,10 @@ std::string human_bytes(int64_t bytes) {
   return fmt::format("{} B", bytes);
 }
 
+// Names come from files (Note [Printing outside text]): invalid UTF-8 becomes U+FFFD.
 std::string html_escape(const std::string& s) {
   std::string out;
-  for (char c : s) {
+  for (char c : valid_utf8(s)) {
     switch (c) {
       case '<': out += "&lt;"; break;
       case '>': out += "&gt;"; break;
@@ -238,7 +241,8 @@ std::string report_json(const Report& report) {
     variants.push_back(o);
   }
   j["variants"] = variants;
-  return j.dump(2) + "\n";
+  // Names may hold bytes that are not UTF-8: replaced, never a throw.
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string report_markdown(const Report& report, bool with_layers) {
@@ -285,7 +289,7 @@ std::string report_markdown(const Report& report, bool with_layers) {
                         l.bits_per_weight, l.params, static_cast<double>(l.flops) / 1e6);
     }
   }
-  return md;
+  return valid_utf8(md);  // Markdown viewers expect UTF-8; names may not be
 }
 
 std::string report_html(const Report& report) {

@@ -1,5 +1,7 @@
 #include "compress/support/logging.h"
 
+#include "compress/support/text.h"
+
 #include <atomic>
 #include <cctype>
 #include <cstdio>
@@ -68,7 +70,8 @@ void log_message(LogLevel level, const std::string& message) {
     sink()(level, message);
     return;
   }
-  std::fprintf(stderr, "[compress %s] %s\n", level_tag(level), message.c_str());
+  // Log lines echo file and node names (Note [Printing outside text]).
+  std::fprintf(stderr, "[compress %s] %s\n", level_tag(level), printable(message).c_str());
 }
 
 }  // namespace compress

@@ -1,6 +1,8 @@
 // TorchScript -> IR: load, inline, then walk the graph node by node.
 #include "compress/torch/import.h"
 
+#include "compress/support/parse.h"
+
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/script.h>
@@ -505,22 +507,22 @@ Expected<InputSpec> parse_input_spec(const std::string& text) {
     spec.dtype = *dtype;
     dims = text.substr(colon + 1);
   }
-  std::string current;
-  auto flush = [&]() -> Status {
-    COMPRESS_CHECK(!current.empty() && current.size() < 12 && current.find_first_not_of("0123456789") == std::string::npos,
-                   StatusCode::kInvalidArgument, "input shape '{}': '{}' is not a dimension", text, current);
-    spec.shape.push_back(std::stoll(current));
-    current.clear();
-    return Status::ok();
-  };
-  for (char c : dims) {
-    if (c == ',' || c == 'x') {
-      COMPRESS_RETURN_IF_ERROR(flush());
-    } else {
-      current.push_back(c);
-    }
+  // "1,3,224,224" or "1x3x224x224": the separator is ',' when the text has
+  // one, so "1,x,28" names 'x' as the bad dimension rather than an empty one.
+  const char separator = dims.find(',') != std::string::npos ? ',' : 'x';
+  size_t start = 0;
+  for (;;) {
+    const size_t end = std::min(dims.find(separator, start), dims.size());
+    const std::string item = dims.substr(start, end - start);
+    int64_t d = 0;
+    COMPRESS_CHECK(parse_int64(item, &d) && d >= 1 && d <= (int64_t{1} << 31), StatusCode::kInvalidArgument,
+                   "input shape '{}': '{}' is not a dimension (use integers >= 1 separated by ',' or 'x', e.g. "
+                   "1,3,224,224)",
+                   text, item);
+    spec.shape.push_back(d);
+    if (end == dims.size()) break;
+    start = end + 1;
   }
-  COMPRESS_RETURN_IF_ERROR(flush());
   return spec;
 }
 
