@@ -19,10 +19,11 @@
 #                         quiet; yesN: N x `yes > /dev/null`; busyN: N x a shell busy loop;
 #                         train: train_competitor.py (torch CNN training, 2 threads);
 #                         trainyesN: the training job plus N x yes
-#   --candidates LIST   [default passive spin1000 spin10000 spin30000 spin100000 t1 throttle auto ort2 ort0 torch2]
+#   --candidates LIST   [default nothrottle passive spin100 spin10000 t1 ort2 ort0 torch2]
 #                         default: ctk --threads 2 as shipped; passive: OMP_WAIT_POLICY=passive;
 #                         spinN: GOMP_SPINCOUNT=N; t1: ctk --threads 1; t1passive;
-#                         throttle / auto: ctk with gomp_throttle.so preloaded (GOMP_THROTTLE=always|auto);
+#                         nothrottle: COMPRESS_SPIN_THROTTLE=off (ctk before the adaptive spin throttle,
+#                         Note [Spinning on a busy machine]); throttleon: COMPRESS_SPIN_THROTTLE=on;
 #                         ort2 / ort0: ONNX Runtime, intraOpNumThreads 2 / 0 (its default);
 #                         ort2nospin: ORT with allow_spinning=0; torch2: LibTorch, 2 threads
 #   --threads N         thread count of the 2-thread candidates [2]
@@ -34,7 +35,7 @@
 #   --dry-run           prepare everything, run one quick round of quiet x default, print the table
 #
 # Needs: Debian's /usr/bin/python3 with torch (export, LibTorch, training),
-# gcc (gomp_throttle.so), node + `npm install --ignore-scripts onnxruntime-node@1.30`
+# node + `npm install --ignore-scripts onnxruntime-node@1.30`
 # in --ort-dir. Nothing else.
 set -euo pipefail
 
@@ -45,7 +46,7 @@ FIXTURES="$ROOT/build/tests/torch/fixtures"
 MODELS="resnet18 mobilenet_v2"
 INPUT_SHAPE="1,3,224,224"
 CONDITIONS="quiet yes1 yes2 yes3 train"
-CANDIDATES="default passive spin1000 spin10000 spin30000 spin100000 t1 throttle auto ort2 ort0 torch2"
+CANDIDATES="default nothrottle passive spin100 spin10000 t1 ort2 ort0 torch2"
 THREADS=2
 ROUNDS=3
 MIN_TIME=1.5
@@ -90,10 +91,6 @@ log() { echo "$*" | tee -a "$LOG" >&2; }
 # A private copy of ctk: the build folder may be rebuilt while we measure.
 CTK="$WORK/bin/ctk"
 cp "$CTK_SRC" "$CTK.tmp" && mv "$CTK.tmp" "$CTK"
-SHIM="$WORK/bin/libgomp_throttle.so"
-if [[ ! -f "$SHIM" || "$HERE/gomp_throttle.c" -nt "$SHIM" ]]; then
-  gcc -O2 -shared -fPIC -fopenmp "$HERE/gomp_throttle.c" -o "$SHIM" -lpthread
-fi
 for m in $MODELS; do
   pt="$FIXTURES/$m.pt"
   [[ -f "$pt" ]] || die "no $pt (the torch tests generate it; or tests/fixtures/make_torch_fixtures.py DIR $m)"
@@ -155,7 +152,9 @@ trap 'exit 130' INT TERM
 
 # --- one measurement: prints "p50 min runs" (ms) ----------------------------
 json_field() { "$PY" -c 'import json,sys
-d=json.loads(sys.stdin.read().strip().splitlines()[-1])
+text=sys.stdin.read().strip()
+# ctk bench prints indented JSON; the node and python timers print one line.
+d=json.loads(text if text.startswith("{") else text.splitlines()[-1])
 l=d.get("latency_ms", d)
 print("%.4f %.4f %d" % (l["p50"], l["min"], d["runs"]))'; }
 
@@ -169,8 +168,8 @@ measure() {
     spin[0-9]*) envs=("GOMP_SPINCOUNT=${cand#spin}") ;;
     t1) t=1 ;;
     t1passive) t=1; envs=(OMP_WAIT_POLICY=passive) ;;
-    throttle) envs=("LD_PRELOAD=$SHIM" GOMP_THROTTLE=always) ;;
-    auto) envs=("LD_PRELOAD=$SHIM" GOMP_THROTTLE=auto) ;;
+    nothrottle) envs=(COMPRESS_SPIN_THROTTLE=off) ;;
+    throttleon) envs=(COMPRESS_SPIN_THROTTLE=on) ;;
     ort2|ort0|ort2nospin)
       local ot=2 extra=()
       [[ "$cand" == ort0 ]] && ot=0

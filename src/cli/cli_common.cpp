@@ -47,7 +47,10 @@ void apply_global_options(const po::variables_map& vm) {
     }
     set_log_level(level);
   }
-  if (vm.count("input-shape")) set_torchscript_input_shapes(vm["input-shape"].as<std::vector<std::string>>());
+  if (vm.count("input-shape")) {
+    const Status shapes = set_torchscript_input_shapes(vm["input-shape"].as<std::vector<std::string>>());
+    if (!shapes.is_ok()) throw UsageError("--input-shape: " + shapes.message());
+  }
   if (vm.count("threads")) {
     const int n = vm["threads"].as<int>();
     if (n < 0 || n > kMaxThreads) {

@@ -42,7 +42,13 @@ std::vector<std::string>& input_shapes() {
 }
 }  // namespace
 
-void set_torchscript_input_shapes(std::vector<std::string> shapes) { input_shapes() = std::move(shapes); }
+Status set_torchscript_input_shapes(std::vector<std::string> shapes) {
+#ifdef COMPRESS_HAVE_TORCH
+  for (const std::string& text : shapes) COMPRESS_RETURN_IF_ERROR(torch::parse_input_spec(text).status());
+#endif
+  input_shapes() = std::move(shapes);
+  return Status::ok();
+}
 const std::vector<std::string>& torchscript_input_shapes() { return input_shapes(); }
 
 Expected<ir::Graph> import_torchscript(const std::string& path) {

@@ -21,7 +21,8 @@ Expected<ir::Graph> load_model(const std::string& path);
 // come from --input-shape (set_torchscript_input_shapes) or from the file.
 Expected<ir::Graph> import_torchscript(const std::string& path);
 // The --input-shape values of this ctk invocation (validated on use).
-void set_torchscript_input_shapes(std::vector<std::string> shapes);
+// Checks each shape's syntax first (an error names the bad dimension).
+Status set_torchscript_input_shapes(std::vector<std::string> shapes);
 const std::vector<std::string>& torchscript_input_shapes();
 
 }  // namespace compress::cli

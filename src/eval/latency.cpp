@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "compress/support/check.h"
+#include "compress/support/cpu_load.h"
 
 namespace compress::eval {
 namespace {
@@ -19,51 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-// Note [Measuring others' load]
-// A latency is only as good as the machine was quiet. The 1-minute load
-// average cannot tell: it counts the measuring process's own threads (2 on
-// a 2-core machine) and whatever ran in the minute before. So the timed
-// runs are bracketed by two samples of the machine's busy CPU time
-// (/proc/stat: user, nice, system, irq, softirq, steal) and this process's
-// own (getrusage); what the machine spent beyond this process, over the
-// wall time times the cores, is the share others took from the measurement.
-// /proc/stat counts 10 ms clock ticks, so a window shorter than
-// kMinShareWindowS (a fast model reaching max_runs first) says nothing and
-// the share stays unknown; 0.2 s on 2 cores resolves ~1.3% per tick.
-constexpr double kMinShareWindowS = 0.2;
-struct CpuSample {
-  bool ok = false;
-  double machine_busy_s = 0;  // all cores, since boot
-  double self_s = 0;          // this process, user + system
-  Clock::time_point at;
-};
-
-CpuSample sample_cpu() {
-  CpuSample s;
-  s.at = Clock::now();
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu") return s;
-  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  if (tick <= 0) return s;
-  s.machine_busy_s = static_cast<double>(user + nice + system + irq + softirq + steal) / tick;
-  rusage self{};
-  if (::getrusage(RUSAGE_SELF, &self) != 0) return s;
-  s.self_s = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
-             static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) * 1e-6;
-  s.ok = true;
-  return s;
-}
-
-double others_share(const CpuSample& before, const CpuSample& after) {
-  const double wall = std::chrono::duration<double>(after.at - before.at).count();
-  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
-  if (!before.ok || !after.ok || wall < kMinShareWindowS) return -1;
-  const double others = (after.machine_busy_s - before.machine_busy_s) - (after.self_s - before.self_s);
-  return std::clamp(others / (wall * cores), 0.0, 1.0);
-}
 
 // The embedding table size an integer input indexes, or 0.
 int64_t index_range(const ir::Value& input) {

@@ -1,5 +1,6 @@
 // The plan builder's core (values, layouts, reorders, fallbacks) and running a finished ShapePlan.
 #include "builder.h"
+#include "spin_throttle.h"
 
 #include <algorithm>
 #include <chrono>
@@ -117,6 +118,7 @@ Status ShapePlan::finalize() {
 
 Expected<std::vector<Tensor>> ShapePlan::run(const std::vector<Tensor>& inputs, dnnl::stream& stream, int threads,
                                              bool profile) {
+  update_spin_throttle();  // Note [Spinning on a busy machine]
   ThreadScope scope(threads);
   for (size_t i = 0; i < inputs.size(); ++i) input_ptrs_[i] = inputs[i].raw_data();
   for (const Binding& b : input_bindings_) {
