@@ -55,10 +55,15 @@ inline std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-// Runs ctk through the shell with stdout and stderr captured separately.
-inline Run ctk(const std::vector<std::string>& args) {
+// Exit code of a run that timeout(1) stopped: a hang fails its test instead
+// of the whole suite waiting.
+inline constexpr int kTimedOut = 124;
+
+// Runs ctk through the shell with stdout and stderr captured separately,
+// stopped after `timeout_s` seconds (exit code kTimedOut).
+inline Run ctk(const std::vector<std::string>& args, int timeout_s = 600) {
   TempDir dir;
-  std::string cmd = quoted(CTK_PATH);
+  std::string cmd = "timeout -k 5 " + std::to_string(timeout_s) + " " + quoted(CTK_PATH);
   for (const std::string& a : args) cmd += " " + quoted(a);
   cmd += " >" + quoted(dir.file("out")) + " 2>" + quoted(dir.file("err")) + " </dev/null";
   const int status = std::system(cmd.c_str());

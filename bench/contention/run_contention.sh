@@ -29,6 +29,7 @@
 #   --threads N         thread count of the 2-thread candidates [2]
 #   --rounds N          [3]
 #   --min-time S        timed seconds per run, at least [1.5] (and at least 10 runs)
+#   --warmup N          untimed runs before each timing [15]
 #   --work DIR          converted models, copied binaries, logs [/tmp/contention/work]
 #   --out FILE          results (TSV, appended) [WORK/results-DATE.tsv]
 #   --ort-dir DIR       folder whose node_modules has onnxruntime-node [/tmp/contention]
@@ -49,6 +50,7 @@ CONDITIONS="quiet yes1 yes2 yes3 train"
 CANDIDATES="default nothrottle passive spin100 spin10000 t1 ort2 ort0 torch2"
 THREADS=2
 ROUNDS=3
+WARMUP=15
 MIN_TIME=1.5
 WORK=/tmp/contention/work
 OUT=""
@@ -67,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --candidates) CANDIDATES="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
     --min-time) MIN_TIME="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
@@ -160,7 +163,7 @@ print("%.4f %.4f %d" % (l["p50"], l["min"], d["runs"]))'; }
 
 measure() {
   local cand="$1" m="$2" t="$THREADS" envs=() pre=()
-  local ctk_args=(bench "$WORK/$m.cmf" --backend onednn --json --min-time "$MIN_TIME" --min-runs 10 --warmup 15)
+  local ctk_args=(bench "$WORK/$m.cmf" --backend onednn --json --min-time "$MIN_TIME" --min-runs 10 --warmup "$WARMUP")
   case "$cand" in
     default) ;;
     passive) envs=(OMP_WAIT_POLICY=passive) ;;
@@ -176,11 +179,11 @@ measure() {
       [[ "$cand" == ort2 || "$cand" == ort2nospin ]] && ot="$THREADS"
       [[ "$cand" == ort2nospin ]] && extra=(--no-spin)
       ORT_NODE_DIR="$ORT_DIR" timeout 300 node "$HERE/ort_bench.mjs" "$WORK/$m.onnx" --threads "$ot" \
-        --min-time "$MIN_TIME" --min-runs 10 --warmup 15 "${extra[@]}" 2>>"$LOG" | json_field
+        --min-time "$MIN_TIME" --min-runs 10 --warmup "$WARMUP" "${extra[@]}" 2>>"$LOG" | json_field
       return ;;
     torch2)
       timeout 300 "$PY" "$HERE/torch_bench.py" "$WORK/$m.pt" --threads "$THREADS" --input-shape "$INPUT_SHAPE" \
-        --min-time "$MIN_TIME" --min-runs 10 --warmup 15 2>>"$LOG" | json_field
+        --min-time "$MIN_TIME" --min-runs 10 --warmup "$WARMUP" 2>>"$LOG" | json_field
       return ;;
     *) die "unknown candidate '$cand'" ;;
   esac

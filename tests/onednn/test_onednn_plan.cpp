@@ -350,6 +350,19 @@ std::pair<int, int> probe(int threads, const char* mode) {
   return {plan_threads, tasks};
 }
 
+std::string probe_checksum(int threads, const char* mode) {
+  const std::string command = std::string(ONEDNN_THREAD_PROBE) + " " + std::to_string(threads) + " " + mode;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char line[256] = {0};
+  const bool read = std::fgets(line, sizeof line, pipe) != nullptr;
+  REQUIRE(pclose(pipe) == 0);
+  REQUIRE(read);
+  const char* at = std::strstr(line, "checksum=");
+  REQUIRE(at != nullptr);
+  return at;
+}
+
 }  // namespace
 
 TEST_CASE("the thread count is respected (compress::set_num_threads, or OnednnOptions::threads)", "[onednn][threads]") {
@@ -366,6 +379,16 @@ TEST_CASE("the thread count is respected (compress::set_num_threads, or OnednnOp
     CHECK(three.first == 3);
     CHECK(three.second == 3);
   }
+}
+
+TEST_CASE("the spin throttle parks an OpenMP pool and changes no result", "[onednn][threads]") {
+  // Note [Spinning on a busy machine]: forced on, a parked pool of cores + 1
+  // threads exists beside the plan's own; the output is bit for bit the same.
+  const auto off = probe(2, "global");
+  const auto on = probe(2, "throttle");
+  CHECK(on.first == 2);
+  CHECK(on.second > off.second);
+  CHECK(probe_checksum(2, "throttle") == probe_checksum(2, "global"));
 }
 
 }  // namespace compress::test

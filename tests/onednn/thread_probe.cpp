@@ -1,9 +1,13 @@
-// onednn_thread_probe N [option|global]: runs a conv plan with N threads and prints how many OS threads the process
-// has.
+// onednn_thread_probe N option|global|throttle: runs a conv plan with N threads and prints how many OS threads the
+// process has and a checksum of the output.
 //
 // The thread test runs this in a fresh process, where the count of
 // /proc/self/task entries is exactly main + the OpenMP workers oneDNN used.
+// The spin throttle (Note [Spinning on a busy machine]) is off for the count,
+// since it parks a thread pool when other processes (other tests) are busy;
+// `throttle` turns it on to show that it does park one and changes no result.
 #include <dirent.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -29,11 +33,13 @@ int count_tasks() {
 int main(int argc, char** argv) {
   using namespace compress;
   if (argc < 3) {
-    std::fprintf(stderr, "usage: onednn_thread_probe N option|global\n");
+    std::fprintf(stderr, "usage: onednn_thread_probe N option|global|throttle\n");
     return 2;
   }
   const int threads = std::atoi(argv[1]);
   const bool via_option = std::strcmp(argv[2], "option") == 0;
+  const bool throttle = std::strcmp(argv[2], "throttle") == 0;
+  ::setenv("COMPRESS_SPIN_THROTTLE", throttle ? "on" : "off", 1);
   runtime::OnednnOptions options;
   if (via_option) {
     options.threads = threads;
@@ -59,13 +65,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   ir::Tensor input = ir::Tensor::zeros(ir::DType::kF32, {4, 64, 28, 28}).value();
+  for (int64_t i = 0; i < input.numel(); ++i) input.data<float>()[i] = std::uniform_real_distribution<float>(-1, 1)(gen);
+  double checksum = 0;
   for (int r = 0; r < 3; ++r) {
     auto out = (*plan)->run({input});
     if (!out.has_value()) {
       std::fprintf(stderr, "%s\n", out.status().to_string().c_str());
       return 1;
     }
+    checksum = 0;
+    for (int64_t i = 0; i < (*out)[0].numel(); ++i) checksum += (*out)[0].data<float>()[i] * static_cast<double>(i % 97);
   }
-  std::printf("plan_threads=%d tasks=%d\n", runtime::as_onednn_plan(**plan)->report().threads, count_tasks());
+  // The parked pool starts in the background: give it a moment to exist.
+  if (throttle) ::usleep(200 * 1000);
+  std::printf("plan_threads=%d tasks=%d checksum=%.17g\n", runtime::as_onednn_plan(**plan)->report().threads,
+              count_tasks(), checksum);
   return 0;
 }
