@@ -286,9 +286,10 @@ TEST_CASE("ctk convert: .cmf -> TorchScript -> .cmf computes the same", "[cli]")
   const Run inspect = ctk({"inspect", dir.file("tiny.pt"), "--json"});
   REQUIRE(inspect.exit_code == 0);
   CHECK(nlohmann::json::parse(inspect.out)["num_params"] == 187);
-  // Wrong --input-shape: a clear failure and no output file.
+  // A malformed --input-shape is wrong usage (exit 2, found before the file
+  // is read), with the shape named and no output file.
   const Run wrong = ctk({"convert", dir.file("tiny.pt"), dir.file("bad.cmf"), "--input-shape", "1,2,,5"});
-  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.exit_code == 2);
   CHECK(wrong.err.find("'1,2,,5'") != std::string::npos);
   CHECK_FALSE(fs::exists(dir.file("bad.cmf")));
   // Same path in and out is a usage error.
