@@ -116,7 +116,7 @@ busy_cores() {
   a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
   sleep 1
   b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-  awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN{split(a,x," ");split(b,y," "); t=y[2]-x[2]; printf "%.2f", t>0 ? (y[1]-x[1])/t*n : 0}'
+  awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN{split(a,x," ");split(b,y," "); t=y[2]-x[2]; printf "%.2f", (t > 0 ? (y[1]-x[1])/t*n : 0)}'
 }
 
 # --- competitors ------------------------------------------------------------
