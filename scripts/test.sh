@@ -46,6 +46,23 @@ run_suite sanitize "$ROOT/build-sanitize" -DCOMPRESS_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
   -DCOMPRESS_BUILD_BENCH=OFF "-DCOMPRESS_TORCH_FIXTURE_DIR=$ROOT/build/tests/torch/fixtures"
 
+# Fuzzing: every reader of outside data (.cmf, .npy, IDX, recipes) under
+# libFuzzer + ASan + UBSan, 60 s per target, JOBS targets at a time, starting
+# from the committed corpora and regressions (tests/fuzz/README.md). Its own
+# clang tree (build-fuzz/, ~0.3 GB) builds only the libraries the fuzzers
+# link: about 4 minutes of 2 cores from nothing, seconds with ccache. Any
+# crash, sanitizer report, leak or slow input fails the script.
+if command -v clang++ >/dev/null 2>&1; then
+  echo "=== fuzz: build and run the fuzz targets, 60 s each (build-fuzz; $(free_disk "$ROOT") free)"
+  if ! COMPRESS_JOBS="$JOBS" bash "$ROOT/tests/fuzz/run_all.sh" --seconds 60 --jobs "$JOBS" 2>&1 |
+      tee "$LOG_DIR/fuzz.log"; then
+    echo "fuzz: failed, see above and $LOG_DIR/fuzz.log ($(free_disk "$ROOT") free)"
+    status=1
+  fi
+else
+  echo "=== fuzz: skipped (no clang++; scripts/install-deps.sh installs it)"
+fi
+
 echo
 echo "=== summary"
 passed=0

@@ -188,7 +188,7 @@ int run_bench(const std::vector<std::string>& args) {
   std::cout << fmt::format("  throughput  {:.1f} items/s\n", throughput);
   std::cout << fmt::format("  first run   {:.1f} ms after a {:.1f} ms compile\n", first_run_ms, compile_ms);
   std::cout << fmt::format("  peak RSS    {:.1f} MB\n", rss);
-  // Note [Measuring others' load] (eval/latency.cpp).
+  // Note [Measuring others' load] (support/cpu_load.h).
   if (measured->others_cpu_share > eval::kUnreliableOthersShare) {
     std::cout << fmt::format("  warning     other processes used {:.0f}% of the cores while timing: the figures "
                              "are unreliable\n",

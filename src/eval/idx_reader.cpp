@@ -1,4 +1,5 @@
 // IDX (MNIST-format) datasets, plain or gzip-compressed, read as hostile input.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -53,11 +54,16 @@ Expected<IdxArray> read_idx(const std::string& path) {
   COMPRESS_CHECK(got == 4 * rank, StatusCode::kCorruptFile, "{}: truncated IDX header", path);
   IdxArray array;
   uint64_t count = 1;
+  // The product of the nonzero dimensions: a zero makes the element count
+  // 0, but the other dimensions still become a sample shape that later code
+  // multiplies out, so they must not overflow either ([0, 2^31, 2^31, 2^31]).
+  uint64_t extent = 1;
   for (size_t i = 0; i < rank; ++i) {
     const uint64_t d = big_endian_u32(dims + 4 * i);
     // Four u32 dims can overflow u64; the f32 samples take 4 bytes each.
-    COMPRESS_CHECK(d == 0 || count <= (UINT64_MAX / 4) / d, StatusCode::kCorruptFile,
+    COMPRESS_CHECK(d == 0 || extent <= (UINT64_MAX / 4) / d, StatusCode::kCorruptFile,
                    "{}: IDX dimensions are too large", path);
+    if (d != 0) extent *= d;
     count *= d;
     array.dims.push_back(static_cast<int64_t>(d));
   }
@@ -71,15 +77,31 @@ Expected<IdxArray> read_idx(const std::string& path) {
   COMPRESS_RETURN_IF_ERROR(check_limit(Limit::kDatasetBytes, count * 4,
                                        fmt::format("{}: IDX dimensions {} as f32 samples", path,
                                                    ir::shape_to_string(array.dims))));
+  // A plain file's size was checked against the header above, so its data
+  // is read in one go. A gzip header's dimensions are only a claim until the
+  // data inflates: a 70-byte file can declare 2 GB of images, within the
+  // limit, and allocating that up front would use (and zero) 2 GB before
+  // the missing data is noticed. So the buffer grows with the data that
+  // actually arrives, doubling from 1 MiB, and never past the declared size.
+  constexpr uint64_t kFirstChunk = uint64_t{1} << 20;
   try {
-    array.data.resize(static_cast<size_t>(count));
+    got = 0;
+    while (array.data.size() < count) {
+      const uint64_t have = array.data.size();
+      const uint64_t want = in.compressed() ? std::min(count - have, std::max(kFirstChunk, have)) : count;
+      array.data.resize(static_cast<size_t>(have + want));
+      size_t n = 0;
+      COMPRESS_RETURN_IF_ERROR(read_exact(array.data.data() + have, static_cast<size_t>(want), &n));
+      array.data.resize(static_cast<size_t>(have + n));
+      got = array.data.size();
+      if (n < want) break;  // the end of the data
+    }
   } catch (const std::exception&) {
     return io_error("{}: out of memory for {} bytes of IDX data", path, count);
   }
-  COMPRESS_RETURN_IF_ERROR(read_exact(array.data.data(), array.data.size(), &got));
   char extra = 0;
   size_t trailing = 0;
-  if (got == array.data.size()) COMPRESS_RETURN_IF_ERROR(read_exact(&extra, 1, &trailing));
+  if (got == count) COMPRESS_RETURN_IF_ERROR(read_exact(&extra, 1, &trailing));
   COMPRESS_CHECK(got == count && trailing == 0, StatusCode::kCorruptFile,
                  "{}: IDX data has {} bytes, dimensions {} need {}", path,
                  trailing == 0 ? std::to_string(got) : std::string("more than ") + std::to_string(count),
@@ -100,6 +122,14 @@ Expected<std::unique_ptr<DataSource>> open_idx(const std::string& images_path, c
                  images.dims.size());
   int64_t n = images.dims[0];
   ir::Shape sample(images.dims.begin() + 1, images.dims.end());
+  // One sample must fit the limit even when there are no samples: batches
+  // and models compute with its size (elements x bits), and an empty
+  // [0, 2e9, 2e9] would overflow them. read_idx bounded the product.
+  uint64_t sample_elements = 1;
+  for (int64_t d : sample) sample_elements *= static_cast<uint64_t>(d);
+  COMPRESS_RETURN_IF_ERROR(check_limit(Limit::kDatasetBytes, sample_elements * 4,
+                                       fmt::format("{}: one IDX sample of shape {} as f32", images_path,
+                                                   ir::shape_to_string(sample))));
   if (sample.size() == 2) sample.insert(sample.begin(), 1);  // [H, W] -> [1, H, W]
   std::vector<int64_t> labels;
   if (!labels_path.empty()) {

@@ -89,19 +89,18 @@ double others_cpu_share(const Report& report) {
 
 namespace {
 // A line for busy machines; "" when the measurement had the cores to itself.
-// Note [Measuring others' load] (latency.cpp): what other processes used
+// Note [Measuring others' load] (support/cpu_load.h): what other processes used
 // while the runs were timed, where known; the load average otherwise.
 std::string load_warning(const Report& report) {
   if (const double share = others_cpu_share(report); share >= 0) {
     if (share <= kUnreliableOthersShare) return "";
     return fmt::format("Warning: other processes used {:.0f}% of the {} cores while the latencies were timed, so "
-                       "they are unreliable (rerun on a quiet machine, or with OMP_WAIT_POLICY=passive).",
+                       "they are unreliable (rerun on a quiet machine).",
                        100.0 * share, report.cores);
   }
   if (report.cores <= 0 || report.load_average <= report.cores) return "";
   return fmt::format("Warning: the load average was {:.1f} on {} cores while measuring; other processes competed for "
-                     "the cores, so the latencies are unreliable (rerun on a quiet machine, or with "
-                     "OMP_WAIT_POLICY=passive).",
+                     "the cores, so the latencies are unreliable (rerun on a quiet machine).",
                      report.load_average, report.cores);
 }
 // Note [Saying when compression did not pay]

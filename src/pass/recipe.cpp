@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 
 namespace compress::pass {
 namespace {
@@ -24,14 +25,48 @@ std::string at(const std::string& file, const YAML::Node& node) {
   return fmt::format("{}:{}:{}", file, node.Mark().line + 1, node.Mark().column + 1);
 }
 
+// Note [Aliases in recipes]
+// YAML anchors and aliases (&a, *a) make a document a graph, not a tree:
+// yaml-cpp resolves `*a` to the very node `&a` names, so `stages: &a [*a]`
+// is a list that contains itself, and nine lines of aliases to aliases stand
+// for 9^9 nodes. A walk over the whole document (check_duplicate_keys is the
+// only one; everything else reads one level at a time) therefore refuses a
+// node that contains itself, and stops after a node budget: twice the text's
+// length (no alias-free document has more nodes than bytes, plus one) plus
+// room for ordinary reuse of an anchored block.
+struct Walk {
+  std::vector<YAML::Node> path;  // the mappings and lists from the root down to the node
+  uint64_t budget = 0;
+  uint64_t limit = 0;
+};
+
+Walk walk_for(const std::string& text) {
+  Walk w;
+  w.limit = w.budget = 2 * static_cast<uint64_t>(text.size()) + 1024;
+  return w;
+}
+
 // YAML allows a key twice in one mapping and yaml-cpp keeps both; which one
 // a lookup finds differs between code paths (the last model: won, the first
 // stages: won). A recipe is written by hand, so a repeated key is a mistake:
 // refuse it, in every mapping of the document, naming both lines.
-Status check_duplicate_keys(const YAML::Node& node, const std::string& file) {
+Status check_duplicate_keys(const YAML::Node& node, const std::string& file, Walk& walk) {
+  if (walk.budget == 0) {
+    return invalid_argument("{}: the aliases (*name) in this recipe expand to more than {} nodes; write the "
+                            "repeated parts out",
+                            file, walk.limit);
+  }
+  --walk.budget;
+  if (!node.IsSequence() && !node.IsMap()) return Status::ok();
+  for (const YAML::Node& outer : walk.path) {
+    if (outer.is(node)) {
+      return invalid_argument("{}: an alias (*name) refers to a mapping or list that contains it", at(file, node));
+    }
+  }
+  walk.path.push_back(node);
   if (node.IsSequence()) {
-    for (const YAML::Node& item : node) COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(item, file));
-  } else if (node.IsMap()) {
+    for (const YAML::Node& item : node) COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(item, file, walk));
+  } else {
     std::map<std::string, YAML::Mark> seen;
     for (const auto& kv : node) {
       if (kv.first.IsScalar()) {
@@ -41,9 +76,13 @@ Status check_duplicate_keys(const YAML::Node& node, const std::string& file) {
                                   kv.first.Scalar(), it->second.line + 1);
         }
       }
-      COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(kv.second, file));
+      // Keys that are mappings or lists are refused later (keys must be
+      // words), but they are walked too: they can hold aliases as well.
+      COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(kv.first, file, walk));
+      COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(kv.second, file, walk));
     }
   }
+  walk.path.pop_back();
   return Status::ok();
 }
 
@@ -160,7 +199,8 @@ Expected<Recipe> parse_recipe(const std::string& text, const std::string& file) 
     return invalid_argument("{}: not valid YAML: {}", file, e.what());
   }
   if (!root.IsMap()) return invalid_argument("{}: a recipe must be a mapping (model:, output:, stages:, ...)", file);
-  COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(root, file));
+  Walk walk = walk_for(text);
+  COMPRESS_RETURN_IF_ERROR(check_duplicate_keys(root, file, walk));
   Recipe recipe;
   recipe.file = file;
   COMPRESS_ASSIGN_OR_RETURN(PassOptions top, scalar_keys(root, file, "recipe", {"data", "stages", "report"}));

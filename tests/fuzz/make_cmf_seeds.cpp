@@ -57,6 +57,40 @@ int main(int argc, char** argv) {
                                                                  std::make_shared<const QuantParams>(
                                                                      QuantParams::create(group).value()))}}));
 
+  // The other granularities, zero points and a narrowed range, so that
+  // mutations start from every branch of the quant record.
+  auto quant = [](QuantParams q) { return std::make_shared<const QuantParams>(std::move(q)); };
+  QuantParams::Spec narrow;
+  narrow.storage = DType::kU4;
+  narrow.scales = {0.25f};
+  narrow.zero_points = {8};
+  narrow.qmin = 1;
+  narrow.qmax = 14;
+  seeds.emplace_back(
+      "quant_kinds",
+      with_constants("quant_kinds",
+                     {{"per_tensor_u8", ramp(DType::kU8, {2, 6}).with_quant(
+                                            quant(QuantParams::per_tensor(DType::kU8, 0.05f, 128).value()))},
+                      {"per_axis_i8", ramp(DType::kI8, {3, 4}).with_quant(quant(
+                                          QuantParams::per_axis(DType::kI8, 0, {0.1f, 0.2f, 0.3f}, {0, -1, 2}).value()))},
+                      {"narrow_u4", ramp(DType::kU4, {2, 4}).with_quant(quant(QuantParams::create(narrow).value()))}}));
+
+  // CSR tensors of at least kCsrBitmaskMinElements are stored with their
+  // indices as one bitmask (Note [Compact CSR indices]); the small "csr"
+  // seed above keeps the plain row_ptr/col_idx form.
+  Tensor wide = Tensor::zeros(DType::kF32, {64, 64}).value();
+  for (int64_t i = 0; i < wide.numel(); i += 5) wide.data<float>()[i] = 0.5f + static_cast<float>(i % 7);
+  seeds.emplace_back("csr_bitmask", with_constants("csr_bitmask", {{"wide", to_csr_layout(wide).value()}}));
+
+  // A pruned and quantized weight, as prune then quant.ptq leave it, when
+  // the layouts take quantized tensors (skipped, not fatal, if not).
+  const Tensor q8 = ramp(DType::kI8, {4, 8}).with_quant(quant(QuantParams::per_tensor(DType::kI8, 0.1f, 0).value()));
+  std::vector<std::pair<std::string, Tensor>> sparse_quant;
+  if (Expected<Tensor> t = to_nm_layout(q8, 2, 4)) sparse_quant.emplace_back("nm_i8", std::move(*t));
+  if (Expected<Tensor> t = to_csr_layout(q8)) sparse_quant.emplace_back("csr_i8", std::move(*t));
+  if (Expected<Tensor> t = to_block_layout(q8, 2, 4)) sparse_quant.emplace_back("block_i8", std::move(*t));
+  if (!sparse_quant.empty()) seeds.emplace_back("sparse_quant", with_constants("sparse_quant", std::move(sparse_quant)));
+
   {
     // Many ops and every attribute kind, so mutations reach shape inference.
     Graph g;

@@ -19,7 +19,7 @@ struct LatencyOptions {
 
 // Above this share of the cores taken by other processes while the runs were
 // timed, latencies are reported as unreliable (a quiet machine's background
-// is ~1%; Note [Measuring others' load], latency.cpp).
+// is ~1%; Note [Measuring others' load], support/cpu_load.h).
 inline constexpr double kUnreliableOthersShare = 0.10;
 
 struct LatencyResult {
@@ -31,7 +31,7 @@ struct LatencyResult {
   // Share of all cores' time that other processes (and a hypervisor's steal)
   // used while the runs were timed, in [0, 1]; -1 where /proc/stat is not
   // readable or the timed runs took under 0.2 s (too few clock ticks).
-  // Note [Measuring others' load] (latency.cpp).
+  // Note [Measuring others' load] (support/cpu_load.h).
   double others_cpu_share = -1;
   double throughput_per_s() const { return p50_ms > 0 ? static_cast<double>(batch) * 1000.0 / p50_ms : 0.0; }
 };
