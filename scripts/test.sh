@@ -9,6 +9,16 @@ bash "$ROOT/scripts/install-deps.sh"
 LOG_DIR="$ROOT/build/test-logs"
 mkdir -p "$LOG_DIR"
 status=0
+# Wall time per phase, printed in the summary: the suite has to stay well
+# under 30 minutes on 2 cores (DEVELOPERS.md), and this says where it goes.
+timings=()
+phase_start=0
+# phase_done NAME: records the seconds since the previous phase ended.
+phase_done() {
+  timings+=("$(printf '%-22s %5d s' "$1" $((SECONDS - phase_start)))")
+  phase_start=$SECONDS
+}
+phase_done "install-deps"
 
 # free_disk PATH: the space left on PATH's file system, as df prints it (2.1G)
 free_disk() {
@@ -27,14 +37,17 @@ run_suite() {
     echo "$name: the build failed; no tests run ($(free_disk "$ROOT") free on the build's disk)" |
       tee "$LOG_DIR/$name.log"
     status=1
+    phase_done "$name build"
     return
   fi
+  phase_done "$name build"
   echo "=== $name: ctest"
   # A failing suite does not stop the other one; the script fails at the end.
   if ! ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j "$JOBS" 2>&1 |
       tee "$LOG_DIR/$name.log"; then
     status=1
   fi
+  phase_done "$name ctest"
 }
 
 run_suite release "$ROOT/build" -DCMAKE_BUILD_TYPE=Release
@@ -47,14 +60,16 @@ run_suite sanitize "$ROOT/build-sanitize" -DCOMPRESS_SANITIZE=ON \
   -DCOMPRESS_BUILD_BENCH=OFF "-DCOMPRESS_TORCH_FIXTURE_DIR=$ROOT/build/tests/torch/fixtures"
 
 # Fuzzing: every reader of outside data (.cmf, .npy, IDX, recipes) under
-# libFuzzer + ASan + UBSan, 60 s per target, JOBS targets at a time, starting
+# libFuzzer + ASan + UBSan, COMPRESS_FUZZ_SECONDS (default 30) per target,
+# JOBS targets at a time, starting
 # from the committed corpora and regressions (tests/fuzz/README.md). Its own
 # clang tree (build-fuzz/, ~0.3 GB) builds only the libraries the fuzzers
 # link: about 4 minutes of 2 cores from nothing, seconds with ccache. Any
 # crash, sanitizer report, leak or slow input fails the script.
+fuzz_seconds="${COMPRESS_FUZZ_SECONDS:-30}"
 if command -v clang++ >/dev/null 2>&1; then
-  echo "=== fuzz: build and run the fuzz targets, 60 s each (build-fuzz; $(free_disk "$ROOT") free)"
-  if ! COMPRESS_JOBS="$JOBS" bash "$ROOT/tests/fuzz/run_all.sh" --seconds 60 --jobs "$JOBS" 2>&1 |
+  echo "=== fuzz: build and run the fuzz targets, ${fuzz_seconds} s each (build-fuzz; $(free_disk "$ROOT") free)"
+  if ! COMPRESS_JOBS="$JOBS" bash "$ROOT/tests/fuzz/run_all.sh" --seconds "$fuzz_seconds" --jobs "$JOBS" 2>&1 |
       tee "$LOG_DIR/fuzz.log"; then
     echo "fuzz: failed, see above and $LOG_DIR/fuzz.log ($(free_disk "$ROOT") free)"
     status=1
@@ -62,6 +77,7 @@ if command -v clang++ >/dev/null 2>&1; then
 else
   echo "=== fuzz: skipped (no clang++; scripts/install-deps.sh installs it)"
 fi
+phase_done "fuzz"
 
 echo
 echo "=== summary"
@@ -82,4 +98,7 @@ for name in release sanitize; do
   failed=$((failed + n_failed))
 done
 echo "ctest: $passed passed, $failed failed"
+echo "wall time per phase:"
+printf '  %s\n' "${timings[@]}"
+echo "  total                  $(printf '%5d' "$SECONDS") s"
 exit "$status"
