@@ -31,6 +31,7 @@ class TempDir {
     fs::remove_all(path_, ec);
   }
   std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string path() const { return path_.string(); }
 
  private:
   fs::path path_;

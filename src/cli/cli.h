@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "compress/eval/dataset.h"
+#include "compress/eval/report.h"
+#include "compress/pipeline/model_loading.h"
 #include "compress/support/status.h"
 
 namespace compress::cli {
@@ -68,6 +70,8 @@ class CommandLine {
   bool parse(const std::vector<std::string>& args);
   const po::variables_map& vm() const { return vm_; }
   bool has(const char* name) const { return vm_.count(name) != 0; }
+  // How to load this command's MODEL arguments (--input-shape).
+  pipeline::ModelLoadOptions model_options() const;
 
   [[noreturn]] void usage_error(const std::string& reason) const { throw UsageError(reason); }
   // The value of a required positional, or a "missing NAME" usage error.
@@ -116,6 +120,10 @@ void require_cmf_destination(const CommandLine& cl, const std::string& path, con
 // JSON text of `j` for stdout; strings that are not UTF-8 (file and node
 // names may hold any byte) get U+FFFD instead of an exception.
 std::string json_text(const nlohmann::json& j, int indent);
+
+// The report's summary table (Markdown, without the per-layer tables, which
+// are in the files) and where the files went, on stdout.
+void print_report_summary(const eval::Report& report, const std::string& out_dir);
 
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped, spaces trimmed).
 std::vector<std::string> split_list(const std::string& text);

@@ -8,10 +8,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <iostream>
 #include <sstream>
 
 #include "cli.h"
-#include "model_loading.h"
 #include "compress/io/files.h"
 #include "compress/support/logging.h"
 #include "compress/support/progress.h"
@@ -48,7 +48,7 @@ void apply_global_options(const po::variables_map& vm) {
     set_log_level(level);
   }
   if (vm.count("input-shape")) {
-    const Status shapes = set_torchscript_input_shapes(vm["input-shape"].as<std::vector<std::string>>());
+    const Status shapes = pipeline::check_input_shapes(vm["input-shape"].as<std::vector<std::string>>());
     if (!shapes.is_ok()) throw UsageError("--input-shape: " + shapes.message());
   }
   if (vm.count("threads")) {
@@ -88,6 +88,12 @@ bool CommandLine::parse(const std::vector<std::string>& args) {
   }
   apply_global_options(vm_);
   return true;
+}
+
+pipeline::ModelLoadOptions CommandLine::model_options() const {
+  pipeline::ModelLoadOptions options;
+  if (vm_.count("input-shape")) options.input_shapes = vm_["input-shape"].as<std::vector<std::string>>();
+  return options;
 }
 
 std::string CommandLine::required_positional(const char* name, const char* display_name) const {
@@ -168,7 +174,7 @@ Status check_destination(const CommandLine& cl, const std::string& path, const s
 void require_cmf_destination(const CommandLine& cl, const std::string& path, const std::string& what) {
   std::string ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (is_torchscript_path(path) || ext == ".onnx") {
+  if (pipeline::is_torchscript_path(path) || ext == ".onnx") {
     cl.usage_error(fmt::format("{} '{}' has a {} extension, but this command writes .cmf; write a .cmf and export "
                                "it with 'ctk convert OUT.cmf {}'",
                                what, path, ext, path));
@@ -177,6 +183,11 @@ void require_cmf_destination(const CommandLine& cl, const std::string& path, con
 
 std::string json_text(const nlohmann::json& j, int indent) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void print_report_summary(const eval::Report& report, const std::string& out_dir) {
+  std::cout << printable(eval::report_markdown(report, /*with_layers=*/false)) << "\n";
+  std::cout << fmt::format("report written to {}/report.md, report.json, report.html\n", printable(out_dir));
 }
 
 std::vector<std::string> split_list(const std::string& text) {

@@ -12,7 +12,7 @@
 #include "compress/eval/latency.h"
 #include "compress/runtime/backend.h"
 #include "compress/support/threads.h"
-#include "model_loading.h"
+#include "compress/pipeline/model_loading.h"
 #ifdef COMPRESS_HAVE_ONEDNN
 #include "compress/runtime/onednn.h"
 #endif
@@ -89,7 +89,7 @@ int run_bench(const std::vector<std::string>& args) {
     cl.usage_error("need 1 <= --min-runs <= --max-runs, --warmup >= 0 and --min-time >= 0");
   }
 
-  Expected<ir::Graph> graph = load_model(path);
+  Expected<ir::Graph> graph = pipeline::load_model(path, cl.model_options());
   if (!graph.has_value()) return report_failure(kBenchDoc, graph.status());
   Expected<std::vector<ir::Tensor>> inputs = eval::random_inputs(*graph, batch);
   if (!inputs.has_value()) return report_failure(kBenchDoc, inputs.status());

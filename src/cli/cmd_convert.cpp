@@ -6,7 +6,7 @@
 #include "commands.h"
 #include "compress/io/cmf.h"
 #include "compress/ir/printer.h"
-#include "model_loading.h"
+#include "compress/pipeline/model_loading.h"
 #ifdef COMPRESS_HAVE_TORCH
 #include "compress/torch/export.h"
 #endif
@@ -41,11 +41,11 @@ int run_convert(const std::vector<std::string>& args) {
   const Status destination = check_destination(cl, out, {in}, "OUT");
   if (!destination.is_ok()) return report_failure(kConvertDoc, destination);
 
-  Expected<ir::Graph> graph = load_model(in);
+  Expected<ir::Graph> graph = pipeline::load_model(in, cl.model_options());
   if (!graph.has_value()) return report_failure(kConvertDoc, graph.status());
 
   Status written;
-  if (is_torchscript_path(out)) {
+  if (pipeline::is_torchscript_path(out)) {
 #ifdef COMPRESS_HAVE_TORCH
     written = torch::export_torchscript(*graph, out);
 #else

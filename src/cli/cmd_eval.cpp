@@ -6,12 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backend_choice.h"
 #include "commands.h"
 #include "compress/eval/dataset.h"
 #include "compress/eval/metrics.h"
+#include "compress/runtime/backend.h"
 #include "compress/support/threads.h"
-#include "model_loading.h"
+#include "compress/pipeline/model_loading.h"
 
 namespace compress::cli {
 
@@ -58,11 +58,13 @@ int run_eval(const std::vector<std::string>& args) {
     cl.usage_error(fmt::format("unknown backend '{}' (available: {})", backend_name, fmt::join(backends, ", ")));
   }
 
-  Expected<ir::Graph> graph = load_model(path);
+  Expected<ir::Graph> graph = pipeline::load_model(path, cl.model_options());
   if (!graph.has_value()) return report_failure(kEvalDoc, graph.status());
   auto data = eval::open_dataset(spec, options);
   if (!data.has_value()) return report_failure(kEvalDoc, data.status());
-  auto backend = make_cli_backend(backend_name, dtype);
+  runtime::BackendOptions backend_options;
+  backend_options.compute = dtype;
+  auto backend = runtime::make_backend(backend_name, backend_options);
   if (!backend.has_value()) return report_failure(kEvalDoc, backend.status());
   auto plan = (*backend)->compile(*graph);
   if (!plan.has_value()) return report_failure(kEvalDoc, plan.status().with_context(path));

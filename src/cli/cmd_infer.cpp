@@ -10,7 +10,7 @@
 #include "compress/io/files.h"
 #include "compress/io/npy.h"
 #include "compress/runtime/backend.h"
-#include "model_loading.h"
+#include "compress/pipeline/model_loading.h"
 
 namespace compress::cli {
 
@@ -24,7 +24,10 @@ const CommandDoc kInferDoc = {
     "have the input's dtype (f64 files are read as f32) and shape, except that\n"
     "the batch (first) dimension may differ. Give --output once per model output,\n"
     "or once for a model with several outputs: then output i is written to the\n"
-    "path with '.i' before its extension (y.npy -> y.0.npy, y.1.npy, ...).",
+    "path with '.i' before its extension (y.npy -> y.0.npy, y.1.npy, ...).\n"
+    "A TorchScript MODEL is imported with the inputs' shapes unless --input-shape\n"
+    "gives others.",
+    "  ctk infer model.pt --input x.npy --output y.npy\n"
     "  ctk infer model.cmf --input x.npy --output y.npy\n"
     "  ctk infer model.cmf --input x.npy --output y.npy --backend reference --threads 4\n"
     "  python3 -c \"import numpy as np; print(np.load('y.npy').argmax(1))\"\n",
@@ -83,7 +86,23 @@ int run_infer(const std::vector<std::string>& args) {
     cl.usage_error(fmt::format("unknown backend '{}' (available: {})", backend_name, fmt::join(backends, ", ")));
   }
 
-  Expected<ir::Graph> graph = load_model(path);
+  // A TorchScript model without --input-shape takes its input shapes from
+  // the .npy inputs, which state them (the file may record none).
+  std::vector<ir::Tensor> inputs;
+  auto load_inputs = [&]() -> Status {
+    for (const std::string& input_path : input_paths) {
+      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, io::load_npy(input_path));
+      inputs.push_back(std::move(t));
+    }
+    return Status::ok();
+  };
+  pipeline::ModelLoadOptions model_options = cl.model_options();
+  if (pipeline::is_torchscript_path(path) && model_options.input_shapes.empty()) {
+    const Status loaded_inputs = load_inputs();
+    if (!loaded_inputs.is_ok()) return report_failure(kInferDoc, loaded_inputs);
+    model_options.input_shapes = pipeline::input_shapes_of(inputs);
+  }
+  Expected<ir::Graph> graph = pipeline::load_model(path, model_options);
   if (!graph.has_value()) return report_failure(kInferDoc, graph.status());
   const auto& graph_inputs = graph->inputs();
   const auto& graph_outputs = graph->outputs();
@@ -114,13 +133,13 @@ int run_infer(const std::vector<std::string>& args) {
     if (!destination.is_ok()) return report_failure(kInferDoc, destination);
   }
 
-  std::vector<ir::Tensor> inputs;
+  if (inputs.empty()) {
+    const Status loaded_inputs = load_inputs();
+    if (!loaded_inputs.is_ok()) return report_failure(kInferDoc, loaded_inputs);
+  }
   for (size_t i = 0; i < input_paths.size(); ++i) {
-    Expected<ir::Tensor> t = io::load_npy(input_paths[i]);
-    if (!t.has_value()) return report_failure(kInferDoc, t.status());
-    const Status fits = check_input(*graph_inputs[i], *t, input_paths[i]);
+    const Status fits = check_input(*graph_inputs[i], inputs[i], input_paths[i]);
     if (!fits.is_ok()) return report_failure(kInferDoc, fits);
-    inputs.push_back(std::move(*t));
   }
 
   Expected<std::unique_ptr<runtime::Backend>> backend = runtime::make_backend(backend_name);

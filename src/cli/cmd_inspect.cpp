@@ -8,7 +8,7 @@
 #include "compress/analysis/stats_json.h"
 #include "compress/analysis/stats_report.h"
 #include "compress/ir/printer.h"
-#include "model_loading.h"
+#include "compress/pipeline/model_loading.h"
 
 namespace compress::cli {
 
@@ -38,7 +38,7 @@ int run_inspect(const std::vector<std::string>& args) {
   const bool want_ir = cl.vm()["ir"].as<bool>();
   const bool want_json = cl.vm()["json"].as<bool>();
 
-  Expected<ir::Graph> graph = load_model(path);
+  Expected<ir::Graph> graph = pipeline::load_model(path, cl.model_options());
   if (!graph.has_value()) return report_failure(kInspectDoc, graph.status());
 
   std::error_code ec;

@@ -10,8 +10,8 @@
 #include "compress/io/cmf.h"
 #include "compress/pass/pass_manager.h"
 #include "compress/pass/registry.h"
-#include "model_loading.h"
-#include "pass_registry.h"
+#include "compress/pipeline/model_loading.h"
+#include "compress/pipeline/registry.h"
 
 namespace compress::cli {
 
@@ -168,7 +168,7 @@ int run_prune(const std::vector<std::string>& args) {
 
   // Every family this ctk was built with: prune.structured and (with
   // LibTorch) distill.finetune are there only when compiled in.
-  Expected<pass::PassRegistry> made = make_pass_registry();
+  Expected<pass::PassRegistry> made = pipeline::make_pass_registry();
   if (!made.has_value()) return report_failure(kPruneDoc, made.status());
   const pass::PassRegistry& registry = *made;
   if (!registry.contains(pass_name)) {
@@ -201,7 +201,7 @@ int run_prune(const std::vector<std::string>& args) {
   const Status destination = check_destination(cl, out, {path}, "OUT");
   if (!destination.is_ok()) return report_failure(kPruneDoc, destination);
 
-  Expected<ir::Graph> graph = load_model(path);
+  Expected<ir::Graph> graph = pipeline::load_model(path, cl.model_options());
   if (!graph.has_value()) return report_failure(kPruneDoc, graph.status());
   const ir::Graph original = graph->clone();
 
@@ -229,7 +229,7 @@ int run_prune(const std::vector<std::string>& args) {
   if (finetune_pass) pipeline.add(std::move(finetune_pass));
   auto results = pipeline.run(*graph, context);
   if (!results.has_value()) return report_failure(kPruneDoc, results.status().with_context(path));
-  const pass::PassResult& pruned = results->front().second;
+  const pass::PassResult& pruned = results->front().result;
   if (!pruned.changed) {
     return report_failure(kPruneDoc, invalid_argument("{}: {} pruned nothing (no selected conv2d/linear/matmul with "
                                                       "constant f32 weights); no output written",

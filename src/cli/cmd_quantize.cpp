@@ -8,7 +8,7 @@
 #include "compress/eval/dataset.h"
 #include "compress/io/cmf.h"
 #include "compress/quant/ptq_pass.h"
-#include "model_loading.h"
+#include "compress/pipeline/model_loading.h"
 
 namespace compress::cli {
 
@@ -89,7 +89,7 @@ int run_quantize(const std::vector<std::string>& args) {
   const Status destination = check_destination(cl, out, {path}, "OUT");
   if (!destination.is_ok()) return report_failure(kQuantizeDoc, destination);
 
-  Expected<ir::Graph> graph = load_model(path);
+  Expected<ir::Graph> graph = pipeline::load_model(path, cl.model_options());
   if (!graph.has_value()) return report_failure(kQuantizeDoc, graph.status());
   auto data = eval::open_dataset(cl.vm()["calib"].as<std::string>(), options);
   if (!data.has_value()) return report_failure(kQuantizeDoc, data.status());

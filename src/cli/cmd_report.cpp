@@ -8,8 +8,8 @@
 #include "compress/io/files.h"
 #include "compress/support/check.h"
 #include "compress/support/parse.h"
-#include "model_loading.h"
-#include "report_runner.h"
+#include "compress/pipeline/model_loading.h"
+#include "compress/pipeline/report_runner.h"
 
 namespace compress::cli {
 
@@ -55,7 +55,7 @@ int run_report(const std::vector<std::string>& args) {
   } else {
     for (const std::string& p : paths) names.push_back(std::filesystem::path(p).stem().string());
   }
-  ReportRunOptions options;
+  pipeline::ReportRunOptions options;
   options.backend = cl.vm()["backend"].as<std::string>();
   options.out_dir = cl.vm()["out"].as<std::string>();
   options.measure.latency.min_time_s = checked_number(cl, "min-time", 0.0, 3600.0);
@@ -73,7 +73,7 @@ int run_report(const std::vector<std::string>& args) {
 
   std::vector<ir::Graph> graphs;
   for (const std::string& p : paths) {
-    Expected<ir::Graph> g = load_model(p);
+    Expected<ir::Graph> g = pipeline::load_model(p, cl.model_options());
     if (!g.has_value()) return report_failure(kReportDoc, g.status());
     graphs.push_back(std::move(*g));
   }
@@ -83,10 +83,11 @@ int run_report(const std::vector<std::string>& args) {
     if (!opened.has_value()) return report_failure(kReportDoc, opened.status());
     data = std::move(*opened);
   }
-  std::vector<ReportVariantInput> variants;
+  std::vector<pipeline::ReportVariantInput> variants;
   for (size_t i = 0; i < paths.size(); ++i) variants.push_back({names[i], paths[i], &graphs[i]});
-  auto report = cli::run_report(variants, data.get(), options);
+  auto report = pipeline::run_report(variants, data.get(), options);
   if (!report.has_value()) return report_failure(kReportDoc, report.status());
+  print_report_summary(*report, options.out_dir);
   return kExitOk;
 }
 

@@ -5,25 +5,17 @@
 #include <iostream>
 
 #include "commands.h"
-#include "compress/eval/dataset.h"
-#include "compress/eval/metrics.h"
-#include "compress/io/cmf.h"
 #include "compress/io/files.h"
-#include "compress/pass/pass_manager.h"
 #include "compress/pass/recipe.h"
-#include "compress/support/logging.h"
-#include "compress/support/threads.h"
-#include "backend_choice.h"
-#include "model_loading.h"
-#include "pass_registry.h"
-#include "report_runner.h"
+#include "compress/pipeline/recipe_runner.h"
 
 namespace compress::cli {
 
 const CommandDoc kRunDoc = {
     "run",
     "run a compression recipe (YAML): stages, output model, report",
-    "ctk run RECIPE.yaml [--model M] [--out O] [--report-dir DIR] [--check]",
+    "ctk run RECIPE.yaml [--model M] [--out O] [--report-dir DIR] [--check] [--print-ir-after STAGE]\n"
+    "        [--stop-after STAGE] [--time-passes]",
     "Loads the recipe, checks every stage's pass name and options, opens the\n"
     "model and the datasets, runs the stages in order (the graph is verified\n"
     "after each), writes the output .cmf atomically and, when the recipe has a\n"
@@ -31,24 +23,15 @@ const CommandDoc kRunDoc = {
     "side (see ctk report). Errors in the recipe name its file, line and key,\n"
     "and nothing is written. --model/--out/--report-dir override the recipe;\n"
     "--check stops after validating the recipe, the model and the data.\n"
+    "--print-ir-after STAGE prints the IR after that stage (a pass name, a stage\n"
+    "number, or all); --stop-after STAGE ends the stages there; --time-passes\n"
+    "adds each stage's wall time.\n"
     "The format is in docs/recipes.md; examples/recipes/ has working recipes.",
     "  ctk run examples/recipes/fashion_ptq.yaml\n"
     "  ctk run examples/recipes/fashion_ptq.yaml --model my.cmf --out my_int8.cmf --report-dir report/\n"
-    "  ctk run recipe.yaml --check\n",
+    "  ctk run recipe.yaml --check\n"
+    "  ctk run recipe.yaml --print-ir-after quant.ptq --time-passes\n",
 };
-
-namespace {
-
-Expected<std::unique_ptr<eval::DataSource>> open_recipe_data(const pass::RecipeData& data) {
-  eval::DatasetOptions options;
-  options.normalization = {data.mean, data.std};
-  options.limit = data.samples;
-  auto opened = eval::open_dataset(data.spec, options);
-  if (!opened.has_value()) return opened.status().with_context(data.where);
-  return opened;
-}
-
-}  // namespace
 
 int run_run(const std::vector<std::string>& args) {
   CommandLine cl(kRunDoc);
@@ -56,7 +39,12 @@ int run_run(const std::vector<std::string>& args) {
       ("model,m", po::value<std::string>()->value_name("PATH"), "model to compress (overrides the recipe's model:)")
       ("out,o", po::value<std::string>()->value_name("PATH"), "output .cmf (overrides the recipe's output:)")
       ("report-dir", po::value<std::string>()->value_name("DIR"), "report folder (overrides report.out)")
-      ("check", po::bool_switch(), "validate recipe, model and data, then stop");
+      ("check", po::bool_switch(), "validate recipe, model and data, then stop")
+      ("print-ir-after", po::value<std::string>()->value_name("STAGE"),
+       "print the IR after a stage (its pass name or number) or after every stage (all)")
+      ("stop-after", po::value<std::string>()->value_name("STAGE"),
+       "run the stages up to this one (pass name or number), then save and report as usual")
+      ("time-passes", po::bool_switch(), "print each stage's wall time");
   cl.add_positional("recipe");
   if (!cl.parse(args)) return kExitOk;
   const std::string recipe_path = cl.required_positional("recipe", "RECIPE.yaml");
@@ -76,98 +64,69 @@ int run_run(const std::vector<std::string>& args) {
   if (recipe.output.empty()) {
     return report_failure(kRunDoc, invalid_argument("{}: no output: give 'output:' in the recipe or --out", recipe.file));
   }
-  if (recipe.threads > 0 && !cl.has("threads")) set_num_threads(recipe.threads);
-
-  Expected<pass::PassRegistry> registry = make_pass_registry();
-  if (!registry.has_value()) return report_failure(kRunDoc, registry.status());
-  auto passes = pass::create_passes(recipe, *registry);
-  if (!passes.has_value()) return report_failure(kRunDoc, passes.status());
-  const Status needs = pass::check_stage_needs(recipe, *passes);
-  if (!needs.is_ok()) return report_failure(kRunDoc, needs);
-  // Destinations before any work (Note [Inputs and destinations]): a run
-  // must not fail after its stages, nor replace its own model.
+  // The destination's usage errors (exit 2) before the library's checks:
+  // a TorchScript name, or the input itself.
   const std::string output_what = cl.has("out") ? "--out" : recipe.file + ": output:";
   require_cmf_destination(cl, recipe.output, output_what);
   const Status output_ok = check_destination(cl, recipe.output, {recipe.model}, output_what);
   if (!output_ok.is_ok()) return report_failure(kRunDoc, output_ok);
-  if (recipe.report) {
-    const Status report_ok = io::check_output_folder(
-        recipe.report->out_dir, cl.has("report-dir") ? std::string("--report-dir") : recipe.file + ": report.out");
+  if (recipe.report && cl.has("report-dir")) {
+    const Status report_ok = io::check_output_folder(recipe.report->out_dir, "--report-dir");
     if (!report_ok.is_ok()) return report_failure(kRunDoc, report_ok);
   }
 
-  Expected<ir::Graph> graph = load_model(recipe.model);
-  if (!graph.has_value()) return report_failure(kRunDoc, graph.status().with_context(recipe.file + ": model"));
-  const ir::Graph original = graph->clone();
-  std::unique_ptr<eval::DataSource> calibration, training, evaluation;
-  for (auto [spec, slot] : {std::pair{&recipe.calibration, &calibration}, std::pair{&recipe.training, &training},
-                            std::pair{&recipe.evaluation, &evaluation}}) {
-    if (!spec->has_value()) continue;
-    auto opened = open_recipe_data(**spec);
-    if (!opened.has_value()) return report_failure(kRunDoc, opened.status());
-    *slot = std::move(*opened);
+  pipeline::RecipeRunOptions options;
+  options.model = cl.model_options();
+  options.progress = !cl.vm()["quiet"].as<bool>();
+  options.use_recipe_threads = !cl.has("threads");
+  if (cl.has("print-ir-after")) options.instrument.print_ir_after = cl.vm()["print-ir-after"].as<std::string>();
+  if (cl.has("stop-after")) options.instrument.stop_after = cl.vm()["stop-after"].as<std::string>();
+  {
+    // A selector that names no stage is a bad flag value: a usage error.
+    std::vector<std::string> stage_names;
+    for (const auto& stage : recipe.stages) stage_names.push_back(stage.pass);
+    const Status selectors = pass::check_instrumentation(options.instrument, stage_names);
+    if (!selectors.is_ok()) cl.usage_error("--" + selectors.message());
   }
+  Expected<pipeline::RecipeRun> run = pipeline::RecipeRun::prepare(std::move(recipe), options);
+  if (!run.has_value()) return report_failure(kRunDoc, run.status());
+  const pass::Recipe& prepared = run->recipe();
   if (cl.vm()["check"].as<bool>()) {
-    std::cout << fmt::format("{}: ok: {} stages ({}), model {} ({} nodes)\n", recipe.file, recipe.stages.size(),
-                             [&] {
-                               std::string names;
-                               for (const auto& s : recipe.stages) names += (names.empty() ? "" : ", ") + s.pass;
-                               return names;
-                             }(),
-                             recipe.model, graph->nodes().size());
+    std::string names;
+    for (const auto& s : prepared.stages) names += (names.empty() ? "" : ", ") + s.pass;
+    std::cout << fmt::format("{}: ok: {} stages ({}), model {} ({} nodes)\n", prepared.file, prepared.stages.size(),
+                             names, prepared.model, run->original().nodes().size());
     return kExitOk;
   }
 
-  pass::PassContext context;
-  context.calibration = calibration.get();
-  context.training = training.get();
-  context.reference_model = &original;
-  context.rng.seed(recipe.seed);
-  context.threads = num_threads();
-  context.progress = !cl.vm()["quiet"].as<bool>();
-  // The metric scores candidates on the evaluation data with the fast backend.
-  std::unique_ptr<runtime::Backend> metric_backend;
-  if (evaluation) {
-    auto made = make_cli_backend(recipe.report ? recipe.report->backend : "onednn", "f32");
-    if (!made.has_value()) made = make_cli_backend("reference", "f32");
-    if (!made.has_value()) return report_failure(kRunDoc, made.status());
-    metric_backend = std::move(*made);
-    context.metric = [&](const ir::Graph& candidate) -> Expected<double> {
-      COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::ExecutionPlan> plan, metric_backend->compile(candidate));
-      COMPRESS_ASSIGN_OR_RETURN(eval::AccuracyResult acc, eval::evaluate_top1(*plan, *evaluation, 256, false));
-      return acc.top1();
-    };
-  }
-
-  pass::PassManager pipeline;
-  for (auto& p : *passes) pipeline.add(std::move(p));
-  auto results = pipeline.run(*graph, context);
-  if (!results.has_value()) return report_failure(kRunDoc, results.status().with_context(recipe.file));
+  auto results = run->run_stages();
+  if (!results.has_value()) return report_failure(kRunDoc, results.status());
+  const bool time_passes = cl.vm()["time-passes"].as<bool>();
+  double total_seconds = 0;
   for (size_t i = 0; i < results->size(); ++i) {
-    const auto& [name, result] = (*results)[i];
+    const pass::StageResult& stage = (*results)[i];
     std::string counters;
-    for (const auto& [key, value] : result.counters) counters += fmt::format("{}{} {:g}", counters.empty() ? "" : ", ", key, value);
-    std::cout << fmt::format("stage {}/{} {}: {}{}{}\n", i + 1, results->size(), name,
-                             result.changed ? "changed the model" : "no change", counters.empty() ? "" : "; ",
-                             counters);
+    for (const auto& [key, value] : stage.result.counters) {
+      counters += fmt::format("{}{} {:g}", counters.empty() ? "" : ", ", key, value);
+    }
+    std::cout << fmt::format("stage {}/{} {}: {}{}{}{}\n", i + 1, prepared.stages.size(), stage.pass,
+                             stage.result.changed ? "changed the model" : "no change", counters.empty() ? "" : "; ",
+                             counters, time_passes ? fmt::format(" [{:.3f} s]", stage.seconds) : "");
+    total_seconds += stage.seconds;
   }
-  Status saved = io::save_cmf(*graph, recipe.output);
+  if (time_passes) std::cout << fmt::format("stages took {:.3f} s in all\n", total_seconds);
+  if (results->size() < prepared.stages.size()) {
+    std::cout << fmt::format("stopped after stage {} (--stop-after {})\n", results->size(),
+                             cl.vm()["stop-after"].as<std::string>());
+  }
+  const Status saved = run->save_output();
   if (!saved.is_ok()) return report_failure(kRunDoc, saved);
-  std::cout << fmt::format("wrote {}\n", recipe.output);
+  std::cout << fmt::format("wrote {}\n", prepared.output);
 
-  if (recipe.report) {
-    ReportRunOptions options;
-    options.backend = recipe.report->backend;
-    options.out_dir = recipe.report->out_dir;
-    options.measure.batch_sizes = recipe.report->batch_sizes;
-    options.measure.latency.min_time_s = recipe.report->min_time_s;
-    options.measure.progress = context.progress;
-    const std::vector<ReportVariantInput> variants = {
-        {recipe.report->baseline_name, recipe.model, &original},
-        {recipe.report->variant_name, recipe.output, &*graph},
-    };
-    auto report = cli::run_report(variants, evaluation.get(), options);
-    if (!report.has_value()) return report_failure(kRunDoc, report.status().with_context(recipe.file));
+  if (prepared.report) {
+    auto report = run->write_report();
+    if (!report.has_value()) return report_failure(kRunDoc, report.status());
+    print_report_summary(*report, prepared.report->out_dir);
   }
   return kExitOk;
 }

@@ -98,7 +98,11 @@ int dispatch(const std::vector<std::string>& args) {
   if (i == args.size()) throw UsageError("missing command");
   const Command* command = find_command(args[i]);
   if (command == nullptr) throw UsageError(fmt::format("unknown command '{}'", printable(args[i])));
-  const std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+  // The command parses the global options given before its name again, in
+  // front of its own arguments, so that what they set (--input-shape) is
+  // part of its command line rather than process state.
+  std::vector<std::string> rest = prefix;
+  rest.insert(rest.end(), args.begin() + static_cast<long>(i) + 1, args.end());
   try {
     return command->run(rest);
   } catch (const UsageError& e) {

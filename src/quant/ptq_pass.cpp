@@ -174,7 +174,7 @@ Expected<pass::PassResult> quantize_ptq(ir::Graph& graph, const eval::DataSource
   pipeline.add(std::make_unique<PtqPass>(options));
   context.calibration = &data;
   COMPRESS_ASSIGN_OR_RETURN(auto results, pipeline.run(graph, context));
-  return std::move(results.back().second);
+  return std::move(results.back().result);
 }
 
 Status register_quant_passes(pass::PassRegistry& registry) {

@@ -10,19 +10,37 @@ namespace {
 
 struct BackendFactory {
   const char* name;
-  std::unique_ptr<Backend> (*make)();
+  Expected<std::unique_ptr<Backend>> (*make)(const BackendOptions&);
 };
 
+Expected<std::unique_ptr<Backend>> make_reference(const BackendOptions& options) {
+  // The reference backend computes in f32 (and f64 where its kernels say so):
+  // it is what the others are checked against.
+  if (options.compute != "f32") {
+    return invalid_argument("backend 'reference' computes in f32 only, not '{}' (bf16 needs the onednn backend)",
+                            options.compute);
+  }
+  return make_reference_backend();
+}
+
 #ifdef COMPRESS_HAVE_ONEDNN
-// Default options: f32, compress::num_threads() threads.
-std::unique_ptr<Backend> make_default_onednn_backend() { return make_onednn_backend(); }
+Expected<std::unique_ptr<Backend>> make_onednn(const BackendOptions& options) {
+  OnednnOptions onednn;
+  if (options.compute == "bf16") {
+    onednn.compute = OnednnCompute::kBF16;
+  } else if (options.compute != "f32") {
+    return invalid_argument("backend 'onednn': unknown compute type '{}' (f32 or bf16)", options.compute);
+  }
+  onednn.threads = options.threads;
+  return make_onednn_backend(onednn);
+}
 #endif
 
 // Later backends (cuda) add a line here, guarded by their build option.
 const BackendFactory kBackends[] = {
-    {"reference", make_reference_backend},
+    {"reference", make_reference},
 #ifdef COMPRESS_HAVE_ONEDNN
-    {"onednn", make_default_onednn_backend},
+    {"onednn", make_onednn},
 #endif
 };
 
@@ -34,9 +52,10 @@ std::vector<std::string> available_backends() {
   return names;
 }
 
-Expected<std::unique_ptr<Backend>> make_backend(std::string_view name) {
+Expected<std::unique_ptr<Backend>> make_backend(std::string_view name, const BackendOptions& options) {
+  if (options.threads < 0) return invalid_argument("backend '{}': threads must be 0 or more, not {}", name, options.threads);
   for (const BackendFactory& f : kBackends) {
-    if (name == f.name) return f.make();
+    if (name == f.name) return f.make(options);
   }
   std::string known;
   for (const std::string& n : available_backends()) known += (known.empty() ? "" : ", ") + n;

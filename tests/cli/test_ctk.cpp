@@ -295,4 +295,31 @@ TEST_CASE("ctk convert: .cmf -> TorchScript -> .cmf computes the same", "[cli]")
   // Same path in and out is a usage error.
   CHECK(ctk({"convert", model, model}).exit_code == 2);
 }
+
+TEST_CASE("ctk infer takes a TorchScript model's input shapes from its .npy inputs", "[cli]") {
+  // A file traced by plain torch.jit.trace records no input shapes; the
+  // .npy input states them, so no --input-shape is needed.
+  TempDir dir;
+  const std::string script = dir.file("make.py");
+  std::ofstream(script) << "import sys, torch, numpy as np\n"
+                           "torch.manual_seed(0)\n"
+                           "m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),\n"
+                           "                        torch.nn.Linear(4 * 6 * 6, 3)).eval()\n"
+                           "x = torch.randn(2, 1, 8, 8)\n"
+                           "torch.jit.trace(m, x).save(sys.argv[1] + '/m.pt')\n"
+                           "np.save(sys.argv[1] + '/x.npy', x.numpy())\n"
+                           "np.save(sys.argv[1] + '/y_ref.npy', m(x).detach().numpy())\n";
+  REQUIRE(std::system((std::string(COMPRESS_PYTHON) + " " + script + " " + dir.path()).c_str()) == 0);
+  const Run r = ctk({"infer", dir.file("m.pt"), "--input", dir.file("x.npy"), "--output", dir.file("y.npy")});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const ir::Tensor y = io::load_npy(dir.file("y.npy")).value();
+  const ir::Tensor expected = io::load_npy(dir.file("y_ref.npy")).value();
+  REQUIRE(y.shape() == expected.shape());
+  for (int64_t i = 0; i < y.numel(); ++i) CHECK(y.data<float>()[i] == Approx(expected.data<float>()[i]).margin(1e-5));
+  // Without inputs to take them from, the shapes are still asked for.
+  const Run inspect = ctk({"inspect", dir.file("m.pt")});
+  CHECK(inspect.exit_code == 1);
+  CHECK(inspect.err.find("--input-shape") != std::string::npos);
+}
 #endif

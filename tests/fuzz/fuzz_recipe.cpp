@@ -5,7 +5,7 @@
 #include <string>
 
 #include "compress/pass/recipe.h"
-#include "pass_registry.h"
+#include "compress/pipeline/registry.h"
 
 using namespace compress;
 
@@ -19,7 +19,7 @@ namespace {
 // target), so the fuzzer reaches every option parser ctk run would.
 const pass::PassRegistry& registry() {
   static const pass::PassRegistry r = [] {
-    Expected<pass::PassRegistry> made = cli::make_pass_registry();
+    Expected<pass::PassRegistry> made = pipeline::make_pass_registry();
     if (!made) {
       std::fprintf(stderr, "make_pass_registry: %s\n", made.status().message().c_str());
       std::abort();

@@ -86,13 +86,14 @@ if [ "$do_build" = 1 ]; then
   # libFuzzer's main() to every executable. -O1 -g1 as in the sanitizer
   # build: about half the compile time of -O2 -g, and line tables for the
   # reports. Only what the fuzzers link is built: no tests, no benchmarks, no
-  # CUDA, and no oneDNN backend (no fuzzer reaches it, and it is the
-  # slowest part of the runtime to compile).
+  # CUDA, no oneDNN backend (no fuzzer reaches it, and it is the slowest
+  # part of the runtime to compile) and no LibTorch layer (no reader here
+  # uses it; TorchScript files are LibTorch's own format).
   cmake -S "$root" -B "$build" "${generator[@]}" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
     -DCMAKE_CXX_COMPILER=clang++ \
     -DCOMPRESS_BUILD_FUZZERS=ON -DCOMPRESS_BUILD_TESTS=OFF -DCOMPRESS_BUILD_BENCH=OFF \
-    -DCOMPRESS_CUDA=OFF -DCOMPRESS_ONEDNN=OFF \
+    -DCOMPRESS_CUDA=OFF -DCOMPRESS_ONEDNN=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON \
     "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined $ub_mode -fno-omit-frame-pointer" \
     "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" >/dev/null
   build_targets=()

@@ -104,7 +104,7 @@ TEST_CASE("fold_batch_norm on the Fashion-MNIST fixture through the registry and
   auto results = pm.run(folded, ctx);
   REQUIRE(results.has_value());
   REQUIRE(results->size() == 1);
-  CHECK(results->at(0).second.counters["folded"] == 2.0);
+  CHECK(results->at(0).result.counters["folded"] == 2.0);
   CHECK(count_ops(folded, "batch_norm") == 0);
   ir::Tensor x = random_tensor({4, 1, 28, 28}, 7, -0.8f, 2.0f);
   const ir::Tensor a = run_graph(*g, "reference", x)[0];

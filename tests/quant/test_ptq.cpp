@@ -184,7 +184,7 @@ TEST_CASE("PTQ pass: zero-range weights and NaN calibration samples give finite 
     auto r = pm.run(q, ctx);
     INFO((r ? "" : r.status().to_string()));
     REQUIRE(r.has_value());
-    const auto& stats = r->at(0).second.layers.at("conv");
+    const auto& stats = r->at(0).result.layers.at("conv");
     CHECK(stats.at("weight_scale_max") == 1.0);  // the pruned channel's fallback
     CHECK(std::isfinite(stats.at("input_scale")));
     CHECK(stats.at("relu_fused") == 1.0);

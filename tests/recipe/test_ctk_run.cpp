@@ -114,6 +114,50 @@ TEST_CASE("every shipped recipe passes ctk run --check", "[recipe]") {
   CHECK(checked >= 1);
 }
 
+TEST_CASE("ctk run --print-ir-after, --stop-after and --time-passes", "[recipe]") {
+  TempDir dir;
+  const std::string recipe = dir.file("r.yaml");
+  write_text(recipe, "model: " + kFixture + "\noutput: " + dir.file("out.cmf") +
+                         "\nstages: [transforms.fold_batch_norm, {prune.magnitude: {ratio: 0.5}}]\n");
+  // Every stage timed, in its line and in all.
+  Run r = ctk({"--quiet", "run", recipe, "--time-passes"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("stage 1/2 transforms.fold_batch_norm: changed the model; folded 2 [") != std::string::npos);
+  CHECK(r.out.find(" s]\nstage 2/2 prune.magnitude") != std::string::npos);
+  CHECK(r.out.find("stages took ") != std::string::npos);
+  const auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  // The IR after the named stage only (by pass name, then by number, then all).
+  r = ctk({"--quiet", "run", recipe, "--print-ir-after", "prune.magnitude"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(count(r.out, "IR after stage") == 1);
+  CHECK(r.out.find("IR after stage 2 (prune.magnitude)") != std::string::npos);
+  CHECK(r.out.find("conv2d(") != std::string::npos);
+  r = ctk({"--quiet", "run", recipe, "--print-ir-after", "all"});
+  CHECK(count(r.out, "IR after stage") == 2);
+  // Stopping after stage 1 saves the model as stage 1 left it: folded, not pruned.
+  r = ctk({"--quiet", "run", recipe, "--stop-after", "1"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("stopped after stage 1") != std::string::npos);
+  CHECK(r.out.find("prune.magnitude") == std::string::npos);
+  const Run inspect = ctk({"inspect", dir.file("out.cmf"), "--json"});
+  REQUIRE(inspect.exit_code == 0);
+  for (const auto& layer : nlohmann::json::parse(inspect.out)["layers"]) CHECK(layer["sparsity"].get<double>() < 0.01);
+  // A selector that names no stage is a usage error, before any work.
+  fs::remove(dir.file("out.cmf"));
+  for (const char* flag : {"--print-ir-after", "--stop-after"}) {
+    r = ctk({"run", recipe, flag, "quant.ptq"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'quant.ptq' names no stage") != std::string::npos);
+    CHECK(r.err.find("1 transforms.fold_batch_norm, 2 prune.magnitude") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir.file("out.cmf")));
+  }
+}
+
 TEST_CASE("bad recipes fail with file, line and key and write nothing", "[recipe]") {
   TempDir dir;
   const std::string out = dir.file("out.cmf");

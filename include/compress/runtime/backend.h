@@ -36,9 +36,22 @@ class Backend {
   virtual Expected<std::unique_ptr<ExecutionPlan>> compile(const ir::Graph& graph) = 0;
 };
 
-// "reference" (always), later "onednn", "cuda". Unknown names are an error
-// listing the available ones.
-Expected<std::unique_ptr<Backend>> make_backend(std::string_view name);
+// What every backend understands; a backend's own header has the rest
+// (runtime/onednn.h: fusion, plan cache size).
+struct BackendOptions {
+  // "f32", or "bf16" (conv/linear/matmul with bf16 inputs and weights, f32
+  // accumulation; backends that have no bf16 path refuse it by name).
+  std::string compute = "f32";
+  // 0: compress::num_threads() when the plan is compiled. The reference
+  // backend always uses compress::num_threads() at run time.
+  int threads = 0;
+};
+
+// "reference" (always), "onednn" when built, later "cuda". Unknown names and
+// options a backend cannot honour are errors naming them (and listing the
+// available backends).
+Expected<std::unique_ptr<Backend>> make_backend(std::string_view name, const BackendOptions& options = {});
+// In the order make_backend() knows them; the reference backend first.
 std::vector<std::string> available_backends();
 
 }  // namespace compress::runtime

@@ -1,10 +1,9 @@
-// MODEL loading for the ctk commands (see model_loading.h).
-#include "model_loading.h"
+// Model loading by file type (see model_loading.h); the one place TorchScript import plugs into the pipeline.
+#include "compress/pipeline/model_loading.h"
 
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <system_error>
 
 #include "compress/io/cmf.h"
 #include "compress/io/files.h"
@@ -12,7 +11,7 @@
 #include "compress/torch/import.h"
 #endif
 
-namespace compress::cli {
+namespace compress::pipeline {
 namespace {
 
 std::string lowercase_extension(const std::string& path) {
@@ -28,6 +27,24 @@ Status name_file(const Status& status, const std::string& path) {
   return status.with_context(path);
 }
 
+Expected<ir::Graph> import_torchscript(const std::string& path, const ModelLoadOptions& options) {
+#ifdef COMPRESS_HAVE_TORCH
+  torch::ImportOptions import_options;
+  for (const std::string& text : options.input_shapes) {
+    auto spec = torch::parse_input_spec(text);
+    if (!spec) return spec.status().with_context("input shape");
+    import_options.inputs.push_back(*spec);
+  }
+  return torch::import_file(path, import_options);
+#else
+  (void)options;
+  return unsupported(
+      "{}: this build of compress has no LibTorch, so it cannot import TorchScript; convert the model to .cmf "
+      "with a build that has it (install libtorch-dev)",
+      path);
+#endif
+}
+
 }  // namespace
 
 bool is_torchscript_path(const std::string& path) {
@@ -35,40 +52,26 @@ bool is_torchscript_path(const std::string& path) {
   return ext == ".pt" || ext == ".pth" || ext == ".ts" || ext == ".torchscript";
 }
 
-namespace {
-std::vector<std::string>& input_shapes() {
-  static std::vector<std::string> shapes;
-  return shapes;
-}
-}  // namespace
-
-Status set_torchscript_input_shapes(std::vector<std::string> shapes) {
+Status check_input_shapes(const std::vector<std::string>& shapes) {
 #ifdef COMPRESS_HAVE_TORCH
   for (const std::string& text : shapes) COMPRESS_RETURN_IF_ERROR(torch::parse_input_spec(text).status());
+#else
+  (void)shapes;
 #endif
-  input_shapes() = std::move(shapes);
   return Status::ok();
 }
-const std::vector<std::string>& torchscript_input_shapes() { return input_shapes(); }
 
-Expected<ir::Graph> import_torchscript(const std::string& path) {
-#ifdef COMPRESS_HAVE_TORCH
-  torch::ImportOptions options;
-  for (const std::string& text : input_shapes()) {
-    auto spec = torch::parse_input_spec(text);
-    if (!spec) return spec.status().with_context("--input-shape");
-    options.inputs.push_back(*spec);
+std::vector<std::string> input_shapes_of(const std::vector<ir::Tensor>& inputs) {
+  std::vector<std::string> shapes;
+  for (const ir::Tensor& t : inputs) {
+    std::string text = ir::traits(t.dtype()).is_integer ? "i64:" : "";
+    for (size_t d = 0; d < t.shape().size(); ++d) text += (d == 0 ? "" : ",") + std::to_string(t.shape()[d]);
+    shapes.push_back(text);
   }
-  return torch::import_file(path, options);
-#else
-  return unsupported(
-      "{}: this ctk was built without LibTorch, so it cannot import TorchScript; convert the model to .cmf "
-      "with a build that has it (install libtorch-dev)",
-      path);
-#endif
+  return shapes;
 }
 
-Expected<ir::Graph> load_model(const std::string& path) {
+Expected<ir::Graph> load_model(const std::string& path, const ModelLoadOptions& options) {
   // A regular file, whatever the format: LibTorch would block on a FIFO
   // (Note [Inputs and destinations]); a symlink loop or a permission problem
   // is named as such.
@@ -77,10 +80,10 @@ Expected<ir::Graph> load_model(const std::string& path) {
     if (readable.code() == StatusCode::kNotFound) return not_found("{}: no such file", path);
     return readable;
   }
-  if (is_torchscript_path(path)) return import_torchscript(path);
+  if (is_torchscript_path(path)) return import_torchscript(path, options);
   Expected<ir::Graph> graph = io::load_cmf(path);
   if (!graph.has_value()) return name_file(graph.status(), path);
   return graph;
 }
 
-}  // namespace compress::cli
+}  // namespace compress::pipeline

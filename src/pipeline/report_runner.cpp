@@ -1,23 +1,23 @@
 // Measures variants one after another on the same backend and threads, then writes the report files.
-#include "report_runner.h"
-
-#include "compress/support/text.h"
+#include "compress/pipeline/report_runner.h"
 
 #include <fmt/format.h>
 
-#include <iostream>
 #include <thread>
 
-#include "backend_choice.h"
+#include "compress/runtime/backend.h"
 #include "compress/support/logging.h"
 #include "compress/support/threads.h"
 
-namespace compress::cli {
+namespace compress::pipeline {
 
 Expected<eval::Report> run_report(const std::vector<ReportVariantInput>& variants, const eval::DataSource* data,
                                   const ReportRunOptions& options) {
   if (variants.empty()) return invalid_argument("report: no models to measure");
-  COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Backend> backend, make_cli_backend(options.backend, "f32"));
+  for (const ReportVariantInput& v : variants) {
+    if (v.graph == nullptr) return invalid_argument("report: variant '{}' has no graph", v.name);
+  }
+  COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Backend> backend, runtime::make_backend(options.backend));
   eval::Report report;
   report.backend = options.backend;
   report.threads = num_threads();
@@ -33,10 +33,7 @@ Expected<eval::Report> run_report(const std::vector<ReportVariantInput>& variant
   report.load_average = eval::current_load_average();
   report.cores = static_cast<int>(std::thread::hardware_concurrency());
   COMPRESS_RETURN_IF_ERROR(eval::write_report(report, options.out_dir));
-  // The summary table only (per-layer tables are in the files).
-  std::cout << printable(eval::report_markdown(report, /*with_layers=*/false)) << "\n";
-  std::cout << fmt::format("report written to {}/report.md, report.json, report.html\n", printable(options.out_dir));
   return report;
 }
 
-}  // namespace compress::cli
+}  // namespace compress::pipeline

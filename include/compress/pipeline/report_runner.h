@@ -1,4 +1,4 @@
-// Measures model variants and writes the comparison report (shared by `ctk report` and `ctk run`).
+// Measures model variants side by side on one backend and writes the comparison report (ctk report, ctk run, C++ callers).
 #pragma once
 
 #include <string>
@@ -7,7 +7,7 @@
 #include "compress/eval/report.h"
 #include "compress/ir/graph.h"
 
-namespace compress::cli {
+namespace compress::pipeline {
 
 struct ReportVariantInput {
   std::string name;
@@ -21,10 +21,11 @@ struct ReportRunOptions {
   eval::ReportOptions measure;
 };
 
-// Measures every variant (the first is the baseline) on one backend instance,
-// writes report.md/.json/.html into out_dir and prints the Markdown summary
-// table to stdout. `data` may be null (no accuracy column).
+// Measures every variant (the first is the baseline) on one backend
+// instance, one after another with the same threads, and writes
+// report.md/.json/.html into out_dir. `data` may be null (no accuracy
+// column). Returns what was written; printing it is the caller's choice.
 Expected<eval::Report> run_report(const std::vector<ReportVariantInput>& variants, const eval::DataSource* data,
                                   const ReportRunOptions& options);
 
-}  // namespace compress::cli
+}  // namespace compress::pipeline
