@@ -165,9 +165,20 @@ TEST_CASE("mobilenet_v2 int8: residual adds as qadd fused into the convs - fewer
   CHECK(after.report.steps.size() < before.report.steps.size());
   CHECK(after.fallbacks.empty());
   // Bit for bit with the reference, and the same classes as the f32 model.
+  // Except with oneDNN's AMX int8 kernels (Sapphire Rapids and later), which
+  // do not follow the exact requantization contract (docs/onednn.md, "Exact
+  // int8 and AMX"): there the outputs stay within 1% of the largest logit.
   const Comparison c = compare(after.got[0], after.want[0], Bound{0, 0});
   INFO(c.to_string());
-  CHECK(c.worst == 0);
+  bool amx = false;
+  for (const auto& step : after.report.steps) amx = amx || step.implementation.find("amx") != std::string::npos;
+  if (amx) {
+    WARN("oneDNN chose AMX int8 kernels: checked within 1% instead of bit for bit (" << c.to_string() << ")");
+    CHECK(c.max_abs <= 0.01 * c.max_ref);
+    CHECK(c.nan_mismatches == 0);
+  } else {
+    CHECK(c.worst == 0);
+  }
   for (int64_t row = 0; row < m.torch_output.dim(0); ++row) {
     CHECK(argmax_row(after.got[0], row) == argmax_row(before.got[0], row));
   }
