@@ -60,13 +60,13 @@ run_suite sanitize "$ROOT/build-sanitize" -DCOMPRESS_SANITIZE=ON \
   -DCOMPRESS_BUILD_BENCH=OFF "-DCOMPRESS_TORCH_FIXTURE_DIR=$ROOT/build/tests/torch/fixtures"
 
 # Fuzzing: every reader of outside data (.cmf, .npy, IDX, recipes) under
-# libFuzzer + ASan + UBSan, COMPRESS_FUZZ_SECONDS (default 30) per target,
+# libFuzzer + ASan + UBSan, COMPRESS_FUZZ_SECONDS (default 20) per target,
 # JOBS targets at a time, starting
 # from the committed corpora and regressions (tests/fuzz/README.md). Its own
 # clang tree (build-fuzz/, ~0.3 GB) builds only the libraries the fuzzers
 # link: about 4 minutes of 2 cores from nothing, seconds with ccache. Any
 # crash, sanitizer report, leak or slow input fails the script.
-fuzz_seconds="${COMPRESS_FUZZ_SECONDS:-30}"
+fuzz_seconds="${COMPRESS_FUZZ_SECONDS:-20}"
 if command -v clang++ >/dev/null 2>&1; then
   echo "=== fuzz: build and run the fuzz targets, ${fuzz_seconds} s each (build-fuzz; $(free_disk "$ROOT") free)"
   if ! COMPRESS_JOBS="$JOBS" bash "$ROOT/tests/fuzz/run_all.sh" --seconds "$fuzz_seconds" --jobs "$JOBS" 2>&1 |

@@ -11,6 +11,7 @@
 #include <map>
 #include <vector>
 
+#include "compress/analysis/weighted_layers.h"
 #include "compress/eval/dataset.h"
 #include "compress/prune/importance.h"
 #include "compress/support/logging.h"
@@ -51,7 +52,12 @@ std::vector<LayerParams> scored_layers(const ir::Graph& graph,
                                        const ::torch::OrderedDict<std::string, at::Tensor>& params) {
   std::vector<LayerParams> out;
   for (const ir::Node* n : graph.nodes()) {
-    if ((n->op() != "conv2d" && n->op() != "linear") || n->num_inputs() < 2) continue;
+    // The layers structured pruning scores: conv2d/linear output channels.
+    analysis::WeightedLayerQuery query;
+    query.ops = {"conv2d", "linear"};
+    query.f32_weight = false;
+    query.constant_bias = false;
+    if (!analysis::as_weighted_layer(*n, query)) continue;
     LayerParams layer;
     layer.node = n->name();
     const std::string w = param_name(n->input(1), params);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "compress/analysis/weighted_layers.h"
 #include "compress/eval/metrics.h"
 #include "compress/io/atomic_file.h"
 #include "compress/support/check.h"
@@ -22,11 +23,6 @@ namespace compress::eval {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool is_weighted_op(const std::string& op) {
-  static const std::set<std::string> kOps = {"conv2d", "linear", "matmul", "qconv2d", "qlinear", "qmatmul"};
-  return kOps.count(op) != 0;
-}
 
 const VariantReport& baseline(const Report& report) { return report.variants.front(); }
 
@@ -153,7 +149,7 @@ Expected<VariantReport> measure_variant(const std::string& name, const std::stri
   v.layers = stats.layers;
   double bits = 0, elements = 0, zeros = 0;
   for (const analysis::LayerStats& layer : stats.layers) {
-    if (!is_weighted_op(layer.op) || layer.weight_name.empty()) continue;
+    if (!analysis::is_weighted_op(layer.op) || layer.weight_name.empty()) continue;
     const ir::Value* w = graph.find_value(layer.weight_name);
     if (w == nullptr || !w->is_constant()) continue;
     const double n = static_cast<double>(w->constant().numel());
@@ -232,7 +228,7 @@ std::string report_json(const Report& report) {
                           : nlohmann::json();
     nlohmann::json layers = nlohmann::json::array();
     for (const analysis::LayerStats& l : v.layers) {
-      if (!is_weighted_op(l.op)) continue;
+      if (!analysis::is_weighted_op(l.op)) continue;
       layers.push_back({{"name", l.name}, {"op", l.op}, {"sparsity", l.weight_sparsity}, {"bits", l.bits_per_weight},
                         {"layout", l.weight_layout}, {"params", l.params}, {"flops", l.flops}});
     }
@@ -282,7 +278,7 @@ std::string report_markdown(const Report& report, bool with_layers) {
                       "|---|---|---|---:|---:|---:|---:|\n",
                       v.name);
     for (const analysis::LayerStats& l : v.layers) {
-      if (!is_weighted_op(l.op)) continue;
+      if (!analysis::is_weighted_op(l.op)) continue;
       md += fmt::format("| {} | {} | {} | {:.1f}% | {:.2f} | {} | {:.2f} |\n", l.name, l.op,
                         l.weight_layout.empty() ? "dense" : l.weight_layout, 100.0 * l.weight_sparsity,
                         l.bits_per_weight, l.params, static_cast<double>(l.flops) / 1e6);
@@ -380,7 +376,7 @@ std::string report_html(const Report& report) {
     const VariantReport& v = report.variants[i];
     std::vector<const analysis::LayerStats*> layers;
     for (const analysis::LayerStats& l : v.layers) {
-      if (is_weighted_op(l.op)) layers.push_back(&l);
+      if (analysis::is_weighted_op(l.op)) layers.push_back(&l);
     }
     if (layers.empty()) continue;
     const double bw = std::max(6.0, std::min(40.0, 900.0 / static_cast<double>(layers.size())));

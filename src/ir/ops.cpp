@@ -678,13 +678,24 @@ std::vector<OpSchema> build_table() {
                                             {"ceil_mode", AttrKind::kInt, false, int64_t{0}}};
 
   std::vector<OpSchema> t;
-  t.push_back({"conv2d", 2, 3, conv_attrs, infer_conv2d, "2-D convolution, NCHW; weight [O, C/groups, kh, kw]"});
-  t.push_back({"linear", 2, 3, {}, infer_linear, "y = x W^T + b; weight [out, in]"});
-  t.push_back({"matmul", 2, 2, {}, infer_matmul, "torch.matmul with batch broadcasting"});
+  // Weighted layers: {weight input, bias input, weight rank, output-channel axis, quantized}.
+  const WeightedLayerSpec conv_layer{1, 2, 4, 0, false}, linear_layer{1, 2, 2, 0, false}, matmul_layer{1, -1, 2, 1, false};
+  auto quantized = [](WeightedLayerSpec spec) {
+    spec.quantized = true;
+    return spec;
+  };
+  t.push_back({"conv2d", 2, 3, conv_attrs, infer_conv2d, "2-D convolution, NCHW; weight [O, C/groups, kh, kw]",
+               conv_layer});
+  t.push_back({"linear", 2, 3, {}, infer_linear, "y = x W^T + b; weight [out, in]", linear_layer});
+  // A matmul is a weighted layer when its second operand is a constant.
+  t.push_back({"matmul", 2, 2, {}, infer_matmul, "torch.matmul with batch broadcasting", matmul_layer});
   t.push_back({"qconv2d", 2, 3, concat(conv_attrs, quant_out), infer_qconv2d,
-               "conv2d on quantized i8/u8 operands, exact int32 accumulation, requantized or f32 output"});
-  t.push_back({"qlinear", 2, 3, quant_out, infer_qlinear, "linear on quantized operands (int32 accumulation)"});
-  t.push_back({"qmatmul", 2, 2, quant_out, infer_qmatmul, "matmul on quantized operands (int32 accumulation)"});
+               "conv2d on quantized i8/u8 operands, exact int32 accumulation, requantized or f32 output",
+               quantized(conv_layer)});
+  t.push_back({"qlinear", 2, 3, quant_out, infer_qlinear, "linear on quantized operands (int32 accumulation)",
+               quantized(linear_layer)});
+  t.push_back({"qmatmul", 2, 2, quant_out, infer_qmatmul, "matmul on quantized operands (int32 accumulation)",
+               quantized(matmul_layer)});
   t.push_back({"qadd", 2, 2, quant_out, infer_qadd,
                "a + b on quantized operands: fma(sb, b - zb, sa * (a - za)), requantized or f32 output"});
   t.push_back({"batch_norm", 5, 5, {{"eps", AttrKind::kFloat, false, 1e-5}}, infer_batch_norm,

@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "compress/io/files.h"
+#include "compress/runtime/backend.h"
 #include "compress/support/check.h"
 #include "compress/support/limits.h"
 #include "compress/support/threads.h"
@@ -155,7 +156,7 @@ Expected<RecipeReport> parse_report(const YAML::Node& node, const std::string& f
   if (!o.has("out")) return invalid_argument("{}: report: missing key 'out' (the folder for report.md/.json/.html)", at(file, node));
   COMPRESS_ASSIGN_OR_RETURN(std::string out, o.string("out", ""));
   r.out_dir = resolve(file, out);
-  COMPRESS_ASSIGN_OR_RETURN(r.backend, o.string("backend", r.backend, {"onednn", "reference"}));
+  COMPRESS_ASSIGN_OR_RETURN(r.backend, o.string("backend", r.backend, runtime::available_backends()));
   if (o.has("batch_sizes")) {
     COMPRESS_ASSIGN_OR_RETURN(r.batch_sizes, o.integer_list("batch_sizes", 1, 65536));
   }

@@ -6,8 +6,7 @@
 #include <map>
 #include <memory>
 
-#include "compress/runtime/backend.h"
-#include "compress/support/progress.h"
+#include "compress/eval/activation_probe.h"
 
 namespace compress::prune {
 namespace {
@@ -98,25 +97,11 @@ Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& grap
                                                            const std::vector<PrunableLayer>& layers,
                                                            const eval::DataSource& data,
                                                            const ActivationStatsOptions& options) {
-  if (options.samples < 1 || options.batch < 1) {
-    return invalid_argument("activation statistics need samples >= 1 and batch >= 1 (got {} and {})", options.samples,
-                            options.batch);
-  }
-  if (graph.inputs().size() != 1) {
-    return unsupported("activation statistics feed one input; the graph has {}", graph.inputs().size());
-  }
-  const int64_t total = std::min(options.samples, data.size());
-  if (total < 1) return invalid_argument("calibration data {} is empty", data.describe());
-
   std::vector<LayerInputStats> stats(layers.size());
-  // Which probe output holds each layer's input (-1: the graph input itself).
-  // The probe outputs only those values, and everything after them is
-  // dropped: SparseGPT collects layer by layer, and an early layer should not
-  // pay for running the whole network.
-  ir::Graph probe = graph.clone();
-  probe.set_outputs({});
-  std::vector<int64_t> source(layers.size(), -1);
-  std::map<std::string, int64_t> output_of;
+  // Each layer's input, through the activation probe: only what those
+  // values need is computed (SparseGPT collects layer by layer, and an
+  // early layer should not pay for running the whole network).
+  std::vector<std::string> inputs;
   for (size_t i = 0; i < layers.size(); ++i) {
     const PrunableLayer& l = layers[i];
     LayerInputStats& s = stats[i];
@@ -129,52 +114,33 @@ Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& grap
       return unsupported("activation statistics: input '{}' of '{}' is {}, not f32", in->name(), l.name(),
                          ir::dtype_name(in->dtype()));
     }
-    if (in->is_input()) continue;
-    auto it = output_of.find(in->name());
-    if (it == output_of.end()) {
-      ir::Value* v = probe.find_value(in->name());
-      if (v == nullptr) return not_found("activation statistics: no value named '{}'", in->name());
-      probe.add_output(v);
-      it = output_of.emplace(in->name(), static_cast<int64_t>(probe.outputs().size()) - 1).first;
-    }
-    source[i] = it->second;
+    inputs.push_back(in->name());
   }
-
-  std::unique_ptr<runtime::ExecutionPlan> plan;
-  if (!probe.outputs().empty()) {
-    probe.remove_dead_nodes();
-    COMPRESS_ASSIGN_OR_RETURN(auto backend, runtime::make_backend(options.backend));
-    COMPRESS_ASSIGN_OR_RETURN(plan, backend->compile(probe));
-  }
-  ProgressReporter progress(options.label, total,
-                            options.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
-  for (int64_t start = 0; start < total; start += options.batch) {
-    const int64_t count = std::min(options.batch, total - start);
-    COMPRESS_ASSIGN_OR_RETURN(eval::Batch batch, data.batch(start, count));
-    std::vector<ir::Tensor> outputs;
-    if (plan != nullptr) {
-      COMPRESS_ASSIGN_OR_RETURN(outputs, plan->run({batch.inputs}));
-    }
+  eval::ProbeOptions probe;
+  probe.samples = options.samples;
+  probe.batch = options.batch;
+  probe.backend = options.backend;
+  probe.title = options.label;
+  probe.progress = options.progress;
+  COMPRESS_RETURN_IF_ERROR(eval::probe_values(graph, inputs, data, probe, [&](const eval::ProbeBatch& batch) -> Status {
     for (size_t i = 0; i < layers.size(); ++i) {
-      const ir::Tensor& x = source[i] < 0 ? batch.inputs : outputs.at(static_cast<size_t>(source[i]));
-      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, x.to_dense());
+      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, batch.values[i]->to_dense());
       if (layers[i].node->op() == "conv2d") {
         if (dense.rank() != 4 || dense.dim(1) != layers[i].groups * layers[i].weight->shape()[1]) {
-          return make_error(StatusCode::kInternal, "activation statistics: conv input of '{}' has shape {}", layers[i].name(),
-                                ir::shape_to_string(dense.shape()));
+          return make_error(StatusCode::kInternal, "activation statistics: conv input of '{}' has shape {}",
+                            layers[i].name(), ir::shape_to_string(dense.shape()));
         }
         accumulate_patches(dense, *layers[i].node, layers[i].weight->shape(), stats[i]);
       } else {
         if (dense.rank() < 1 || dense.dim(-1) != layers[i].cols) {
-          return make_error(StatusCode::kInternal, "activation statistics: input of '{}' has shape {}", layers[i].name(),
-                                ir::shape_to_string(dense.shape()));
+          return make_error(StatusCode::kInternal, "activation statistics: input of '{}' has shape {}",
+                            layers[i].name(), ir::shape_to_string(dense.shape()));
         }
         accumulate_rows(dense, stats[i]);
       }
     }
-    progress.advance(count);
-  }
-  progress.finish();
+    return Status::ok();
+  }));
   for (LayerInputStats& s : stats) symmetrize(s);
   return stats;
 }

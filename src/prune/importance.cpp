@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "compress/analysis/weighted_layers.h"
 #include "compress/support/check.h"
 
 namespace compress::prune {
@@ -33,13 +34,15 @@ Status accumulate(const analysis::ChannelMember& m, bool squares, std::vector<do
   return Status::ok();
 }
 
-// The conv2d/linear node whose weight (input 1) is `weight`.
+// The conv2d/linear node whose weight is `weight` (structured pruning
+// scores output channels of these two).
 const ir::Node* producer_of(const ir::Value* weight) {
-  for (const ir::Use& use : weight->uses()) {
-    const ir::Node* n = use.user;
-    if ((n->op() == "conv2d" || n->op() == "linear") && use.input_index == 1) return n;
-  }
-  return nullptr;
+  analysis::WeightedLayerQuery query;
+  query.ops = {"conv2d", "linear"};
+  query.f32_weight = false;  // the scores belong to the layer whatever its weight's storage
+  query.constant_bias = false;
+  const auto layer = analysis::layer_of_weight(*weight, query);
+  return layer ? layer->node : nullptr;
 }
 
 // Adds the stored scores of the producer owning `m` (Note [Stored importance]).

@@ -5,6 +5,7 @@
 
 #include "compress/prune/criteria.h"
 #include "compress/prune/prunable_layers.h"
+#include "compress/runtime/backend.h"
 #include "layer_pruning.h"
 
 namespace compress::prune {
@@ -27,7 +28,7 @@ Expected<CommonPruneOptions> parse_common_prune_options(const pass::PassOptions&
   COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, int64_t{1} << 24));
   COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
-                            options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
+                            options.string("calibration_backend", o.calibration_backend, runtime::available_backends()));
   COMPRESS_ASSIGN_OR_RETURN(o.damp, options.number("damp", o.damp, pass::Range{0.0, 1.0, true, false}));
   COMPRESS_ASSIGN_OR_RETURN(o.block_size, options.integer("block_size", o.block_size, 1, 1 << 16));
   return o;

@@ -5,15 +5,12 @@
 
 #include <algorithm>
 
+#include "compress/analysis/weighted_layers.h"
 #include "compress/ir/tensor.h"
 #include "compress/support/logging.h"
 
 namespace compress::prune {
 namespace {
-
-bool is_f32_constant_of_rank(const ir::Value* v, size_t rank) {
-  return v->is_constant() && v->dtype() == ir::DType::kF32 && v->shape().size() == rank;
-}
 
 std::string layer_list(const std::vector<PrunableLayer>& layers) {
   std::string out;
@@ -31,29 +28,29 @@ std::string layer_list(const std::vector<PrunableLayer>& layers) {
 
 std::vector<PrunableLayer> prunable_layers(const ir::Graph& graph) {
   std::vector<PrunableLayer> out;
-  for (ir::Node* node : graph.nodes()) {
-    if (node->num_inputs() < 2) continue;
-    ir::Value* w = node->input(1);
+  // Any f32 weighted layer of the op table; its bias does not matter here.
+  analysis::WeightedLayerQuery query;
+  query.constant_bias = false;
+  for (const analysis::WeightedLayer& layer : analysis::weighted_layers(graph, query)) {
     PrunableLayer l;
-    l.node = node;
-    l.weight = w;
-    if (node->op() == "conv2d" && is_f32_constant_of_rank(w, 4)) {
-      ir::matrix_dims(w->shape(), &l.rows, &l.cols);
-      l.groups = node->attr_int("groups");
-    } else if (node->op() == "linear" && is_f32_constant_of_rank(w, 2)) {
-      l.rows = w->shape()[0];
-      l.cols = w->shape()[1];
-    } else if (node->op() == "matmul" && is_f32_constant_of_rank(w, 2)) {
-      l.rows = w->shape()[1];
-      l.cols = w->shape()[0];
+    l.node = layer.node;
+    l.weight = layer.weight;
+    const ir::Shape& shape = layer.weight->shape();
+    if (shape.size() == 4) {  // conv: [O, C/groups, kh, kw] as [O, C/groups*kh*kw]
+      ir::matrix_dims(shape, &l.rows, &l.cols);
+      l.groups = layer.node->attr_int("groups");
+    } else if (layer.spec.weight_out_axis == 0) {
+      l.rows = shape[0];
+      l.cols = shape[1];
+    } else {  // matmul x @ W, W [in, out]: canonical is W^T
+      l.rows = shape[1];
+      l.cols = shape[0];
       l.transposed = true;
-    } else {
-      continue;
     }
     // A weight shared by two layers (tied embeddings) would be pruned by
     // whichever layer came last with the other's statistics: leave it.
-    if (w->uses().size() != 1) {
-      log_info("prune: '{}' shares its weight '{}' with another node; left dense", node->name(), w->name());
+    if (l.weight->uses().size() != 1) {
+      log_info("prune: '{}' shares its weight '{}' with another node; left dense", l.node->name(), l.weight->name());
       continue;
     }
     if (l.rows <= 0 || l.cols <= 0) continue;

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "compress/analysis/model_stats.h"
+#include "compress/analysis/weighted_layers.h"
 #include "compress/ir/dtype.h"
 #include "compress/ir/sparse_layout.h"
 #include "compress/ir/verifier.h"
@@ -19,6 +20,17 @@
 
 namespace compress::prune {
 namespace {
+
+// A conv2d/linear with a constant weight (any storage): the layers whose
+// output channels structured pruning removes and reports.
+bool is_channel_producer(const ir::Node& n) {
+  analysis::WeightedLayerQuery query;
+  query.ops = {"conv2d", "linear"};
+  query.f32_weight = false;
+  query.constant_bias = false;
+  return analysis::as_weighted_layer(n, query).has_value();
+}
+
 
 using analysis::ChannelGroup;
 using analysis::ChannelMember;
@@ -168,7 +180,10 @@ Status apply_structured_plan(ir::Graph& graph, const StructuredPlan& plan) {
     if (!v->is_constant()) continue;
     for (const ir::Use& use : v->uses()) {
       const ir::Node* n = use.user;
-      if (key.second != 0 || use.input_index != 1 || (n->op() != "conv2d" && n->op() != "linear")) continue;
+      if (key.second != 0 || !is_channel_producer(*n) ||
+          static_cast<int>(use.input_index) != ir::find_op(n->op())->weighted.weight_input) {
+        continue;
+      }
       COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor* stored, stored_channel_importance(graph, *n));
       if (stored == nullptr) continue;
       const std::vector<int64_t> keep = kept_indices(stored->shape()[0], &set);
@@ -353,9 +368,7 @@ Expected<pass::PassResult> StructuredPrunePass::run(ir::Graph& graph, pass::Pass
   // Channel counts per producer, before and after.
   std::map<std::string, int64_t> before_channels;
   for (const ir::Node* n : graph.nodes()) {
-    if ((n->op() == "conv2d" || n->op() == "linear") && n->input(1)->is_constant()) {
-      before_channels[n->name()] = n->input(1)->shape()[0];
-    }
+    if (is_channel_producer(*n)) before_channels[n->name()] = n->input(1)->shape()[0];
   }
   if (plan.removed_units() == 0) {
     log_warning("prune.structured: the options remove no channel (ratio too small for round_to/min_channels?)");

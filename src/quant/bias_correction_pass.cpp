@@ -173,7 +173,7 @@ Expected<BiasCorrectionPass::Options> BiasCorrectionPass::parse_options(const pa
   COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, 1 << 24));
   COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
-                            options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
+                            options.string("calibration_backend", o.calibration_backend, runtime::available_backends()));
   COMPRESS_ASSIGN_OR_RETURN(o.keep_f32, options.string_list("keep_f32"));
   COMPRESS_ASSIGN_OR_RETURN(std::string granularity,
                             options.string("weight_granularity", "per_channel", {"per_channel", "per_tensor"}));

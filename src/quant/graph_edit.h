@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/analysis/weighted_layers.h"
 #include "compress/ir/graph.h"
 #include "compress/ir/sparse_layout.h"
 #include "compress/support/logging.h"
@@ -16,11 +17,12 @@ inline bool is_f32_constant(const ir::Value* v) {
   return v->is_constant() && v->dtype() == ir::DType::kF32 && !v->constant().is_quantized();
 }
 
-// conv2d/linear with a constant f32 weight and (if present) bias.
+// conv2d/linear with a constant f32 weight and (if present) bias: the
+// layers the preparation passes rescale.
 inline bool is_weighted_layer(const ir::Node& n) {
-  if (n.op() != "conv2d" && n.op() != "linear") return false;
-  if (!is_f32_constant(n.input(1))) return false;
-  return n.num_inputs() < 3 || is_f32_constant(n.input(2));
+  analysis::WeightedLayerQuery query;
+  query.ops = {"conv2d", "linear"};
+  return analysis::as_weighted_layer(n, query).has_value();
 }
 
 // A copy of a constant's logical values in double (the passes compute in

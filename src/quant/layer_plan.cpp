@@ -7,21 +7,21 @@
 #include <set>
 #include <optional>
 
+#include "compress/analysis/weighted_layers.h"
 #include "compress/quant/scheme.h"
 #include "compress/runtime/quant_arith.h"
 
 namespace compress::quant {
 namespace {
 
+// conv2d/linear with an f32 input, an f32 constant weight and bias. A pruned
+// (sparse) weight is quantized from its dense values: int8 kernels take
+// dense weights, and int8 beats a sparse f32 layer in size and time.
 bool quantizable(const ir::Node& n) {
-  if (n.op() != "conv2d" && n.op() != "linear") return false;
-  if (n.input(0)->dtype() != ir::DType::kF32) return false;
-  const ir::Value* w = n.input(1);
-  // A pruned (sparse) weight is quantized from its dense values: int8 kernels
-  // take dense weights, and int8 beats a sparse f32 layer in size and time.
-  if (!w->is_constant() || w->dtype() != ir::DType::kF32 || w->constant().is_quantized()) return false;
-  if (n.num_inputs() > 2 && (!n.input(2)->is_constant() || n.input(2)->dtype() != ir::DType::kF32)) return false;
-  return true;
+  analysis::WeightedLayerQuery query;
+  query.ops = {"conv2d", "linear"};  // the layers the int8 backends run (qconv2d, qlinear)
+  query.f32_input = true;
+  return analysis::as_weighted_layer(n, query).has_value();
 }
 
 // Note [Fusing ReLU6 and clamp(0, M)]

@@ -14,6 +14,7 @@
 #include "compress/quant/observed_ranges.h"
 #include "compress/quant/sensitivity.h"
 #include "compress/quant/smoothquant_pass.h"
+#include "compress/runtime/backend.h"
 #include "compress/support/logging.h"
 #include "compress/transforms/fold_batch_norm.h"
 
@@ -143,7 +144,7 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
   COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, 1 << 24));
   COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
-                            options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
+                            options.string("calibration_backend", o.calibration_backend, runtime::available_backends()));
   COMPRESS_ASSIGN_OR_RETURN(o.fake_quant, options.boolean("fake_quant", o.fake_quant));
   COMPRESS_ASSIGN_OR_RETURN(o.keep_f32, options.string_list("keep_f32"));
   COMPRESS_ASSIGN_OR_RETURN(o.bias_correction, options.boolean("bias_correction", o.bias_correction));

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "compress/quant/layer_plan.h"
+#include "compress/runtime/backend.h"
 #include "compress/support/logging.h"
 
 namespace compress::quant {
@@ -110,7 +111,7 @@ Expected<SensitivityPass::Options> SensitivityPass::parse_options(const pass::Pa
   COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, 1 << 24));
   COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
-                            options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
+                            options.string("calibration_backend", o.calibration_backend, runtime::available_backends()));
   COMPRESS_ASSIGN_OR_RETURN(o.fake_quant, options.boolean("fake_quant", o.fake_quant));
   COMPRESS_ASSIGN_OR_RETURN(std::string granularity,
                             options.string("weight_granularity", "per_channel", {"per_channel", "per_tensor"}));

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "compress/quant/calibration.h"
+#include "compress/runtime/backend.h"
 #include "compress/support/logging.h"
 #include "graph_edit.h"
 
@@ -147,7 +148,7 @@ Expected<SmoothQuantPass::Options> SmoothQuantPass::parse_options(const pass::Pa
   COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, 1 << 24));
   COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
-                            options.string("calibration_backend", o.calibration_backend, {"reference", "onednn"}));
+                            options.string("calibration_backend", o.calibration_backend, runtime::available_backends()));
   return o;
 }
 

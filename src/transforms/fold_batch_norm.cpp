@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "compress/analysis/weighted_layers.h"
 #include "compress/ir/sparse_layout.h"
 #include "compress/support/logging.h"
 
@@ -17,13 +18,16 @@ bool is_f32_constant(const ir::Value* v) { return v->is_constant() && v->dtype()
 ir::Node* foldable_producer(const ir::Node& bn) {
   ir::Value* x = bn.input(0);
   ir::Node* p = x->producer();
-  if (p == nullptr || (p->op() != "conv2d" && p->op() != "linear")) return nullptr;
+  // conv2d/linear with f32 constant weight and bias: the layers whose
+  // weights a batch norm's scale folds into (matmul has no bias to take the
+  // shift).
+  analysis::WeightedLayerQuery layers;
+  layers.ops = {"conv2d", "linear"};
+  if (p == nullptr || !analysis::as_weighted_layer(*p, layers)) return nullptr;
   if (x->uses().size() != 1) return nullptr;
   for (const ir::Value* g : bn.owner()->outputs()) {
     if (g == x) return nullptr;
   }
-  if (!is_f32_constant(p->input(1))) return nullptr;
-  if (p->num_inputs() > 2 && !is_f32_constant(p->input(2))) return nullptr;
   for (size_t i = 1; i < 5; ++i) {
     if (!is_f32_constant(bn.input(i))) return nullptr;
   }

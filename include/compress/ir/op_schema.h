@@ -26,6 +26,19 @@ struct InferContext {
 
 using InferFn = Expected<std::vector<ValueType>> (*)(const InferContext&);
 
+// Where a layer with a weight keeps it: what pruning, quantization,
+// factorization and reports need to know about conv2d, linear, matmul and
+// their quantized forms, without naming them (analysis/weighted_layers.h
+// reads it). Ops that are not weighted layers have weight_input -1.
+struct WeightedLayerSpec {
+  int weight_input = -1;     // the weight's input index; -1: not a weighted layer
+  int bias_input = -1;       // the optional bias's input index; -1: the op has none
+  int weight_rank = 0;       // rank of the weight tensor
+  int weight_out_axis = 0;   // the weight axis of the output channels (matmul: 1, W is [in, out])
+  bool quantized = false;    // the weight is stored quantized (qconv2d, qlinear, qmatmul)
+  bool is_layer() const { return weight_input >= 0; }
+};
+
 struct OpSchema {
   std::string_view name;
   int min_inputs;
@@ -33,6 +46,7 @@ struct OpSchema {
   std::vector<AttrSpec> attrs;
   InferFn infer;
   std::string_view summary;
+  WeightedLayerSpec weighted = {};
 };
 
 // All ops of op set v1, in a fixed order.
