@@ -8,12 +8,9 @@
 #include "compress/io/cmf_format.h"
 #include "compress/ir/printer.h"
 #include "compress/ir/sparse_layout.h"
+#include "fuzz_common.h"
 
 using namespace compress;
-
-// Oversized allocations return null (and become Status errors, as they do
-// outside ASan) instead of aborting the fuzzer.
-extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 namespace {
 
@@ -42,15 +39,6 @@ void exercise(const ir::Graph& g) {
   }
 }
 
-// An internal error is an assertion of compress failing on user input: a bug
-// even though it came back as a Status.
-void check_not_internal(const Status& st) {
-  if (!st.is_ok() && st.code() == StatusCode::kInternal) {
-    std::fprintf(stderr, "internal error on fuzz input: %s\n", st.message().c_str());
-    __builtin_trap();
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -60,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   structural.verify_header_checksum = false;
   structural.verify_data_checksums = false;
   Expected<ir::Graph> graph = io::cmf::parse_image(data, size, "fuzz", structural);
-  if (!graph.has_value()) check_not_internal(graph.status());
+  if (!graph.has_value()) fuzz::check_not_internal(graph.status());
   if (graph.has_value()) {
     exercise(*graph);
     // Whatever the reader accepts, the writer must write and the reader must
@@ -74,6 +62,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // And the default, fully checked path.
   Expected<ir::Graph> checked = io::parse_cmf(data, size, "fuzz");
-  if (!checked) check_not_internal(checked.status());
+  if (!checked) fuzz::check_not_internal(checked.status());
   return 0;
 }

@@ -10,12 +10,9 @@
 #include <string>
 
 #include "compress/eval/dataset.h"
+#include "fuzz_common.h"
 
 using namespace compress;
-
-// Oversized allocations return null (and become Status errors, as they do
-// outside ASan) instead of aborting the fuzzer.
-extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 namespace {
 
@@ -55,13 +52,6 @@ struct MemFile {
     }
   }
 };
-
-void check_not_internal(const Status& st) {
-  if (!st.is_ok() && st.code() == StatusCode::kInternal) {
-    std::fprintf(stderr, "internal error on fuzz input: %s\n", st.message().c_str());
-    __builtin_trap();
-  }
-}
 
 // Reads what a calibration or evaluation loop would: the first and last
 // samples, with their labels, and one batch of several.
@@ -114,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Expected<std::unique_ptr<eval::DataSource>> source =
       eval::open_idx(images.path, with_labels ? labels.path : std::string(), options);
   if (!source) {
-    check_not_internal(source.status());
+    fuzz::check_not_internal(source.status());
     return 0;
   }
   if (*source == nullptr) __builtin_trap();

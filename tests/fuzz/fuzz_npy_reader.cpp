@@ -8,12 +8,9 @@
 #include <string>
 
 #include "compress/io/npy.h"
+#include "fuzz_common.h"
 
 using namespace compress;
-
-// Oversized allocations return null (and become Status errors, as they do
-// outside ASan) instead of aborting the fuzzer.
-extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 namespace {
 
@@ -43,22 +40,13 @@ std::string scratch_path() {
   return scratch_dir + "/a.npy";
 }
 
-// An internal error is an assertion of compress failing on user input: a bug
-// even though it came back as a Status.
-void check_not_internal(const Status& st) {
-  if (!st.is_ok() && st.code() == StatusCode::kInternal) {
-    std::fprintf(stderr, "internal error on fuzz input: %s\n", st.message().c_str());
-    __builtin_trap();
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   Expected<ir::Tensor> tensor = io::parse_npy(bytes, "fuzz.npy");
   if (!tensor) {
-    check_not_internal(tensor.status());
+    fuzz::check_not_internal(tensor.status());
     return 0;
   }
   // Touch what a caller would: the shape's element count against the

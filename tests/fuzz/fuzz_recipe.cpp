@@ -6,12 +6,9 @@
 
 #include "compress/pass/recipe.h"
 #include "compress/pipeline/registry.h"
+#include "fuzz_common.h"
 
 using namespace compress;
-
-// Oversized allocations return null (and become Status errors, as they do
-// outside ASan) instead of aborting the fuzzer.
-extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 namespace {
 
@@ -29,27 +26,18 @@ const pass::PassRegistry& registry() {
   return r;
 }
 
-// A bad recipe is the user's error: an internal error means an assertion
-// of compress fired on user input.
-void check_not_internal(const Status& st, const char* step) {
-  if (!st.is_ok() && st.code() == StatusCode::kInternal) {
-    std::fprintf(stderr, "%s: internal error on fuzz input: %s\n", step, st.message().c_str());
-    __builtin_trap();
-  }
-}
-
 void run(const std::string& text) {
   Expected<pass::Recipe> recipe = pass::parse_recipe(text, "fuzz.yaml");
-  if (!recipe) return check_not_internal(recipe.status(), "parse_recipe");
+  if (!recipe) return fuzz::check_not_internal(recipe.status(), "parse_recipe");
   if (recipe->stages.empty()) __builtin_trap();  // the parser promises at least one stage
   Expected<std::vector<std::unique_ptr<pass::Pass>>> passes = pass::create_passes(*recipe, registry());
-  if (!passes) return check_not_internal(passes.status(), "create_passes");
+  if (!passes) return fuzz::check_not_internal(passes.status(), "create_passes");
   if (passes->size() != recipe->stages.size()) __builtin_trap();
   for (const auto& p : *passes) {
     if (p == nullptr) __builtin_trap();
     (void)p->name();
   }
-  check_not_internal(pass::check_stage_needs(*recipe, *passes), "check_stage_needs");
+  fuzz::check_not_internal(pass::check_stage_needs(*recipe, *passes), "check_stage_needs");
 }
 
 }  // namespace
