@@ -13,9 +13,6 @@
 #include "compress/runtime/backend.h"
 #include "compress/support/threads.h"
 #include "compress/pipeline/model_loading.h"
-#ifdef COMPRESS_HAVE_ONEDNN
-#include "compress/runtime/onednn.h"
-#endif
 
 namespace compress::cli {
 
@@ -33,9 +30,10 @@ const CommandDoc kBenchDoc = {
     "integer input that feeds an embedding gets indices within its table.\n"
     "--batch replaces the first dimension of every input (default: the model's).\n"
     "--dtype bf16 runs convolutions, linear layers and matmuls in bf16 (onednn).\n"
-    "--explain prints the compiled plan: one line per step (primitive, oneDNN\n"
-    "implementation, fused nodes, layouts) and every node that falls back to the\n"
-    "reference backend with the reason. --profile (onednn) then times each step\n"
+    "--explain prints the compiled plan: one line per step (for onednn: primitive,\n"
+    "implementation, fused nodes, layouts; for reference: one step per node) and\n"
+    "every node that falls back to the reference backend with the reason.\n"
+    "--profile (any backend) then times each step\n"
     "of the plan over as many runs as were timed (10 to 100), waiting for every\n"
     "step, and prints the slowest steps and the time per step kind; the latency\n"
     "above is measured without those waits. Thread count: the global --threads.\n"
@@ -43,7 +41,7 @@ const CommandDoc kBenchDoc = {
     "peak_rss_mb, plus compile_ms, first_run_ms, runs, others_cpu_share (the share\n"
     "of the cores other processes used while timing), batch, threads, backend,\n"
     "dtype and fallbacks (each {node, op, reason}); with --profile also profile\n"
-    "{runs, ms_per_run, steps: [{index, kind, nodes, ms}]} (ms per run).",
+    "{runs, ms_per_run, steps: [{index, kind, nodes, implementation, ms}]} (ms per run).",
     "  ctk bench resnet18.cmf --backend onednn --threads 2 --batch 1\n"
     "  ctk bench resnet18.cmf --backend onednn --dtype bf16 --batch 32 --json\n"
     "  ctk bench encoder.cmf --backend onednn --explain\n"
@@ -63,7 +61,7 @@ int run_bench(const std::vector<std::string>& args) {
       ("warmup", po::value<int>()->default_value(3)->value_name("N"), "untimed runs after the first")
       ("json", po::bool_switch(), "print one JSON object on stdout")
       ("explain", po::bool_switch(), "print the compiled plan and the reference fallbacks with reasons")
-      ("profile", po::bool_switch(), "onednn: time every step of the plan and print the slowest");
+      ("profile", po::bool_switch(), "time every step of the plan and print the slowest");
   cl.add_positional("model");
   if (!cl.parse(args)) return kExitOk;
   const std::string path = cl.required_positional("model", "MODEL");
@@ -83,7 +81,6 @@ int run_bench(const std::vector<std::string>& args) {
   }
   if (dtype != "f32" && dtype != "bf16") cl.usage_error(fmt::format("bad --dtype '{}' (use f32 or bf16)", dtype));
   if (dtype == "bf16" && backend_name != "onednn") cl.usage_error("--dtype bf16 needs --backend onednn");
-  if (profile && backend_name != "onednn") cl.usage_error("--profile needs --backend onednn");
   if (batch < 0) cl.usage_error(fmt::format("bad --batch {} (use a size >= 1, or 0 for the model's)", batch));
   if (min_runs < 1 || max_runs < min_runs || warmup < 0 || min_time < 0) {
     cl.usage_error("need 1 <= --min-runs <= --max-runs, --warmup >= 0 and --min-time >= 0");
@@ -94,19 +91,11 @@ int run_bench(const std::vector<std::string>& args) {
   Expected<std::vector<ir::Tensor>> inputs = eval::random_inputs(*graph, batch);
   if (!inputs.has_value()) return report_failure(kBenchDoc, inputs.status());
 
-  std::unique_ptr<runtime::Backend> backend;
-#ifdef COMPRESS_HAVE_ONEDNN
-  if (backend_name == "onednn") {
-    runtime::OnednnOptions options;
-    options.compute = dtype == "bf16" ? runtime::OnednnCompute::kBF16 : runtime::OnednnCompute::kF32;
-    backend = runtime::make_onednn_backend(options);
-  }
-#endif
-  if (!backend) {
-    Expected<std::unique_ptr<runtime::Backend>> made = runtime::make_backend(backend_name);
-    if (!made.has_value()) return report_failure(kBenchDoc, made.status());
-    backend = std::move(*made);
-  }
+  runtime::BackendOptions backend_options;
+  backend_options.compute = dtype;
+  Expected<std::unique_ptr<runtime::Backend>> made = runtime::make_backend(backend_name, backend_options);
+  if (!made.has_value()) return report_failure(kBenchDoc, made.status());
+  std::unique_ptr<runtime::Backend> backend = std::move(*made);
 
   const auto t0 = std::chrono::steady_clock::now();
   Expected<std::unique_ptr<runtime::ExecutionPlan>> plan = backend->compile(*graph);
@@ -128,37 +117,34 @@ int run_bench(const std::vector<std::string>& args) {
 
   nlohmann::json fallbacks = nlohmann::json::array();
   nlohmann::json profile_json;
-  std::string plan_text, profile_text;
-#ifdef COMPRESS_HAVE_ONEDNN
-  if (auto* onednn = dynamic_cast<runtime::OnednnPlan*>(plan->get())) {
-    for (const runtime::OnednnFallback& f : onednn->fallbacks()) {
-      fallbacks.push_back({{"node", f.node}, {"op", f.op}, {"reason", f.reason}});
-    }
-    plan_text = onednn->report().to_string();
-    if (profile) {
-      // After the timed runs, so the per-step waits do not touch the latency figures.
-      onednn->set_profiling(true);
-      const int profile_runs = static_cast<int>(std::clamp<int64_t>(measured->runs, 10, 100));
-      for (int i = 0; i < profile_runs; ++i) {
-        Expected<std::vector<ir::Tensor>> out = (*plan)->run(*inputs);
-        if (!out.has_value()) return report_failure(kBenchDoc, out.status().with_context(path));
-      }
-      onednn->set_profiling(false);
-      const runtime::OnednnPlanReport& r = onednn->report();
-      profile_text = r.profile_to_string();
-      const double runs = static_cast<double>(std::max<int64_t>(1, r.profiled_runs));
-      nlohmann::json steps = nlohmann::json::array();
-      double total = 0;
-      for (size_t i = 0; i < r.steps.size(); ++i) {
-        total += r.steps[i].profiled_ms / runs;
-        steps.push_back({{"index", i}, {"kind", r.steps[i].kind}, {"nodes", r.steps[i].nodes},
-                         {"ms", r.steps[i].profiled_ms / runs}});
-      }
-      profile_json = {{"runs", r.profiled_runs}, {"ms_per_run", total}, {"steps", steps}};
-    }
+  std::string profile_text;
+  runtime::PlanReport described = (*plan)->describe();
+  for (const runtime::PlanFallback& f : described.fallbacks) {
+    fallbacks.push_back({{"node", f.node}, {"op", f.op}, {"reason", f.reason}});
   }
-#endif
-  if (plan_text.empty()) plan_text = fmt::format("{} backend: every node runs on its own kernels (no plan report)\n", backend_name);
+  const std::string plan_text = described.text;
+  if (profile) {
+    // After the timed runs, so the per-step waits do not touch the latency figures.
+    const Status on = (*plan)->set_profiling(true);
+    if (!on.is_ok()) return report_failure(kBenchDoc, on.with_context(path));
+    const int profile_runs = static_cast<int>(std::clamp<int64_t>(measured->runs, 10, 100));
+    for (int i = 0; i < profile_runs; ++i) {
+      Expected<std::vector<ir::Tensor>> out = (*plan)->run(*inputs);
+      if (!out.has_value()) return report_failure(kBenchDoc, out.status().with_context(path));
+    }
+    (void)(*plan)->set_profiling(false);
+    const runtime::PlanReport r = (*plan)->describe();
+    profile_text = r.profile_text;
+    const double runs = static_cast<double>(std::max<int64_t>(1, r.profiled_runs));
+    nlohmann::json steps = nlohmann::json::array();
+    double total = 0;
+    for (size_t i = 0; i < r.steps.size(); ++i) {
+      total += r.steps[i].profiled_ms / runs;
+      steps.push_back({{"index", i}, {"kind", r.steps[i].kind}, {"nodes", r.steps[i].nodes},
+                       {"implementation", r.steps[i].implementation}, {"ms", r.steps[i].profiled_ms / runs}});
+    }
+    profile_json = {{"runs", r.profiled_runs}, {"ms_per_run", total}, {"steps", steps}};
+  }
 
   if (want_json) {
     nlohmann::json out;

@@ -139,9 +139,16 @@ TEST_CASE("ctk bench --profile times every step of the plan, and other backends 
   REQUIRE(text.exit_code == 0);
   CHECK_THAT(text.out, Catch::Contains("profile over 10 runs") && Catch::Contains("by kind:"));
 
-  const Run refused = ctk(fmt::format("bench {} --backend reference --profile", model));
-  CHECK(refused.exit_code == 2);
-  CHECK_THAT(refused.out, Catch::Contains("--profile needs --backend onednn"));
+  // Every backend describes and profiles its plan the same way: the
+  // reference backend as one step per node.
+  const Run reference = ctk(fmt::format("bench {} --backend reference --min-runs 1 --min-time 0 --profile --explain --json", model));
+  INFO(reference.out);
+  REQUIRE(reference.exit_code == 0);
+  const auto ref_json = nlohmann::json::parse(reference.out);
+  CHECK_THAT(ref_json["plan"].get<std::string>(), Catch::Contains("reference plan:") && Catch::Contains("fallbacks: none"));
+  CHECK(ref_json["profile"]["runs"].get<int64_t>() >= 10);
+  REQUIRE_FALSE(ref_json["profile"]["steps"].empty());
+  CHECK(ref_json["profile"]["steps"][0]["implementation"] == "reference");
   fs::remove(model);
 }
 

@@ -11,6 +11,41 @@
 
 namespace compress::runtime {
 
+// One executed step of a compiled plan, for any backend.
+struct PlanStep {
+  std::string kind;                // "convolution", "reorder", "reference", "native", "node", ...
+  std::vector<std::string> nodes;  // IR nodes it computes (several when fused); empty for inserted steps
+  std::string implementation;      // the kernel chosen ("brg:avx512_core", "reference", ...), or ""
+  std::string detail;              // fusions, layouts, data types
+  double profiled_ms = 0;          // time spent in this step over the profiled runs (set_profiling)
+};
+
+// A node a backend hands to another (the reference kernels), and why.
+struct PlanFallback {
+  std::string node;
+  std::string op;
+  std::string reason;
+};
+
+// What a compiled plan does, in one form for every backend (ctk bench
+// --explain and --profile print it).
+struct PlanReport {
+  std::string backend;
+  std::vector<PlanStep> steps;         // the most recently compiled or run input shape
+  std::vector<PlanFallback> fallbacks;  // every input shape so far, one entry per node
+  int64_t profiled_runs = 0;
+  std::string text;                     // the backend's listing: one line per step, then the fallbacks
+  std::string profile_text;             // the profiled time per step and kind; empty without profiling
+};
+
+// The listing lines every backend's report shares: one per step, then the
+// fallbacks with their reasons.
+std::string plan_steps_text(const std::vector<PlanStep>& steps);
+std::string plan_fallbacks_text(const std::vector<PlanFallback>& fallbacks);
+// The profiled time per run: the `top` slowest steps, then totals per step
+// kind and overall. Empty when no run was profiled.
+std::string plan_profile_text(const std::vector<PlanStep>& steps, int64_t profiled_runs, size_t top = 15);
+
 // A compiled graph. Plans are not thread-safe; compile one per thread.
 class ExecutionPlan {
  public:
@@ -18,6 +53,12 @@ class ExecutionPlan {
   // Inputs in graph-input order; the batch (dim 0) may differ from the
   // graph's declared input shapes, other dims must match.
   virtual Expected<std::vector<ir::Tensor>> run(const std::vector<ir::Tensor>& inputs) = 0;
+  // The plan as it stands (after the last compile or run).
+  virtual PlanReport describe() const = 0;
+  // While on, runs time each step into describe()'s profiled_ms. The waits
+  // this needs add to each run: time latency with profiling off. An error
+  // for a backend that cannot profile.
+  virtual Status set_profiling(bool on) = 0;
 };
 
 // Why a backend will not run a node itself (empty when it will).

@@ -32,21 +32,9 @@ struct OnednnOptions {
   int max_cached_shapes = 8;
 };
 
-// A node the backend hands to the reference kernels, and why.
-struct OnednnFallback {
-  std::string node;
-  std::string op;
-  std::string reason;
-};
-
-// One executed step of a compiled plan.
-struct OnednnStep {
-  std::string kind;                // "convolution", "reorder", "reference", "native", ...
-  std::vector<std::string> nodes;  // IR nodes it computes (several when fused); empty for inserted reorders
-  std::string implementation;      // oneDNN's impl_info_str ("brg:avx512_core", "jit:uni", ...), or ""
-  std::string detail;              // fusions, layouts, data types
-  double profiled_ms = 0;          // time spent in this step over the profiled runs (set_profiling)
-};
+// The onednn backend's steps and fallbacks are the runtime's (backend.h).
+using OnednnFallback = PlanFallback;
+using OnednnStep = PlanStep;
 
 // What a compiled plan does for one input shape (ctk bench --explain).
 struct OnednnPlanReport {
@@ -81,10 +69,6 @@ class OnednnPlan : public ExecutionPlan {
   // Compiles (or finds) the plan for these input shapes without running it.
   virtual Status prepare(const std::vector<std::vector<int64_t>>& input_shapes) = 0;
   virtual const OnednnOptions& options() const = 0;
-  // While on, each run waits for every step to finish and adds its time to
-  // the step's profiled_ms in report(); the waits add a little to each run,
-  // so time latency with profiling off (ctk bench --profile does both).
-  virtual void set_profiling(bool on) = 0;
 };
 
 // The plan behind an ExecutionPlan from the onednn backend; null for other backends.

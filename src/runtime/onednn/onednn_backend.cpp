@@ -115,7 +115,22 @@ class OnednnPlanImpl final : public OnednnPlan {
     return plan->run(dense, stream_, threads_, profiling_);
   }
 
-  void set_profiling(bool on) override { profiling_ = on; }
+  Status set_profiling(bool on) override {
+    profiling_ = on;
+    return Status::ok();
+  }
+
+  PlanReport describe() const override {
+    const OnednnPlanReport& r = report();
+    PlanReport out;
+    out.backend = "onednn";
+    out.steps = r.steps;
+    out.fallbacks = all_fallbacks_;
+    out.profiled_runs = r.profiled_runs;
+    out.text = r.to_string();
+    out.profile_text = r.profile_to_string();
+    return out;
+  }
 
   const OnednnPlanReport& report() const override { return last_ ? last_->report : empty_report_; }
 
@@ -274,54 +289,10 @@ std::string OnednnPlanReport::to_string() const {
   s += fmt::format(
       "  activations {:.2f} MiB in one arena ({:.2f} MiB without reuse), weights {:.2f} MiB, compile {:.1f} ms\n",
       arena_bytes / 1048576.0, unshared_bytes / 1048576.0, weight_bytes / 1048576.0, compile_ms);
-  for (size_t i = 0; i < steps.size(); ++i) {
-    const OnednnStep& st = steps[i];
-    const std::string nodes = fmt::format("{}", fmt::join(st.nodes, "+"));
-    s += fmt::format("  {:>3} {:<20} {:<28} {}{}\n", i, st.kind, st.implementation.empty() ? "-" : st.implementation,
-                     nodes.empty() ? "" : nodes + ": ", st.detail);
-  }
-  if (fallbacks.empty()) {
-    s += "fallbacks: none\n";
-  } else {
-    s += fmt::format("fallbacks to the reference backend: {}\n", fallbacks.size());
-    for (const OnednnFallback& f : fallbacks) s += fmt::format("  {} ({}): {}\n", f.node, f.op, f.reason);
-  }
-  return s;
+  return s + plan_steps_text(steps) + plan_fallbacks_text(fallbacks);
 }
 
-std::string OnednnPlanReport::profile_to_string(size_t top) const {
-  if (profiled_runs == 0) return "";
-  const double runs = static_cast<double>(profiled_runs);
-  double total = 0;
-  std::map<std::string, std::pair<double, int>> by_kind;  // ms per run, steps
-  for (const OnednnStep& st : steps) {
-    total += st.profiled_ms / runs;
-    auto& k = by_kind[st.kind];
-    k.first += st.profiled_ms / runs;
-    ++k.second;
-  }
-  std::vector<size_t> order(steps.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return steps[a].profiled_ms > steps[b].profiled_ms; });
-  auto share = [total](double ms) { return total > 0 ? 100.0 * ms / total : 0.0; };
-  std::string s = fmt::format("profile over {} runs (each step waited for): {:.3f} ms per run in {} steps\n",
-                              profiled_runs, total, steps.size());
-  s += fmt::format("  slowest {} steps:\n", std::min(top, steps.size()));
-  for (size_t r = 0; r < std::min(top, order.size()); ++r) {
-    const OnednnStep& st = steps[order[r]];
-    const std::string nodes = fmt::format("{}", fmt::join(st.nodes, "+"));
-    s += fmt::format("  {:>3} {:>9.4f} ms {:>5.1f}%  {:<20} {}\n", order[r], st.profiled_ms / runs,
-                     share(st.profiled_ms / runs), st.kind, nodes.empty() ? st.detail.substr(0, 60) : nodes);
-  }
-  s += "  by kind:\n";
-  std::vector<std::pair<std::string, std::pair<double, int>>> kinds(by_kind.begin(), by_kind.end());
-  std::stable_sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  for (const auto& [kind, v] : kinds) {
-    s += fmt::format("      {:>9.4f} ms {:>5.1f}%  {:<20} ({} steps)\n", v.first, share(v.first), kind, v.second);
-  }
-  return s;
-}
+std::string OnednnPlanReport::profile_to_string(size_t top) const { return plan_profile_text(steps, profiled_runs, top); }
 
 const OnednnPlan* as_onednn_plan(const ExecutionPlan& plan) { return dynamic_cast<const OnednnPlan*>(&plan); }
 

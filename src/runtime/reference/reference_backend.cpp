@@ -1,4 +1,5 @@
 // The reference backend: kernel dispatch per node, and a plan that walks the graph in order.
+#include <chrono>
 #include <unordered_map>
 
 #include "compress/ir/op_schema.h"
@@ -219,17 +220,54 @@ class ReferencePlan final : public ExecutionPlan {
       slots[input_slots_[i]] = inputs[i];
     }
     std::vector<Tensor> args;
-    for (const Step& step : steps_) {
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      const Step& step = steps_[i];
       args.clear();
       for (int s : step.inputs) args.push_back(slots[s]);
+      const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       auto outputs = run_reference_node(*step.node, args);
       if (!outputs) return outputs.status();
+      if (profiling_) {
+        profiled_ms_[i] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      }
       for (size_t o = 0; o < step.outputs.size(); ++o) slots[step.outputs[o]] = std::move((*outputs)[o]);
       for (int s : step.release) slots[s] = Tensor();
     }
     std::vector<Tensor> results;
     for (int s : output_slots_) results.push_back(slots[s]);
+    if (profiling_) ++profiled_runs_;
     return results;
+  }
+
+  // One step per node, each on its own reference kernel; no fallbacks.
+  PlanReport describe() const override {
+    PlanReport r;
+    r.backend = "reference";
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      const ir::Node& n = *steps_[i].node;
+      PlanStep step;
+      step.kind = n.op();
+      step.nodes = {n.name()};
+      step.implementation = "reference";
+      for (const ir::Value* v : n.outputs()) {
+        step.detail += fmt::format("{}{}{}", step.detail.empty() ? "-> " : ", ", ir::dtype_name(v->dtype()),
+                                   ir::shape_to_string(v->shape()));
+      }
+      step.profiled_ms = profiled_ms_.empty() ? 0.0 : profiled_ms_[i];
+      r.steps.push_back(std::move(step));
+    }
+    r.profiled_runs = profiled_runs_;
+    r.text = fmt::format("reference plan: {} steps, one per node (shapes as declared; the batch may differ)\n",
+                         r.steps.size()) +
+             plan_steps_text(r.steps) + plan_fallbacks_text(r.fallbacks);
+    r.profile_text = plan_profile_text(r.steps, profiled_runs_);
+    return r;
+  }
+
+  Status set_profiling(bool on) override {
+    if (on && profiled_ms_.empty()) profiled_ms_.assign(steps_.size(), 0.0);
+    profiling_ = on;
+    return Status::ok();
   }
 
  private:
@@ -257,6 +295,9 @@ class ReferencePlan final : public ExecutionPlan {
   std::vector<std::pair<int, Tensor>> constants_;
   std::vector<int> input_slots_, output_slots_;
   int num_slots_ = 0;
+  bool profiling_ = false;
+  std::vector<double> profiled_ms_;  // per step, over the profiled runs
+  int64_t profiled_runs_ = 0;
 };
 
 class ReferenceBackend final : public Backend {
