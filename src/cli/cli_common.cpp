@@ -172,13 +172,8 @@ Status check_destination(const CommandLine& cl, const std::string& path, const s
 }
 
 void require_cmf_destination(const CommandLine& cl, const std::string& path, const std::string& what) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (pipeline::is_torchscript_path(path) || ext == ".onnx") {
-    cl.usage_error(fmt::format("{} '{}' has a {} extension, but this command writes .cmf; write a .cmf and export "
-                               "it with 'ctk convert OUT.cmf {}'",
-                               what, path, ext, path));
-  }
+  const Status ok = pipeline::check_cmf_destination(path, what);
+  if (!ok.is_ok()) cl.usage_error(ok.message());
 }
 
 std::string json_text(const nlohmann::json& j, int indent) {

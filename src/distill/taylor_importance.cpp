@@ -52,12 +52,7 @@ std::vector<LayerParams> scored_layers(const ir::Graph& graph,
                                        const ::torch::OrderedDict<std::string, at::Tensor>& params) {
   std::vector<LayerParams> out;
   for (const ir::Node* n : graph.nodes()) {
-    // The layers structured pruning scores: conv2d/linear output channels.
-    analysis::WeightedLayerQuery query;
-    query.ops = {"conv2d", "linear"};
-    query.f32_weight = false;
-    query.constant_bias = false;
-    if (!analysis::as_weighted_layer(*n, query)) continue;
+    if (!analysis::as_weighted_layer(*n, prune::channel_layer_query())) continue;
     LayerParams layer;
     layer.node = n->name();
     const std::string w = param_name(n->input(1), params);

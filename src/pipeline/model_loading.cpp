@@ -52,6 +52,16 @@ bool is_torchscript_path(const std::string& path) {
   return ext == ".pt" || ext == ".pth" || ext == ".ts" || ext == ".torchscript";
 }
 
+Status check_cmf_destination(const std::string& path, const std::string& what) {
+  const std::string ext = lowercase_extension(path);
+  if (is_torchscript_path(path) || ext == ".onnx") {
+    return invalid_argument("{} '{}' has a {} extension, but this writes .cmf; write a .cmf and export it with "
+                            "'ctk convert OUT.cmf {}'",
+                            what, path, ext, path);
+  }
+  return Status::ok();
+}
+
 Status check_input_shapes(const std::vector<std::string>& shapes) {
 #ifdef COMPRESS_HAVE_TORCH
   for (const std::string& text : shapes) COMPRESS_RETURN_IF_ERROR(torch::parse_input_spec(text).status());

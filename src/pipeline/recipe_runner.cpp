@@ -70,11 +70,7 @@ Expected<RecipeRun> RecipeRun::prepare(pass::Recipe recipe, const RecipeRunOptio
   }
   // Destinations before any work (Note [Inputs and destinations]): a run
   // must not fail after its stages, nor replace its own model.
-  if (is_torchscript_path(recipe.output)) {
-    return invalid_argument("{}: output: '{}' is a TorchScript name, but a recipe writes .cmf; write a .cmf and "
-                            "export it with 'ctk convert'",
-                            file, recipe.output);
-  }
+  COMPRESS_RETURN_IF_ERROR(check_cmf_destination(recipe.output, file + ": output:"));
   COMPRESS_RETURN_IF_ERROR(io::check_output_file(recipe.output, {recipe.model}, file + ": output:"));
   if (recipe.report) COMPRESS_RETURN_IF_ERROR(io::check_output_folder(recipe.report->out_dir, file + ": report.out"));
 

@@ -3,7 +3,6 @@
 
 #include <cmath>
 
-#include "compress/analysis/weighted_layers.h"
 #include "compress/support/check.h"
 
 namespace compress::prune {
@@ -34,14 +33,9 @@ Status accumulate(const analysis::ChannelMember& m, bool squares, std::vector<do
   return Status::ok();
 }
 
-// The conv2d/linear node whose weight is `weight` (structured pruning
-// scores output channels of these two).
+// The conv2d/linear node whose weight is `weight`.
 const ir::Node* producer_of(const ir::Value* weight) {
-  analysis::WeightedLayerQuery query;
-  query.ops = {"conv2d", "linear"};
-  query.f32_weight = false;  // the scores belong to the layer whatever its weight's storage
-  query.constant_bias = false;
-  const auto layer = analysis::layer_of_weight(*weight, query);
+  const auto layer = analysis::layer_of_weight(*weight, channel_layer_query());
   return layer ? layer->node : nullptr;
 }
 
@@ -136,6 +130,14 @@ Expected<std::vector<double>> unit_importance(const analysis::ChannelGroup& grou
     for (double& s : scores) s = std::sqrt(s);
   }
   return scores;
+}
+
+analysis::WeightedLayerQuery channel_layer_query() {
+  analysis::WeightedLayerQuery query;
+  query.ops = {"conv2d", "linear"};
+  query.f32_weight = false;  // the scores belong to the layer whatever its weight's storage
+  query.constant_bias = false;
+  return query;
 }
 
 }  // namespace compress::prune

@@ -21,14 +21,8 @@
 namespace compress::prune {
 namespace {
 
-// A conv2d/linear with a constant weight (any storage): the layers whose
-// output channels structured pruning removes and reports.
 bool is_channel_producer(const ir::Node& n) {
-  analysis::WeightedLayerQuery query;
-  query.ops = {"conv2d", "linear"};
-  query.f32_weight = false;
-  query.constant_bias = false;
-  return analysis::as_weighted_layer(n, query).has_value();
+  return analysis::as_weighted_layer(n, channel_layer_query()).has_value();
 }
 
 

@@ -18,7 +18,8 @@ inline bool is_f32_constant(const ir::Value* v) {
 }
 
 // conv2d/linear with a constant f32 weight and (if present) bias: the
-// layers the preparation passes rescale.
+// layers the int8 backends run (qconv2d, qlinear), which PTQ quantizes and
+// the preparation passes rescale.
 inline bool is_weighted_layer(const ir::Node& n) {
   analysis::WeightedLayerQuery query;
   query.ops = {"conv2d", "linear"};

@@ -7,9 +7,9 @@
 #include <set>
 #include <optional>
 
-#include "compress/analysis/weighted_layers.h"
 #include "compress/quant/scheme.h"
 #include "compress/runtime/quant_arith.h"
+#include "graph_edit.h"
 
 namespace compress::quant {
 namespace {
@@ -18,10 +18,7 @@ namespace {
 // (sparse) weight is quantized from its dense values: int8 kernels take
 // dense weights, and int8 beats a sparse f32 layer in size and time.
 bool quantizable(const ir::Node& n) {
-  analysis::WeightedLayerQuery query;
-  query.ops = {"conv2d", "linear"};  // the layers the int8 backends run (qconv2d, qlinear)
-  query.f32_input = true;
-  return analysis::as_weighted_layer(n, query).has_value();
+  return is_weighted_layer(n) && n.input(0)->dtype() == ir::DType::kF32;
 }
 
 // Note [Fusing ReLU6 and clamp(0, M)]

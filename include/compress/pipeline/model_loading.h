@@ -22,6 +22,10 @@ struct ModelLoadOptions {
 // .ts, .torchscript), in any letter case.
 bool is_torchscript_path(const std::string& path);
 
+// A `.cmf` destination: a TorchScript or ONNX name (`q.pt`) for a file that
+// will hold .cmf bytes is an error naming `what` and pointing at ctk convert.
+Status check_cmf_destination(const std::string& path, const std::string& what);
+
 // Checks each input shape's syntax; the error names the bad one. Without
 // LibTorch every shape is accepted here (no TorchScript file can be loaded).
 Status check_input_shapes(const std::vector<std::string>& shapes);

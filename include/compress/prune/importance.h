@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "compress/analysis/channel_groups.h"
+#include "compress/analysis/weighted_layers.h"
 #include "compress/support/status.h"
 
 namespace compress::prune {
@@ -35,6 +36,11 @@ enum class ImportanceCriterion { kL1, kL2, kBnGamma, kTaylor };
 // length always matches the node's weight (the kept channels keep the scores
 // measured before pruning: re-run the scoring pass for fresh ones).
 inline constexpr const char* kStoredImportancePrefix = "importance/";
+
+// The layers whose output channels structured pruning scores, slices and
+// reports: conv2d and linear with a constant weight of any storage, bias or
+// not. Importance, structured pruning and Taylor scores all ask this.
+analysis::WeightedLayerQuery channel_layer_query();
 
 // Stores (or replaces) node's scores; every score must be finite and >= 0.
 Status store_channel_importance(ir::Graph& graph, const std::string& node, const std::vector<float>& scores);
