@@ -7,6 +7,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "compress/ir/op_schema.h"
 #include "compress/ir/sparse_layout.h"
 
 namespace compress::analysis {
@@ -34,67 +35,6 @@ int64_t out_elements(const ir::Node& node) {
 }
 
 bool has_input(const ir::Node& node, size_t i) { return node.num_inputs() > i; }
-
-enum class Rule {
-  kConv,         // MACs per output element = weight elements / Cout
-  kLinear,       // MACs per output element = in_features (last dim of x)
-  kMatmul,       // MACs per output element = K
-  kAttention,
-  kPerElement1,
-  kPerElement2,
-  kPerElement3,
-  kPerElement5,
-  kPoolWindow,   // per output element: kh*kw taps
-  kPerInputElement,
-  kFree,
-};
-
-// Op names of op set v1 (src/ir/ops.cpp) mapped to their cost rule.
-const std::unordered_map<std::string_view, Rule>& rules() {
-  static const auto* table = new std::unordered_map<std::string_view, Rule>{
-      {"conv2d", Rule::kConv},
-      {"qconv2d", Rule::kConv},
-      {"linear", Rule::kLinear},
-      {"qlinear", Rule::kLinear},
-      {"matmul", Rule::kMatmul},
-      {"qmatmul", Rule::kMatmul},
-      {"scaled_dot_product_attention", Rule::kAttention},
-      {"relu", Rule::kPerElement1},
-      {"relu6", Rule::kPerElement1},
-      {"gelu", Rule::kPerElement1},
-      {"silu", Rule::kPerElement1},
-      {"sigmoid", Rule::kPerElement1},
-      {"tanh", Rule::kPerElement1},
-      {"hardswish", Rule::kPerElement1},
-      {"hardsigmoid", Rule::kPerElement1},
-      {"clamp", Rule::kPerElement1},
-      {"add", Rule::kPerElement1},
-      {"qadd", Rule::kPerElement1},  // counted like add (one op per output element)
-      {"sub", Rule::kPerElement1},
-      {"mul", Rule::kPerElement1},
-      {"div", Rule::kPerElement1},
-      {"quantize", Rule::kPerElement1},
-      {"dequantize", Rule::kPerElement1},
-      {"fake_quant", Rule::kPerElement2},
-      {"batch_norm", Rule::kPerElement2},
-      {"softmax", Rule::kPerElement3},
-      {"layer_norm", Rule::kPerElement5},
-      {"max_pool2d", Rule::kPoolWindow},
-      {"avg_pool2d", Rule::kPoolWindow},
-      {"adaptive_avg_pool2d", Rule::kPerInputElement},
-      {"adaptive_max_pool2d", Rule::kPerInputElement},
-      {"reduce_mean", Rule::kPerInputElement},
-      {"reshape", Rule::kFree},
-      {"flatten", Rule::kFree},
-      {"transpose", Rule::kFree},
-      {"permute", Rule::kFree},
-      {"concat", Rule::kFree},
-      {"split", Rule::kFree},
-      {"slice", Rule::kFree},
-      {"embedding", Rule::kFree},
-  };
-  return *table;
-}
 
 NodeCost macs_cost(int64_t macs, int64_t bias_flops) {
   NodeCost c;
@@ -158,25 +98,23 @@ NodeCost per_element(int64_t n, int64_t per) {
 }  // namespace
 
 NodeCost node_cost(const ir::Node& node) {
-  auto it = rules().find(node.op());
-  if (it == rules().end()) {
-    NodeCost c;
-    c.counted = false;
-    return c;
-  }
-  switch (it->second) {
-    case Rule::kConv: return conv_cost(node);
-    case Rule::kLinear: return linear_cost(node);
-    case Rule::kMatmul: return matmul_cost(node);
-    case Rule::kAttention: return attention_cost(node);
-    case Rule::kPerElement1: return per_element(out_elements(node), 1);
-    case Rule::kPerElement2: return per_element(out_elements(node), 2);
-    case Rule::kPerElement3: return per_element(out_elements(node), 3);
-    case Rule::kPerElement5: return per_element(out_elements(node), 5);
-    case Rule::kPoolWindow: return pool_window_cost(node);
-    case Rule::kPerInputElement:
-      return per_element(has_input(node, 0) ? elements(node.input(0)->shape()) : 0, 1);
-    case Rule::kFree: return {};
+  // The rule is the op table's (ir::OpSchema::cost); unknown ops are uncounted.
+  const ir::CostSpec rule = node.schema() != nullptr ? node.schema()->cost : ir::CostSpec{};
+  switch (rule.rule) {
+    case ir::CostRule::kUncounted: {
+      NodeCost c;
+      c.counted = false;
+      return c;
+    }
+    case ir::CostRule::kConv: return conv_cost(node);
+    case ir::CostRule::kLinear: return linear_cost(node);
+    case ir::CostRule::kMatmul: return matmul_cost(node);
+    case ir::CostRule::kAttention: return attention_cost(node);
+    case ir::CostRule::kPerOutputElement: return per_element(out_elements(node), rule.flops_per_element);
+    case ir::CostRule::kPoolWindow: return pool_window_cost(node);
+    case ir::CostRule::kPerInputElement:
+      return per_element(has_input(node, 0) ? elements(node.input(0)->shape()) : 0, rule.flops_per_element);
+    case ir::CostRule::kFree: return {};
   }
   return {};
 }

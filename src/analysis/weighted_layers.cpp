@@ -13,9 +13,9 @@ bool is_f32_constant(const ir::Value* v) {
 }  // namespace
 
 std::optional<WeightedLayer> as_weighted_layer(const ir::Node& node, const WeightedLayerQuery& query) {
-  const ir::OpSchema* schema = ir::find_op(node.op());
+  const ir::OpSchema* schema = node.schema();
   if (schema == nullptr || !schema->weighted.is_layer()) return std::nullopt;
-  if (!query.ops.empty() && std::find(query.ops.begin(), query.ops.end(), node.op()) == query.ops.end()) {
+  if (!query.ops.empty() && std::find(query.ops.begin(), query.ops.end(), node.kind()) == query.ops.end()) {
     return std::nullopt;
   }
   const ir::WeightedLayerSpec& spec = schema->weighted;

@@ -25,7 +25,7 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 int64_t index_range(const ir::Value& input) {
   int64_t rows = 0;
   for (const ir::Use& use : input.uses()) {
-    if (use.user->op() == "embedding" && use.input_index == 0 && use.user->num_inputs() > 1) {
+    if (use.user->is(ir::OpKind::embedding) && use.input_index == 0 && use.user->num_inputs() > 1) {
       const ir::Shape& table = use.user->input(1)->shape();
       if (!table.empty()) rows = rows == 0 ? table[0] : std::min(rows, table[0]);
     }

@@ -185,6 +185,7 @@ Node* Graph::add_node_unchecked(const std::string& op, const std::vector<Value*>
   raw->owner_ = this;
   raw->op_ = op;
   raw->schema_ = find_op(op);
+  if (raw->schema_ != nullptr) raw->kind_ = raw->schema_->kind;
   raw->name_ = name;
   node_name_count_[name]++;
   raw->attrs_ = std::move(attrs);

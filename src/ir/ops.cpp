@@ -678,79 +678,147 @@ std::vector<OpSchema> build_table() {
                                             {"ceil_mode", AttrKind::kInt, false, int64_t{0}}};
 
   std::vector<OpSchema> t;
+  auto add = [&t](OpSchema schema) -> OpSchema& {
+    t.push_back(std::move(schema));
+    return t.back();
+  };
+  using C = CostRule;
+  using F = ChannelFlow;
   // Weighted layers: {weight input, bias input, weight rank, output-channel axis, quantized}.
   const WeightedLayerSpec conv_layer{1, 2, 4, 0, false}, linear_layer{1, 2, 2, 0, false}, matmul_layer{1, -1, 2, 1, false};
   auto quantized = [](WeightedLayerSpec spec) {
     spec.quantized = true;
     return spec;
   };
-  t.push_back({"conv2d", 2, 3, conv_attrs, infer_conv2d, "2-D convolution, NCHW; weight [O, C/groups, kh, kw]",
-               conv_layer});
-  t.push_back({"linear", 2, 3, {}, infer_linear, "y = x W^T + b; weight [out, in]", linear_layer});
+  add({"conv2d", 2, 3, conv_attrs, infer_conv2d, "2-D convolution, NCHW; weight [O, C/groups, kh, kw]", conv_layer})
+      .with_cost(C::kConv)
+      .with_channel_flow(F::kOpSpecific);
+  add({"linear", 2, 3, {}, infer_linear, "y = x W^T + b; weight [out, in]", linear_layer})
+      .with_cost(C::kLinear)
+      .with_channel_flow(F::kOpSpecific);
   // A matmul is a weighted layer when its second operand is a constant.
-  t.push_back({"matmul", 2, 2, {}, infer_matmul, "torch.matmul with batch broadcasting", matmul_layer});
-  t.push_back({"qconv2d", 2, 3, concat(conv_attrs, quant_out), infer_qconv2d,
-               "conv2d on quantized i8/u8 operands, exact int32 accumulation, requantized or f32 output",
-               quantized(conv_layer)});
-  t.push_back({"qlinear", 2, 3, quant_out, infer_qlinear, "linear on quantized operands (int32 accumulation)",
-               quantized(linear_layer)});
-  t.push_back({"qmatmul", 2, 2, quant_out, infer_qmatmul, "matmul on quantized operands (int32 accumulation)",
-               quantized(matmul_layer)});
-  t.push_back({"qadd", 2, 2, quant_out, infer_qadd,
-               "a + b on quantized operands: fma(sb, b - zb, sa * (a - za)), requantized or f32 output"});
-  t.push_back({"batch_norm", 5, 5, {{"eps", AttrKind::kFloat, false, 1e-5}}, infer_batch_norm,
-               "inference batch norm: inputs x, weight, bias, running_mean, running_var"});
-  t.push_back({"layer_norm", 1, 3,
-               {{"normalized_ndim", AttrKind::kInt, false, int64_t{1}}, {"eps", AttrKind::kFloat, false, 1e-5}},
-               infer_layer_norm, "layer norm over the last normalized_ndim dims; optional weight and bias"});
+  add({"matmul", 2, 2, {}, infer_matmul, "torch.matmul with batch broadcasting", matmul_layer})
+      .with_cost(C::kMatmul)
+      .with_channel_flow(F::kOpSpecific);
+  // Quantized layers are not traced for channel pruning: prune before quantizing.
+  add({"qconv2d", 2, 3, concat(conv_attrs, quant_out), infer_qconv2d,
+       "conv2d on quantized i8/u8 operands, exact int32 accumulation, requantized or f32 output", quantized(conv_layer)})
+      .with_cost(C::kConv);
+  add({"qlinear", 2, 3, quant_out, infer_qlinear, "linear on quantized operands (int32 accumulation)",
+       quantized(linear_layer)})
+      .with_cost(C::kLinear);
+  add({"qmatmul", 2, 2, quant_out, infer_qmatmul, "matmul on quantized operands (int32 accumulation)",
+       quantized(matmul_layer)})
+      .with_cost(C::kMatmul);
+  // Counted like add: one op per output element.
+  add({"qadd", 2, 2, quant_out, infer_qadd,
+       "a + b on quantized operands: fma(sb, b - zb, sa * (a - za)), requantized or f32 output"})
+      .with_cost(C::kPerOutputElement, 1);
+  add({"batch_norm", 5, 5, {{"eps", AttrKind::kFloat, false, 1e-5}}, infer_batch_norm,
+       "inference batch norm: inputs x, weight, bias, running_mean, running_var"})
+      .with_cost(C::kPerOutputElement, 2)
+      .with_channel_flow(F::kOpSpecific);
+  add({"layer_norm", 1, 3,
+       {{"normalized_ndim", AttrKind::kInt, false, int64_t{1}}, {"eps", AttrKind::kFloat, false, 1e-5}},
+       infer_layer_norm, "layer norm over the last normalized_ndim dims; optional weight and bias"})
+      .with_cost(C::kPerOutputElement, 5)
+      .with_channel_flow(F::kOpSpecific);
   for (const char* name : {"relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid"}) {
-    t.push_back({name, 1, 1, {}, infer_unary, "elementwise activation"});
+    add({name, 1, 1, {}, infer_unary, "elementwise activation"})
+        .with_cost(C::kPerOutputElement, 1)
+        .with_channel_flow(F::kElementwise);
   }
-  t.push_back({"gelu", 1, 1, {{"approximate", AttrKind::kString, false, std::string("none")}}, infer_gelu,
-               "GELU, exact (erf) or tanh approximation"});
-  t.push_back({"clamp", 1, 1,
-               {{"min", AttrKind::kFloat, false, -INFINITY}, {"max", AttrKind::kFloat, false, INFINITY}}, infer_clamp,
-               "clamp to [min, max] (hardtanh)"});
+  add({"gelu", 1, 1, {{"approximate", AttrKind::kString, false, std::string("none")}}, infer_gelu,
+       "GELU, exact (erf) or tanh approximation"})
+      .with_cost(C::kPerOutputElement, 1)
+      .with_channel_flow(F::kElementwise);
+  add({"clamp", 1, 1, {{"min", AttrKind::kFloat, false, -INFINITY}, {"max", AttrKind::kFloat, false, INFINITY}},
+       infer_clamp, "clamp to [min, max] (hardtanh)"})
+      .with_cost(C::kPerOutputElement, 1)
+      .with_channel_flow(F::kElementwise);
   for (const char* name : {"add", "sub", "mul", "div"}) {
-    t.push_back({name, 2, 2, {}, infer_binary, "elementwise with NumPy broadcasting"});
+    add({name, 2, 2, {}, infer_binary, "elementwise with NumPy broadcasting"})
+        .with_cost(C::kPerOutputElement, 1)
+        .with_channel_flow(F::kBroadcast);
   }
-  t.push_back({"concat", 1, -1, {{"axis", AttrKind::kInt, false, int64_t{0}}}, infer_concat, "concatenate along axis"});
-  t.push_back({"split", 1, 1, {{"axis", AttrKind::kInt, false, int64_t{0}}, {"sizes", AttrKind::kInts, true, Attribute{}}},
-               infer_split, "split along axis into pieces of the given sizes (one output each)"});
-  t.push_back({"slice", 1, 1,
-               {{"axis", AttrKind::kInt, true, Attribute{}},
-                {"start", AttrKind::kInt, false, int64_t{0}},
-                {"end", AttrKind::kInt, false, INT64_MAX},
-                {"step", AttrKind::kInt, false, int64_t{1}}},
-               infer_slice, "x[start:end:step] along axis (Python semantics, clamped)"});
-  t.push_back({"reshape", 1, 1, {{"shape", AttrKind::kInts, true, Attribute{}}}, infer_reshape,
-               "reshape; one dim may be -1"});
-  t.push_back({"flatten", 1, 1,
-               {{"start_dim", AttrKind::kInt, false, int64_t{1}}, {"end_dim", AttrKind::kInt, false, int64_t{-1}}},
-               infer_flatten, "merge dims start_dim..end_dim"});
-  t.push_back({"transpose", 1, 1, {{"dim0", AttrKind::kInt, true, Attribute{}}, {"dim1", AttrKind::kInt, true, Attribute{}}},
-               infer_transpose, "swap two dims"});
-  t.push_back({"permute", 1, 1, {{"perm", AttrKind::kInts, true, Attribute{}}}, infer_permute, "reorder dims"});
-  t.push_back({"max_pool2d", 1, 1, concat(pool_attrs, {dilation}), infer_pool2d,
-               "max pooling (padding counts as -inf); f32 or quantized i8/u8 (params kept)"});
-  t.push_back({"avg_pool2d", 1, 1, concat(pool_attrs, {{"count_include_pad", AttrKind::kInt, false, int64_t{1}}}),
-               infer_pool2d, "average pooling"});
-  t.push_back({"adaptive_avg_pool2d", 1, 1, {{"output_size", AttrKind::kInts, true, Attribute{}}},
-               infer_adaptive_pool2d, "adaptive average pooling (PyTorch bin boundaries)"});
-  t.push_back({"adaptive_max_pool2d", 1, 1, {{"output_size", AttrKind::kInts, true, Attribute{}}},
-               infer_adaptive_pool2d, "adaptive max pooling (PyTorch bin boundaries)"});
-  t.push_back({"reduce_mean", 1, 1,
-               {{"axes", AttrKind::kInts, true, Attribute{}}, {"keepdim", AttrKind::kInt, false, int64_t{0}}},
-               infer_reduce_mean, "mean over axes"});
-  t.push_back({"softmax", 1, 1, {{"axis", AttrKind::kInt, false, int64_t{-1}}}, infer_softmax, "softmax along axis"});
-  t.push_back({"embedding", 2, 2, {}, infer_embedding, "inputs (indices, weight [V, D]) -> [..., D]"});
-  t.push_back({"scaled_dot_product_attention", 3, 4,
-               {{"is_causal", AttrKind::kInt, false, int64_t{0}}, {"scale", AttrKind::kFloat, false, 0.0}},
-               infer_attention, "softmax(q k^T * scale + mask) v; scale 0 means 1/sqrt(E)"});
-  t.push_back({"quantize", 1, 1, quant_attrs, infer_quantize,
-               "q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)"});
-  t.push_back({"dequantize", 1, 1, {}, infer_dequantize, "x = scale * (q - zero_point), using the input's params"});
-  t.push_back({"fake_quant", 1, 1, quant_attrs, infer_fake_quant, "dequantize(quantize(x)) in f32"});
+  add({"concat", 1, -1, {{"axis", AttrKind::kInt, false, int64_t{0}}}, infer_concat, "concatenate along axis"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"split", 1, 1, {{"axis", AttrKind::kInt, false, int64_t{0}}, {"sizes", AttrKind::kInts, true, Attribute{}}},
+       infer_split, "split along axis into pieces of the given sizes (one output each)"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"slice", 1, 1,
+       {{"axis", AttrKind::kInt, true, Attribute{}},
+        {"start", AttrKind::kInt, false, int64_t{0}},
+        {"end", AttrKind::kInt, false, INT64_MAX},
+        {"step", AttrKind::kInt, false, int64_t{1}}},
+       infer_slice, "x[start:end:step] along axis (Python semantics, clamped)"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"reshape", 1, 1, {{"shape", AttrKind::kInts, true, Attribute{}}}, infer_reshape, "reshape; one dim may be -1"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"flatten", 1, 1,
+       {{"start_dim", AttrKind::kInt, false, int64_t{1}}, {"end_dim", AttrKind::kInt, false, int64_t{-1}}},
+       infer_flatten, "merge dims start_dim..end_dim"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"transpose", 1, 1, {{"dim0", AttrKind::kInt, true, Attribute{}}, {"dim1", AttrKind::kInt, true, Attribute{}}},
+       infer_transpose, "swap two dims"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"permute", 1, 1, {{"perm", AttrKind::kInts, true, Attribute{}}}, infer_permute, "reorder dims"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"max_pool2d", 1, 1, concat(pool_attrs, {dilation}), infer_pool2d,
+       "max pooling (padding counts as -inf); f32 or quantized i8/u8 (params kept)"})
+      .with_cost(C::kPoolWindow)
+      .with_channel_flow(F::kBatchAndChannel);
+  add({"avg_pool2d", 1, 1, concat(pool_attrs, {{"count_include_pad", AttrKind::kInt, false, int64_t{1}}}),
+       infer_pool2d, "average pooling"})
+      .with_cost(C::kPoolWindow)
+      .with_channel_flow(F::kBatchAndChannel);
+  add({"adaptive_avg_pool2d", 1, 1, {{"output_size", AttrKind::kInts, true, Attribute{}}}, infer_adaptive_pool2d,
+       "adaptive average pooling (PyTorch bin boundaries)"})
+      .with_cost(C::kPerInputElement, 1)
+      .with_channel_flow(F::kBatchAndChannel);
+  add({"adaptive_max_pool2d", 1, 1, {{"output_size", AttrKind::kInts, true, Attribute{}}}, infer_adaptive_pool2d,
+       "adaptive max pooling (PyTorch bin boundaries)"})
+      .with_cost(C::kPerInputElement, 1)
+      .with_channel_flow(F::kBatchAndChannel);
+  add({"reduce_mean", 1, 1,
+       {{"axes", AttrKind::kInts, true, Attribute{}}, {"keepdim", AttrKind::kInt, false, int64_t{0}}},
+       infer_reduce_mean, "mean over axes"})
+      .with_cost(C::kPerInputElement, 1)
+      .with_channel_flow(F::kOpSpecific);
+  add({"softmax", 1, 1, {{"axis", AttrKind::kInt, false, int64_t{-1}}}, infer_softmax, "softmax along axis"})
+      .with_cost(C::kPerOutputElement, 3)
+      .with_channel_flow(F::kOpSpecific);
+  add({"embedding", 2, 2, {}, infer_embedding, "inputs (indices, weight [V, D]) -> [..., D]"})
+      .with_cost(C::kFree)
+      .with_channel_flow(F::kOpSpecific);
+  add({"scaled_dot_product_attention", 3, 4,
+       {{"is_causal", AttrKind::kInt, false, int64_t{0}}, {"scale", AttrKind::kFloat, false, 0.0}}, infer_attention,
+       "softmax(q k^T * scale + mask) v; scale 0 means 1/sqrt(E)"})
+      .with_cost(C::kAttention)
+      .with_channel_flow(F::kOpSpecific);
+  // Quantization boundaries are not traced for channel pruning: prune before quantizing.
+  add({"quantize", 1, 1, quant_attrs, infer_quantize, "q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)"})
+      .with_cost(C::kPerOutputElement, 1);
+  add({"dequantize", 1, 1, {}, infer_dequantize, "x = scale * (q - zero_point), using the input's params"})
+      .with_cost(C::kPerOutputElement, 1);
+  add({"fake_quant", 1, 1, quant_attrs, infer_fake_quant, "dequantize(quantize(x)) in f32"})
+      .with_cost(C::kPerOutputElement, 2);
+  // One entry per OpKind, in OpKind order, so that op_schema(kind) is an index.
+  COMPRESS_INTERNAL_ASSERT(t.size() == kNumOpKinds, "the op table has {} entries for {} op kinds", t.size(),
+                           kNumOpKinds);
+  for (size_t i = 0; i < t.size(); ++i) {
+    const std::optional<OpKind> kind = op_kind_from_name(t[i].name);
+    COMPRESS_INTERNAL_ASSERT(kind.has_value() && static_cast<size_t>(*kind) == i,
+                             "op table entry {} ('{}') is not OpKind {}", i, t[i].name, op_name(static_cast<OpKind>(i)));
+    t[i].kind = *kind;
+  }
   return t;
 }
 
@@ -762,10 +830,40 @@ const std::vector<OpSchema>& op_table() {
 }
 
 const OpSchema* find_op(std::string_view name) {
-  for (const OpSchema& schema : op_table()) {
-    if (schema.name == name) return &schema;
-  }
-  return nullptr;
+  const std::optional<OpKind> kind = op_kind_from_name(name);
+  return kind ? &op_table()[static_cast<size_t>(*kind)] : nullptr;
+}
+
+const OpSchema& op_schema(OpKind kind) {
+  COMPRESS_INTERNAL_ASSERT(kind != OpKind::kUnknown, "op_schema(kUnknown)");
+  return op_table()[static_cast<size_t>(kind)];
+}
+
+namespace {
+constexpr std::string_view kOpNames[] = {
+#define COMPRESS_OP_KIND_NAME(name) #name,
+    COMPRESS_FORALL_OP_KINDS(COMPRESS_OP_KIND_NAME)
+#undef COMPRESS_OP_KIND_NAME
+};
+}  // namespace
+
+std::string_view op_name(OpKind kind) {
+  const size_t i = static_cast<size_t>(kind);
+  return i < kNumOpKinds ? kOpNames[i] : std::string_view("<unknown>");
+}
+
+std::optional<OpKind> op_kind_from_name(std::string_view name) {
+  // A sorted index built once; op names come from files, so no assumptions about them.
+  static const std::vector<std::pair<std::string_view, OpKind>> index = [] {
+    std::vector<std::pair<std::string_view, OpKind>> v;
+    for (size_t i = 0; i < kNumOpKinds; ++i) v.emplace_back(kOpNames[i], static_cast<OpKind>(i));
+    std::sort(v.begin(), v.end());
+    return v;
+  }();
+  auto it = std::lower_bound(index.begin(), index.end(), name,
+                             [](const auto& entry, std::string_view n) { return entry.first < n; });
+  if (it == index.end() || it->first != name) return std::nullopt;
+  return it->second;
 }
 
 Status normalize_attributes(const OpSchema& schema, AttributeMap* attrs) {

@@ -125,7 +125,7 @@ Expected<std::vector<LayerInputStats>> collect_input_stats(const ir::Graph& grap
   COMPRESS_RETURN_IF_ERROR(eval::probe_values(graph, inputs, data, probe, [&](const eval::ProbeBatch& batch) -> Status {
     for (size_t i = 0; i < layers.size(); ++i) {
       COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, batch.values[i]->to_dense());
-      if (layers[i].node->op() == "conv2d") {
+      if (layers[i].node->is(ir::OpKind::conv2d)) {
         if (dense.rank() != 4 || dense.dim(1) != layers[i].groups * layers[i].weight->shape()[1]) {
           return make_error(StatusCode::kInternal, "activation statistics: conv input of '{}' has shape {}",
                             layers[i].name(), ir::shape_to_string(dense.shape()));

@@ -134,7 +134,7 @@ Expected<std::vector<double>> unit_importance(const analysis::ChannelGroup& grou
 
 analysis::WeightedLayerQuery channel_layer_query() {
   analysis::WeightedLayerQuery query;
-  query.ops = {"conv2d", "linear"};
+  query.ops = {ir::OpKind::conv2d, ir::OpKind::linear};
   query.f32_weight = false;  // the scores belong to the layer whatever its weight's storage
   query.constant_bias = false;
   return query;

@@ -1,6 +1,8 @@
 // prune.magnitude: unstructured pruning (Note [Unstructured pruning]).
 #include "compress/prune/magnitude_pass.h"
 
+#include "compress/ir/op_schema.h"
+
 #include <algorithm>
 
 #include "compress/prune/criteria.h"
@@ -16,12 +18,15 @@ Expected<CommonPruneOptions> parse_common_prune_options(const pass::PassOptions&
                             options.string("criterion", o.criterion, {"magnitude", "wanda", "sparsegpt"}));
   COMPRESS_ASSIGN_OR_RETURN(std::vector<std::string> ops, options.string_list("ops"));
   if (!ops.empty()) {
+    o.ops.clear();
     for (const std::string& op : ops) {
-      if (op != "conv2d" && op != "linear" && op != "matmul") {
+      const std::optional<ir::OpKind> kind = ir::op_kind_from_name(op);
+      const ir::OpSchema* schema = kind ? &ir::op_schema(*kind) : nullptr;
+      if (schema == nullptr || !schema->weighted.is_layer() || schema->weighted.quantized) {
         return invalid_argument("{}: unknown op '{}' (use conv2d, linear, matmul)", options.where("ops"), op);
       }
+      o.ops.push_back(*kind);
     }
-    o.ops = ops;
   }
   COMPRESS_ASSIGN_OR_RETURN(o.exclude, options.string_list("exclude"));
   COMPRESS_ASSIGN_OR_RETURN(o.min_params, options.integer("min_params", o.min_params, 0));

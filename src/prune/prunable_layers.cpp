@@ -81,7 +81,7 @@ Expected<std::vector<SelectedLayer>> select_layers(const ir::Graph& graph, const
 
   std::vector<SelectedLayer> out;
   for (const PrunableLayer& l : all) {
-    if (std::find(options.ops.begin(), options.ops.end(), l.node->op()) == options.ops.end()) continue;
+    if (std::find(options.ops.begin(), options.ops.end(), l.node->kind()) == options.ops.end()) continue;
     if (l.params() < options.min_params) continue;
     bool excluded = false;
     for (const std::string& pattern : options.exclude) excluded = excluded || glob_match(pattern, l.name());

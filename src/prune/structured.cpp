@@ -119,14 +119,14 @@ Status apply_structured_plan(ir::Graph& graph, const StructuredPlan& plan) {
   }
   // Node attributes that name channel counts, read before any shape changes.
   for (ir::Node* n : graph.nodes()) {
-    const std::string& op = n->op();
-    if (op == "conv2d" && n->attr_int("groups") > 1 && removed_of(n->input(0), 1)) {
+    const ir::OpKind op = n->kind();
+    if (op == ir::OpKind::conv2d && n->attr_int("groups") > 1 && removed_of(n->input(0), 1)) {
       const int64_t per_group = n->input(1)->shape()[1];
       const int64_t cin = new_shape.at(n->input(0)->name())[1];
       COMPRESS_CHECK(cin % per_group == 0, StatusCode::kInternal, "structured: conv '{}' keeps {} input channels, "
                      "not a multiple of {}", n->name(), cin, per_group);
       n->set_attr("groups", cin / per_group);
-    } else if (op == "split") {
+    } else if (op == ir::OpKind::split) {
       const int64_t r = static_cast<int64_t>(n->input(0)->shape().size());
       int64_t axis = n->attr_int("axis");
       if (axis < 0) axis += r;
@@ -137,7 +137,7 @@ Status apply_structured_plan(ir::Graph& graph, const StructuredPlan& plan) {
         sizes.push_back(it == new_shape.end() ? out->shape()[axis] : it->second[axis]);
       }
       n->set_attr("sizes", sizes);
-    } else if (op == "slice") {
+    } else if (op == ir::OpKind::slice) {
       const ir::Value* x = n->input(0);
       int64_t axis = n->attr_int("axis");
       if (axis < 0) axis += static_cast<int64_t>(x->shape().size());
@@ -153,7 +153,7 @@ Status apply_structured_plan(ir::Graph& graph, const StructuredPlan& plan) {
       }
       n->set_attr("start", before);
       n->set_attr("end", before + inside);
-    } else if (op == "reshape") {
+    } else if (op == ir::OpKind::reshape) {
       auto it = new_shape.find(n->output(0)->name());
       if (it == new_shape.end()) continue;
       std::vector<int64_t> shape = n->attr_ints("shape");

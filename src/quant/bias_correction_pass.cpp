@@ -94,7 +94,7 @@ Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const
     if (it == inputs.end()) inputs.push_back(x);
     COMPRESS_ASSIGN_OR_RETURN(Probe p, make_probe(*n, slot, granularity));
     probes.push_back(std::move(p));
-    conv.push_back(n->op() == "conv2d");
+    conv.push_back(n->is(ir::OpKind::conv2d));
   }
   COMPRESS_RETURN_IF_ERROR(for_each_batch(graph, inputs, data, options, "bias correction",
                                           [&](const std::vector<const ir::Tensor*>& seen) -> Status {

@@ -14,10 +14,10 @@ namespace {
 
 // Ops between the two layers through which a positive per-channel scale passes unchanged.
 bool passes_scale(const ir::Node& n) {
-  if (n.op() == "relu" || n.op() == "max_pool2d" || n.op() == "avg_pool2d" || n.op() == "adaptive_avg_pool2d") {
+  if (n.is(ir::OpKind::relu) || n.is(ir::OpKind::max_pool2d) || n.is(ir::OpKind::avg_pool2d) || n.is(ir::OpKind::adaptive_avg_pool2d)) {
     return true;
   }
-  return n.op() == "clamp" && n.attr_float("min") == 0.0 && std::isinf(n.attr_float("max")) &&
+  return n.is(ir::OpKind::clamp) && n.attr_float("min") == 0.0 && std::isinf(n.attr_float("max")) &&
          n.attr_float("max") > 0.0;
 }
 
@@ -45,7 +45,7 @@ ir::Node* equalizable_successor(const ir::Graph& g, ir::Node* first) {
 bool channels_match(const Pair& p) {
   const ir::Shape& w1 = p.first->input(1)->shape();
   const ir::Shape& w2 = p.second->input(1)->shape();
-  if (p.first->op() == "conv2d") {
+  if (p.first->is(ir::OpKind::conv2d)) {
     const int64_t groups = p.second->attr_int("groups");
     return w2.size() == 4 && w1[0] == w2[1] * groups && w2[0] % groups == 0;
   }
@@ -56,7 +56,7 @@ bool channels_match(const Pair& p) {
 template <typename F>
 void for_input_channel(const ir::Node& second, int64_t c, F&& f) {
   const ir::Shape& w = second.input(1)->shape();
-  if (second.op() == "linear") {
+  if (second.is(ir::OpKind::linear)) {
     for (int64_t o = 0; o < w[0]; ++o) f(o * w[1] + c);
     return;
   }
@@ -109,7 +109,7 @@ Expected<pass::PassResult> CrossLayerEqualizationPass::run(ir::Graph& graph, pas
   std::vector<Pair> pairs;
   bool batch_norm = false;
   for (ir::Node* n : graph.nodes()) {
-    batch_norm = batch_norm || n->op() == "batch_norm";
+    batch_norm = batch_norm || n->is(ir::OpKind::batch_norm);
     if (!is_weighted_layer(*n)) continue;
     ir::Node* next = equalizable_successor(graph, n);
     if (next != nullptr && channels_match(Pair{n, next})) pairs.push_back(Pair{n, next});

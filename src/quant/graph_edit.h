@@ -22,7 +22,7 @@ inline bool is_f32_constant(const ir::Value* v) {
 // the preparation passes rescale.
 inline bool is_weighted_layer(const ir::Node& n) {
   analysis::WeightedLayerQuery query;
-  query.ops = {"conv2d", "linear"};
+  query.ops = {ir::OpKind::conv2d, ir::OpKind::linear};
   return analysis::as_weighted_layer(n, query).has_value();
 }
 

@@ -20,10 +20,10 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
   auto it = cache.find(x);
   if (it != cache.end() && *it->second->type().quant == params) return it->second;
   ir::Node* p = x->producer();
-  if (p != nullptr && p->op() == "dequantize" && *p->input(0)->type().quant == params) return p->input(0);
-  if (p != nullptr && (p->op() == "flatten" || p->op() == "reshape")) {
+  if (p != nullptr && p->is(ir::OpKind::dequantize) && *p->input(0)->type().quant == params) return p->input(0);
+  if (p != nullptr && (p->is(ir::OpKind::flatten) || p->is(ir::OpKind::reshape))) {
     ir::Node* d = p->input(0)->producer();
-    if (d != nullptr && d->op() == "dequantize" && *d->input(0)->type().quant == params) {
+    if (d != nullptr && d->is(ir::OpKind::dequantize) && *d->input(0)->type().quant == params) {
       // add_node, not clone_node: the output type must be re-inferred as u8.
       // A per-axis value the op cannot carry is only an error when nothing
       // else may be done (with may_quantize the caller quantizes x instead).
@@ -61,7 +61,7 @@ bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set
     if (g.is_output(v) || v->uses().empty()) return false;
     for (const ir::Use& u : v->uses()) {
       const ir::Node* n = u.user;
-      if (n->op() == "flatten" || n->op() == "reshape") {
+      if (n->is(ir::OpKind::flatten) || n->is(ir::OpKind::reshape)) {
         if (!only_feeds_layers(n->output())) return false;
       } else if (u.input_index != 0 || layer_nodes.count(n->name()) == 0) {
         return false;
@@ -71,7 +71,7 @@ bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set
   };
   if (out->uses().empty()) return false;
   for (const ir::Use& u : out->uses()) {
-    if (u.user->op() != "max_pool2d" || !only_feeds_layers(u.user->output())) return false;
+    if (!u.user->is(ir::OpKind::max_pool2d) || !only_feeds_layers(u.user->output())) return false;
   }
   return true;
 }
@@ -79,7 +79,7 @@ bool pool_then_quantize(const ir::Graph& g, const ir::Value* out, const std::set
 // The i8/u8 per-tensor value that `v` is the dequantize of, or null.
 ir::Value* dequantized_from(ir::Value* v) {
   ir::Node* p = v->producer();
-  if (p == nullptr || p->op() != "dequantize") return nullptr;
+  if (p == nullptr || !p->is(ir::OpKind::dequantize)) return nullptr;
   ir::Value* q = p->input(0);
   const auto& params = q->type().quant;
   if (params == nullptr || params->granularity() != ir::QuantGranularity::kPerTensor) return nullptr;
@@ -92,9 +92,9 @@ ir::Value* dequantized_from(ir::Value* v) {
 // only reader (what the onednn backend fuses as a sum post-op).
 bool sole_layer_output(const ir::Value* q) {
   const ir::Node* p = q->producer();
-  if (p == nullptr || (p->op() != "qconv2d" && p->op() != "qlinear") || q->uses().size() != 1) return false;
+  if (p == nullptr || (!p->is(ir::OpKind::qconv2d) && !p->is(ir::OpKind::qlinear)) || q->uses().size() != 1) return false;
   const ir::Node* dq = q->uses()[0].user;
-  return dq->op() == "dequantize" && dq->output()->uses().size() == 1;
+  return dq->is(ir::OpKind::dequantize) && dq->output()->uses().size() == 1;
 }
 
 // Note [Quantized residual adds]
@@ -121,13 +121,13 @@ bool sole_layer_output(const ir::Value* q) {
 Status quantize_residual_adds(ir::Graph& g) {
   std::vector<std::pair<std::string, std::string>> renames;  // a qadd's name now, the add's name
   for (ir::Node* n : g.nodes()) {
-    if (n->op() != "add" || n->num_inputs() != 2) continue;
+    if (!n->is(ir::OpKind::add) || n->num_inputs() != 2) continue;
     ir::Value* a = dequantized_from(n->input(0));
     ir::Value* b = dequantized_from(n->input(1));
     if (a == nullptr || b == nullptr || a->shape() != b->shape() || n->output()->shape() != a->shape()) continue;
     ir::Value* y = n->output();
     ir::Node* relu = nullptr;
-    if (y->uses().size() == 1 && !g.is_output(y) && y->uses()[0].user->op() == "relu") {
+    if (y->uses().size() == 1 && !g.is_output(y) && y->uses()[0].user->is(ir::OpKind::relu)) {
       relu = y->uses()[0].user;
       y = relu->output();
     }
@@ -135,9 +135,9 @@ Status quantize_residual_adds(ir::Graph& g) {
     std::vector<ir::Node*> quantizes;
     bool ok = true;
     for (const ir::Use& u : y->uses()) {
-      if (u.user->op() == "quantize") {
+      if (u.user->is(ir::OpKind::quantize)) {
         quantizes.push_back(u.user);
-      } else if (u.user->op() != "add") {
+      } else if (!u.user->is(ir::OpKind::add)) {
         ok = false;
       }
     }
@@ -167,7 +167,7 @@ Status quantize_residual_adds(ir::Graph& g) {
       // Only the adds still read y (the quantizes are dead now).
       std::vector<std::pair<ir::Node*, size_t>> readers;
       for (const ir::Use& u : y->uses()) {
-        if (u.user->op() == "add") readers.emplace_back(u.user, u.input_index);
+        if (u.user->is(ir::OpKind::add)) readers.emplace_back(u.user, u.input_index);
       }
       for (auto& [user, index] : readers) user->replace_input(index, dq->output());
     }
@@ -200,7 +200,7 @@ Status quantize_residual_adds(ir::Graph& g) {
 // onto the u8 value as well (quantized_input).
 Status pool_quantized_values(ir::Graph& g) {
   for (ir::Node* n : g.nodes()) {
-    if (n->op() != "max_pool2d" || g.is_output(n->output())) continue;
+    if (!n->is(ir::OpKind::max_pool2d) || g.is_output(n->output())) continue;
     ir::Value* q = dequantized_from(n->input(0));
     if (q == nullptr) continue;
     const std::string name = n->name();
@@ -214,7 +214,7 @@ Status pool_quantized_values(ir::Graph& g) {
   }
   std::map<ir::Value*, ir::Value*> cache;
   for (ir::Node* n : g.nodes()) {
-    if (n->op() != "quantize") continue;
+    if (!n->is(ir::OpKind::quantize)) continue;
     const auto& params = n->output()->type().quant;
     if (params == nullptr || g.is_output(n->output())) continue;
     COMPRESS_ASSIGN_OR_RETURN(ir::Value * q, quantized_input(g, n->input(0), *params, n, cache, false));
@@ -255,7 +255,7 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers, cons
     const std::string layer = n->name();
     n->set_name(g.unique_name(layer + ".f32"));
     COMPRESS_ASSIGN_OR_RETURN(
-        ir::Node * q, g.add_node(n->op() == "conv2d" ? "qconv2d" : "qlinear", inputs, std::move(attrs), layer, n));
+        ir::Node * q, g.add_node(n->is(ir::OpKind::conv2d) ? "qconv2d" : "qlinear", inputs, std::move(attrs), layer, n));
     ir::Value* result = q->output();
     if (l.output_params && !pooled) {
       COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq, g.add_node("dequantize", {q->output()}, {}, layer + ".dequantize", n));

@@ -61,9 +61,9 @@ std::optional<FusedActivation> fusable_activation(const ir::Graph& g, const ir::
   const ir::Value* out = n.output();
   if (out->uses().size() != 1 || g.is_output(out)) return std::nullopt;
   const ir::Node* user = out->uses()[0].user;
-  if (user->op() == "relu") return FusedActivation{user, INFINITY};
-  if (user->op() == "relu6") return FusedActivation{user, 6.0f};
-  if (user->op() == "clamp") {
+  if (user->is(ir::OpKind::relu)) return FusedActivation{user, INFINITY};
+  if (user->is(ir::OpKind::relu6)) return FusedActivation{user, 6.0f};
+  if (user->is(ir::OpKind::clamp)) {
     const double lo = user->attr_float("min"), hi = user->attr_float("max");
     if (lo != 0.0 || !(hi > 0.0)) return std::nullopt;
     if (std::isinf(hi)) return FusedActivation{user, INFINITY};
@@ -78,7 +78,7 @@ std::optional<FusedActivation> fusable_activation(const ir::Graph& g, const ir::
 
 // Ops whose outputs are a selection or rearrangement of their input values.
 bool moves_values(const ir::Node& n) {
-  return n.op() == "max_pool2d" || n.op() == "flatten" || n.op() == "reshape";
+  return n.is(ir::OpKind::max_pool2d) || n.is(ir::OpKind::flatten) || n.is(ir::OpKind::reshape);
 }
 
 // An add that int8 conversion may turn into a qadd (Note [Quantized residual
@@ -87,13 +87,13 @@ bool moves_values(const ir::Node& n) {
 bool may_become_qadd(const ir::Graph& g, const ir::Node& add, const std::set<std::string>& layers) {
   if (add.num_inputs() != 2) return false;
   const ir::Value* y = add.output();
-  if (y->uses().size() == 1 && !g.is_output(y) && y->uses()[0].user->op() == "relu") {
+  if (y->uses().size() == 1 && !g.is_output(y) && y->uses()[0].user->is(ir::OpKind::relu)) {
     y = y->uses()[0].user->output();
   }
   if (g.is_output(y) || y->uses().empty()) return false;
   for (const ir::Use& u : y->uses()) {
     const bool layer = u.input_index == 0 && layers.count(u.user->name()) != 0;
-    if (!layer && u.user->op() != "add") return false;
+    if (!layer && !u.user->is(ir::OpKind::add)) return false;
   }
   return true;
 }
@@ -111,7 +111,7 @@ bool feeds_int8_readers(const ir::Graph& g, const ir::Value* v, const std::set<s
   for (const ir::Use& u : v->uses()) {
     const ir::Node& reader = *u.user;
     if (moves_values(reader) && feeds_int8_readers(g, reader.output(), layers)) return true;
-    if (reader.op() == "add" && may_become_qadd(g, reader, layers)) return true;
+    if (reader.is(ir::OpKind::add) && may_become_qadd(g, reader, layers)) return true;
     if (u.input_index == 0 && layers.count(reader.name()) != 0) return true;
   }
   return false;

@@ -23,7 +23,7 @@ struct Group {
 // The layer_norm producing the group's input, when the division can be folded into it.
 ir::Node* foldable_layer_norm(const ir::Graph& g, const Group& group) {
   ir::Node* ln = group.input->producer();
-  if (ln == nullptr || ln->op() != "layer_norm" || ln->attr_int("normalized_ndim") != 1) return nullptr;
+  if (ln == nullptr || !ln->is(ir::OpKind::layer_norm) || ln->attr_int("normalized_ndim") != 1) return nullptr;
   if (g.is_output(group.input) || group.input->uses().size() != group.linears.size()) return nullptr;
   for (size_t i = 1; i < ln->num_inputs(); ++i) {
     if (!is_f32_constant(ln->input(i))) return nullptr;
@@ -38,7 +38,7 @@ Expected<pass::PassResult> SmoothQuantPass::run(ir::Graph& graph, pass::PassCont
   std::vector<Group> groups;
   std::map<ir::Value*, size_t> by_input;
   for (ir::Node* n : graph.nodes()) {
-    if (n->op() != "linear" || !is_weighted_layer(*n) || n->input(0)->dtype() != ir::DType::kF32) continue;
+    if (!n->is(ir::OpKind::linear) || !is_weighted_layer(*n) || n->input(0)->dtype() != ir::DType::kF32) continue;
     auto [it, fresh] = by_input.emplace(n->input(0), groups.size());
     if (fresh) groups.push_back(Group{n->input(0), {}, {}});
     groups[it->second].linears.push_back(n);

@@ -22,7 +22,7 @@ ir::Node* foldable_producer(const ir::Node& bn) {
   // weights a batch norm's scale folds into (matmul has no bias to take the
   // shift).
   analysis::WeightedLayerQuery layers;
-  layers.ops = {"conv2d", "linear"};
+  layers.ops = {ir::OpKind::conv2d, ir::OpKind::linear};
   if (p == nullptr || !analysis::as_weighted_layer(*p, layers)) return nullptr;
   if (x->uses().size() != 1) return nullptr;
   for (const ir::Value* g : bn.owner()->outputs()) {
@@ -32,7 +32,7 @@ ir::Node* foldable_producer(const ir::Node& bn) {
     if (!is_f32_constant(bn.input(i))) return nullptr;
   }
   // linear output [N, C] (BatchNorm1d): channel axis 1 is the last one.
-  if (p->op() == "linear" && x->shape().size() != 2) return nullptr;
+  if (p->is(ir::OpKind::linear) && x->shape().size() != 2) return nullptr;
   return p;
 }
 
@@ -42,7 +42,7 @@ Expected<pass::PassResult> FoldBatchNormPass::run(ir::Graph& graph, pass::PassCo
   (void)options_;
   pass::PassResult result;
   for (ir::Node* bn : graph.nodes()) {
-    if (bn->op() != "batch_norm") continue;
+    if (!bn->is(ir::OpKind::batch_norm)) continue;
     ir::Node* producer = foldable_producer(*bn);
     if (producer == nullptr) {
       log_info("fold_batch_norm: {} kept (its input is not a conv2d/linear with constant parameters used only here)",

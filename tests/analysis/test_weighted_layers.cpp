@@ -72,7 +72,7 @@ TEST_CASE("weighted layers come from the op table: weight, bias and output-chann
 
   // By op, and by what the caller needs of the weight.
   analysis::WeightedLayerQuery convs;
-  convs.ops = {"conv2d"};
+  convs.ops = {ir::OpKind::conv2d};
   CHECK(analysis::weighted_layers(n.g, convs).size() == 1);
   const auto owner = analysis::layer_of_weight(*n.g.find_value("fc.weight"));
   REQUIRE(owner);

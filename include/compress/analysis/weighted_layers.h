@@ -27,8 +27,8 @@ struct WeightedLayer {
 
 // Which weighted layers a caller wants.
 struct WeightedLayerQuery {
-  // Op names; empty: every op the table marks as a weighted layer.
-  std::vector<std::string> ops;
+  // Empty: every op the table marks as a weighted layer.
+  std::vector<ir::OpKind> ops;
   // The weight is an f32 constant of the op's weight rank, not stored
   // quantized (a sparse one qualifies). False: any constant weight.
   bool f32_weight = true;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compress/ir/attributes.h"
+#include "compress/ir/op_kind.h"
 #include "compress/ir/tensor.h"
 #include "compress/support/status.h"
 
@@ -82,7 +83,10 @@ class Value {
 
 class Node {
  public:
-  const std::string& op() const { return op_; }
+  const std::string& op() const { return op_; }  // the op's name, for messages, printing and files
+  // The interned op (Note [Op kinds]): what passes and backends compare.
+  OpKind kind() const { return kind_; }
+  bool is(OpKind kind) const { return kind_ == kind; }
   const OpSchema* schema() const { return schema_; }  // null only for unknown ops
   const std::string& name() const { return name_; }
   void set_name(std::string name);
@@ -116,6 +120,7 @@ class Node {
   Node() = default;
   Graph* owner_ = nullptr;
   std::string op_;
+  OpKind kind_ = OpKind::kUnknown;
   const OpSchema* schema_ = nullptr;
   std::string name_;
   std::vector<Value*> inputs_;

@@ -6,6 +6,7 @@
 
 #include "compress/ir/attributes.h"
 #include "compress/ir/graph.h"
+#include "compress/ir/op_kind.h"
 
 namespace compress::ir {
 
@@ -39,6 +40,35 @@ struct WeightedLayerSpec {
   bool is_layer() const { return weight_input >= 0; }
 };
 
+// How analysis/model_stats.h counts an op's arithmetic (Note [FLOP conventions]
+// there): a rule, and the FLOPs per element for the per-element rules.
+enum class CostRule : uint8_t {
+  kUncounted,         // not in the cost model: reported as uncounted, never guessed
+  kFree,              // data movement only (reshape, concat, gather)
+  kPerOutputElement,  // flops_per_element per output element
+  kPerInputElement,   // flops_per_element per input-0 element (reductions)
+  kPoolWindow,        // one per window tap per output element
+  kConv,              // MACs per output element = weight elements / Cout
+  kLinear,            // MACs per output element = in_features
+  kMatmul,            // MACs per output element = K
+  kAttention,         // two matmuls over the score matrix
+};
+
+struct CostSpec {
+  CostRule rule = CostRule::kUncounted;
+  int flops_per_element = 1;
+};
+
+// How channel indices flow from an op's inputs to its outputs, for the
+// channel-group analysis that structured pruning uses (Note [Channel groups]).
+enum class ChannelFlow : uint8_t {
+  kBlocked,           // not traceable: every axis it touches is blocked, with the op named as the reason
+  kElementwise,       // one input, same shape out: every axis of input 0 is the same axis of output 0
+  kBroadcast,         // NumPy-broadcasting binary op: each input aligned to the right of the output
+  kBatchAndChannel,   // NCHW window ops (pools): N and C flow through, H and W do not
+  kOpSpecific,        // a rule of its own in src/analysis/channel_groups.cpp (conv, reshape, norms, ...)
+};
+
 struct OpSchema {
   std::string_view name;
   int min_inputs;
@@ -47,11 +77,28 @@ struct OpSchema {
   InferFn infer;
   std::string_view summary;
   WeightedLayerSpec weighted = {};
+  CostSpec cost = {};
+  ChannelFlow channel_flow = ChannelFlow::kBlocked;
+  OpKind kind = OpKind::kUnknown;  // filled from the name when the table is built
+
+  // Elementwise ops (one output element from the same-index input elements).
+  bool elementwise() const {
+    return channel_flow == ChannelFlow::kElementwise || channel_flow == ChannelFlow::kBroadcast;
+  }
+  OpSchema& with_cost(CostRule rule, int flops_per_element = 1) {
+    cost = {rule, flops_per_element};
+    return *this;
+  }
+  OpSchema& with_channel_flow(ChannelFlow flow) {
+    channel_flow = flow;
+    return *this;
+  }
 };
 
-// All ops of op set v1, in a fixed order.
+// All ops of op set v1, in a fixed order (OpKind order).
 const std::vector<OpSchema>& op_table();
 const OpSchema* find_op(std::string_view name);
+const OpSchema& op_schema(OpKind kind);  // kind must not be kUnknown
 inline constexpr int kOpSetVersion = 1;
 
 // Checks attribute names and kinds against the schema and fills defaults.

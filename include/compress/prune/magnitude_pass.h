@@ -14,7 +14,7 @@ namespace compress::prune {
 // Options both prune.magnitude and prune.nm read (Note [Pass options]).
 struct CommonPruneOptions {
   std::string criterion = "magnitude";  // magnitude | wanda | sparsegpt
-  std::vector<std::string> ops = {"conv2d", "linear", "matmul"};
+  std::vector<ir::OpKind> ops = {ir::OpKind::conv2d, ir::OpKind::linear, ir::OpKind::matmul};
   std::vector<std::string> exclude;     // node-name patterns left dense
   int64_t min_params = 0;               // smaller layers are left dense
   // Calibration (wanda, sparsegpt): the first `samples` of PassContext::calibration.

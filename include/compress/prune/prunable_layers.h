@@ -42,7 +42,7 @@ bool glob_match(const std::string& pattern, const std::string& name);
 
 // Which layers a pass prunes and at which ratio.
 struct LayerSelectionOptions {
-  std::vector<std::string> ops = {"conv2d", "linear", "matmul"};
+  std::vector<ir::OpKind> ops = {ir::OpKind::conv2d, ir::OpKind::linear, ir::OpKind::matmul};
   int64_t min_params = 0;  // smaller layers are left dense
   double ratio = 0.5;      // default target
   // Per-layer ratios by pattern; the first pattern that matches wins.

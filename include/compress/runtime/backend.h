@@ -67,10 +67,20 @@ struct SupportDecision {
   std::string reason;
 };
 
+// Whether a backend has an implementation of an op at all, before shapes and
+// dtypes are known; when it has none, the reason ("not supported, because
+// ..."). tests/runtime/test_op_coverage.cpp requires one or the other for
+// every op of the op table, so a new op cannot be forgotten silently.
+struct OpCoverage {
+  bool implemented = false;
+  std::string not_supported_reason;  // empty when implemented
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
+  virtual OpCoverage op_coverage(ir::OpKind kind) const = 0;
   virtual SupportDecision supports(const ir::Node& node) const = 0;
   // The graph must verify; the plan keeps what it needs (it may share tensor
   // storage with the graph, but not pointers to nodes).

@@ -3,6 +3,7 @@
 #include "spin_throttle.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -444,59 +445,85 @@ Status Builder::add_reorder(int from, int to, const md_t& from_md, const md_t& t
   return Status::ok();
 }
 
-Status Builder::emit_group(const Group& g) {
-  using Emitter = Status (*)(Builder&, const Group&);
-  static const std::map<std::string, Emitter> kEmitters = {
-      {"conv2d", emit_conv},
-      {"linear", emit_linear},
-      {"matmul", emit_matmul},
-      {"qconv2d", emit_qconv},
-      {"qlinear", emit_qlinear},
-      {"qmatmul", emit_qmatmul},
-      {"relu", emit_eltwise},
-      {"relu6", emit_eltwise},
-      {"silu", emit_eltwise},
-      {"sigmoid", emit_eltwise},
-      {"tanh", emit_eltwise},
-      {"hardswish", emit_eltwise},
-      {"hardsigmoid", emit_eltwise},
-      {"gelu", emit_eltwise},
-      {"clamp", emit_eltwise},
-      {"add", emit_binary},
-      {"sub", emit_binary},
-      {"mul", emit_binary},
-      {"div", emit_binary},
-      {"max_pool2d", emit_pool},
-      {"avg_pool2d", emit_pool},
-      {"adaptive_avg_pool2d", emit_pool},
-      {"adaptive_max_pool2d", emit_pool},
-      {"batch_norm", emit_batch_norm},
-      {"layer_norm", emit_layer_norm},
-      {"softmax", emit_softmax},
-      {"reduce_mean", emit_reduce_mean},
-      {"concat", emit_concat},
-      {"reshape", emit_reshape},
-      {"flatten", emit_reshape},
-      {"transpose", emit_permute},
-      {"permute", emit_permute},
-      {"slice", emit_slice},
-      {"split", emit_split},
-      {"quantize", emit_quantize},
-      {"dequantize", emit_dequantize},
-      {"qadd", emit_qadd},
-      {"embedding", emit_embedding},
-      {"scaled_dot_product_attention", emit_attention},
-  };
-  auto it = kEmitters.find(g.main->op());
-  if (it == kEmitters.end()) return Status(StatusCode::kUnsupported, unmapped_reason(g.main->op()));
-  return it->second(*this, g);
+namespace {
+
+using Emitter = Status (*)(Builder&, const Group&);
+using ir::OpKind;
+
+// What the backend does with each op: an emitter, or the reason it has none
+// (the node then runs on the reference kernel). Indexed by OpKind; the
+// eltwise rows come from emit_compute.cpp's eltwise table.
+struct OpMapping {
+  Emitter emit = nullptr;
+  std::string_view not_supported_reason;
+};
+
+const std::array<OpMapping, ir::kNumOpKinds>& op_mappings() {
+  static const auto table = [] {
+    std::array<OpMapping, ir::kNumOpKinds> t{};
+    auto set = [&t](OpKind kind, Emitter emit) { t[static_cast<size_t>(kind)].emit = emit; };
+    for (size_t i = 0; i < ir::kNumOpKinds; ++i) {
+      if (is_eltwise_op(static_cast<OpKind>(i))) set(static_cast<OpKind>(i), emit_eltwise);
+    }
+    set(OpKind::conv2d, emit_conv);
+    set(OpKind::linear, emit_linear);
+    set(OpKind::matmul, emit_matmul);
+    set(OpKind::qconv2d, emit_qconv);
+    set(OpKind::qlinear, emit_qlinear);
+    set(OpKind::qmatmul, emit_qmatmul);
+    set(OpKind::add, emit_binary);
+    set(OpKind::sub, emit_binary);
+    set(OpKind::mul, emit_binary);
+    set(OpKind::div, emit_binary);
+    set(OpKind::max_pool2d, emit_pool);
+    set(OpKind::avg_pool2d, emit_pool);
+    set(OpKind::adaptive_avg_pool2d, emit_pool);
+    set(OpKind::adaptive_max_pool2d, emit_pool);
+    set(OpKind::batch_norm, emit_batch_norm);
+    set(OpKind::layer_norm, emit_layer_norm);
+    set(OpKind::softmax, emit_softmax);
+    set(OpKind::reduce_mean, emit_reduce_mean);
+    set(OpKind::concat, emit_concat);
+    set(OpKind::reshape, emit_reshape);
+    set(OpKind::flatten, emit_reshape);
+    set(OpKind::transpose, emit_permute);
+    set(OpKind::permute, emit_permute);
+    set(OpKind::slice, emit_slice);
+    set(OpKind::split, emit_split);
+    set(OpKind::quantize, emit_quantize);
+    set(OpKind::dequantize, emit_dequantize);
+    set(OpKind::qadd, emit_qadd);
+    set(OpKind::embedding, emit_embedding);
+    set(OpKind::scaled_dot_product_attention, emit_attention);
+    t[static_cast<size_t>(OpKind::fake_quant)].not_supported_reason =
+        "fake_quant is a training-time op; runs on the reference kernel (deploy with quantize/qconv2d)";
+    return t;
+  }();
+  return table;
 }
 
-std::string unmapped_reason(const std::string& op) {
-  if (op == "fake_quant") {
-    return "fake_quant is a training-time op; runs on the reference kernel (deploy with quantize/qconv2d)";
-  }
-  return fmt::format("no oneDNN mapping for op '{}'", op);
+const OpMapping* mapping_of(OpKind kind) {
+  return kind == OpKind::kUnknown ? nullptr : &op_mappings()[static_cast<size_t>(kind)];
+}
+
+}  // namespace
+
+OpCoverage op_coverage(ir::OpKind kind) {
+  const OpMapping* m = mapping_of(kind);
+  if (m == nullptr) return {false, ""};
+  return {m->emit != nullptr, std::string(m->not_supported_reason)};
+}
+
+Status Builder::emit_group(const Group& g) {
+  const OpMapping* m = mapping_of(g.main->kind());
+  if (m == nullptr || m->emit == nullptr) return Status(StatusCode::kUnsupported, unmapped_reason(*g.main));
+  return m->emit(*this, g);
+}
+
+std::string unmapped_reason(const ir::Node& node) {
+  const OpMapping* m = mapping_of(node.kind());
+  if (m != nullptr && !m->not_supported_reason.empty()) return std::string(m->not_supported_reason);
+  return fmt::format("no oneDNN mapping for op '{}'", node.op());
 }
 
 Status Builder::emit_alone(const ir::Node& node) {

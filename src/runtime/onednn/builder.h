@@ -201,9 +201,11 @@ class Builder {
   std::unordered_map<const ir::Value*, int> pending_;
 };
 
-// Why an op has no oneDNN mapping at all (the reason Backend::supports and
-// the plan report give).
-std::string unmapped_reason(const std::string& op);
+// Whether the backend has an emitter for an op, or why not (Backend::op_coverage).
+OpCoverage op_coverage(ir::OpKind kind);
+// Why a node's op has no oneDNN mapping at all (the reason Backend::supports
+// and the plan report give).
+std::string unmapped_reason(const ir::Node& node);
 
 // The emitters, one per op family. Each returns kUnsupported (and changes
 // nothing) when oneDNN cannot do the group, so the builder can fall back.

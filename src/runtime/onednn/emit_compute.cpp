@@ -14,37 +14,75 @@ constexpr StatusCode kUnsup = StatusCode::kUnsupported;
 
 }  // namespace
 
-Expected<std::vector<EltwiseSpec>> eltwise_spec(const Node& node) {
-  using dnnl::algorithm;
-  const std::string& op = node.op();
-  if (op == "relu") return std::vector<EltwiseSpec>{{algorithm::eltwise_relu, 0.f, 0.f}};
-  if (op == "relu6") return std::vector<EltwiseSpec>{{algorithm::eltwise_clip_v2, 0.f, 6.f}};
-  if (op == "silu") return std::vector<EltwiseSpec>{{algorithm::eltwise_swish, 1.f, 0.f}};
-  if (op == "sigmoid") return std::vector<EltwiseSpec>{{algorithm::eltwise_logistic, 0.f, 0.f}};
-  if (op == "tanh") return std::vector<EltwiseSpec>{{algorithm::eltwise_tanh, 0.f, 0.f}};
-  if (op == "hardswish") return std::vector<EltwiseSpec>{{algorithm::eltwise_hardswish, 0.f, 0.f}};
-  // oneDNN 2.6 has no hardsigmoid: clip(x / 6 + 1/2, 0, 1).
-  if (op == "hardsigmoid") {
-    return std::vector<EltwiseSpec>{{algorithm::eltwise_linear, 1.f / 6.f, 0.5f},
-                                    {algorithm::eltwise_clip_v2, 0.f, 1.f}};
-  }
-  if (op == "gelu") {
-    const bool tanh = node.attr_string("approximate") == "tanh";
-    return std::vector<EltwiseSpec>{{tanh ? algorithm::eltwise_gelu_tanh : algorithm::eltwise_gelu_erf, 0.f, 0.f}};
-  }
-  if (op == "clamp") {
+namespace {
+
+using ir::OpKind;
+using Specs = std::vector<EltwiseSpec>;
+
+// One row per elementwise op oneDNN runs as an eltwise primitive or post-op.
+struct EltwiseMapping {
+  OpKind kind;
+  Specs (*specs)(const Node& node);
+  // Note [Requantizing after f32 post-ops] (emit_quantized.cpp): a quantize
+  // after this post may become the int8 layer's own output; not after ops
+  // oneDNN implements with eltwise_linear or clip (one of each per chain).
+  bool requantize_after;
+};
+
+const EltwiseMapping kEltwiseOps[] = {
+    {OpKind::relu, [](const Node&) { return Specs{{dnnl::algorithm::eltwise_relu, 0.f, 0.f}}; }, true},
+    {OpKind::relu6, [](const Node&) { return Specs{{dnnl::algorithm::eltwise_clip_v2, 0.f, 6.f}}; }, false},
+    {OpKind::silu, [](const Node&) { return Specs{{dnnl::algorithm::eltwise_swish, 1.f, 0.f}}; }, true},
+    {OpKind::sigmoid, [](const Node&) { return Specs{{dnnl::algorithm::eltwise_logistic, 0.f, 0.f}}; }, true},
+    {OpKind::tanh, [](const Node&) { return Specs{{dnnl::algorithm::eltwise_tanh, 0.f, 0.f}}; }, true},
+    {OpKind::hardswish, [](const Node&) { return Specs{{dnnl::algorithm::eltwise_hardswish, 0.f, 0.f}}; }, true},
+    // oneDNN 2.6 has no hardsigmoid: clip(x / 6 + 1/2, 0, 1).
+    {OpKind::hardsigmoid,
+     [](const Node&) {
+       return Specs{{dnnl::algorithm::eltwise_linear, 1.f / 6.f, 0.5f}, {dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f}};
+     },
+     false},
+    {OpKind::gelu,
+     [](const Node& n) {
+       const bool tanh = n.attr_string("approximate") == "tanh";
+       return Specs{{tanh ? dnnl::algorithm::eltwise_gelu_tanh : dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f}};
+     },
+     true},
     // The bounds are rounded to the tensor's type (f32) first, as docs/ops.md says.
-    const float lo = static_cast<float>(node.attr_float("min"));
-    const float hi = static_cast<float>(node.attr_float("max"));
-    return std::vector<EltwiseSpec>{{algorithm::eltwise_clip_v2, lo, hi}};
+    {OpKind::clamp,
+     [](const Node& n) {
+       return Specs{{dnnl::algorithm::eltwise_clip_v2, static_cast<float>(n.attr_float("min")),
+                     static_cast<float>(n.attr_float("max"))}};
+     },
+     false},
+};
+
+const EltwiseMapping* eltwise_mapping(OpKind kind) {
+  for (const EltwiseMapping& m : kEltwiseOps) {
+    if (m.kind == kind) return &m;
   }
-  return unsupported("'{}' is not a oneDNN eltwise op", op);
+  return nullptr;
+}
+
+}  // namespace
+
+bool is_eltwise_op(ir::OpKind kind) { return eltwise_mapping(kind) != nullptr; }
+
+bool requantizes_after(ir::OpKind kind) {
+  const EltwiseMapping* m = eltwise_mapping(kind);
+  return m != nullptr && m->requantize_after;
+}
+
+Expected<std::vector<EltwiseSpec>> eltwise_spec(const Node& node) {
+  const EltwiseMapping* m = eltwise_mapping(node.kind());
+  if (m == nullptr) return unsupported("'{}' is not a oneDNN eltwise op", node.op());
+  return m->specs(node);
 }
 
 Status append_posts(const Group& g, dnnl::post_ops& ops) {
   for (const Node* post : g.posts) {
     if (post == g.requantize) continue;  // the int8 emitters add it (emit_quantized.cpp)
-    if (post->op() == "add") {
+    if (post->is(ir::OpKind::add)) {
       ops.append_sum(1.0f);
       continue;
     }
@@ -57,7 +95,7 @@ Status append_posts(const Group& g, dnnl::post_ops& ops) {
 std::string post_summary(const Group& g) {
   std::string s;
   for (const Node* post : g.posts)
-    s += (s.empty() ? "" : ", ") + (post->op() == "add" ? std::string("sum") : post->op());
+    s += (s.empty() ? "" : ", ") + (post->is(ir::OpKind::add) ? std::string("sum") : post->op());
   return s.empty() ? std::string() : "post-ops: " + s;
 }
 

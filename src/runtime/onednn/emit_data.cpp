@@ -139,7 +139,7 @@ Status emit_permute(Builder& b, const Group& g) {
   COMPRESS_RETURN_IF_ERROR(check_dnnl_type(x, n));
   const size_t rank = x->shape().size();
   std::vector<int64_t> perm(rank);
-  if (n.op() == "transpose") {
+  if (n.is(ir::OpKind::transpose)) {
     for (size_t i = 0; i < rank; ++i) perm[i] = static_cast<int64_t>(i);
     std::swap(perm[static_cast<size_t>(normalize_axis(n.attr_int("dim0"), rank))],
               perm[static_cast<size_t>(normalize_axis(n.attr_int("dim1"), rank))]);

@@ -76,16 +76,16 @@ Status emit_binary(Builder& b, const Group& g) {
   COMPRESS_RETURN_IF_ERROR(check_float(a, n));
   COMPRESS_RETURN_IF_ERROR(check_float(c, n));
   const ir::Shape& ys = n.output(0)->shape();
-  const std::string& op = n.op();
+  const ir::OpKind op = n.kind();
   if (a->shape() != ys) {
-    COMPRESS_CHECK(c->shape() == ys && (op == "add" || op == "mul"), kUnsup,
-                   "{} whose first operand broadcasts (oneDNN broadcasts only the second)", op);
+    COMPRESS_CHECK(c->shape() == ys && (op == ir::OpKind::add || op == ir::OpKind::mul), kUnsup,
+                   "{} whose first operand broadcasts (oneDNN broadcasts only the second)", n.op());
     std::swap(a, c);
   }
-  const dnnl::algorithm alg = op == "add"   ? dnnl::algorithm::binary_add
-                              : op == "sub" ? dnnl::algorithm::binary_sub
-                              : op == "mul" ? dnnl::algorithm::binary_mul
-                                            : dnnl::algorithm::binary_div;
+  const dnnl::algorithm alg = op == ir::OpKind::add   ? dnnl::algorithm::binary_add
+                              : op == ir::OpKind::sub ? dnnl::algorithm::binary_sub
+                              : op == ir::OpKind::mul ? dnnl::algorithm::binary_mul
+                                                      : dnnl::algorithm::binary_div;
   const md_t natural0 = b.stored(b.natural(a)).md;
   const bool same_shape = c->shape() == ys;
   ir::Shape cs = c->shape();
@@ -97,7 +97,7 @@ Status emit_binary(Builder& b, const Group& g) {
   if (!same_shape) {
     const ir::DType t1 = constant1 ? c->constant().dtype() : b.stored(b.natural(c)).dtype;
     type1 = to_dnnl(t1);
-    COMPRESS_CHECK(type1.has_value(), kUnsup, "{} operand of type {}", op, ir::dtype_name(t1));
+    COMPRESS_CHECK(type1.has_value(), kUnsup, "{} operand of type {}", n.op(), ir::dtype_name(t1));
   }
   dnnl::primitive_attr attr = scratch_attr();
   dnnl::post_ops ops;
@@ -146,7 +146,7 @@ Status emit_binary(Builder& b, const Group& g) {
   OnednnStep info;
   info.kind = "binary";
   info.nodes = g.node_names();
-  info.detail = fmt::format("{} {} with {}{}", op, describe_md(md0), describe_md(md1), src0 == dst ? " in place" : "");
+  info.detail = fmt::format("{} {} with {}{}", n.op(), describe_md(md0), describe_md(md1), src0 == dst ? " in place" : "");
   const std::string posts_text = post_summary(g);
   if (!posts_text.empty()) info.detail += "; " + posts_text;
   b.add_primitive(dnnl::binary(pd), pd, args, fixed, info);
@@ -158,15 +158,15 @@ Status emit_pool(Builder& b, const Group& g) {
   const Value* x = n.input(0);
   // u8/i8 max pooling keeps the input's params (Note [Max pooling on
   // quantized values], reference/pooling.cpp); oneDNN pools them as integers.
-  const bool quantized = n.op() == "max_pool2d" && (x->dtype() == DType::kU8 || x->dtype() == DType::kI8);
+  const bool quantized = n.is(ir::OpKind::max_pool2d) && (x->dtype() == DType::kU8 || x->dtype() == DType::kI8);
   if (!quantized) COMPRESS_RETURN_IF_ERROR(check_float(x, n));
   const ir::Shape& xs = x->shape();
   const ir::Shape& ys = n.output(0)->shape();
   COMPRESS_CHECK(xs.size() == 4 && ys.size() == 4, kUnsup, "{} needs rank-4 data", n.op());
-  const std::string& op = n.op();
+  const ir::OpKind op = n.kind();
   dims_t kernel(2), stride(2), pad_l(2, 0), pad_r(2, 0), dilation(2, 0);
   dnnl::algorithm alg = dnnl::algorithm::pooling_max;
-  if (op == "adaptive_avg_pool2d" || op == "adaptive_max_pool2d") {
+  if (op == ir::OpKind::adaptive_avg_pool2d || op == ir::OpKind::adaptive_max_pool2d) {
     // Bins are uniform windows exactly when the output size divides the input size.
     for (int d = 0; d < 2; ++d) {
       const int64_t in = xs[2 + d], out = ys[2 + d];
@@ -174,12 +174,12 @@ Status emit_pool(Builder& b, const Group& g) {
                      "adaptive pooling from {} to {} (uneven bins; oneDNN pools with one window size)", in, out);
       kernel[d] = stride[d] = in / out;
     }
-    alg = op == "adaptive_avg_pool2d" ? dnnl::algorithm::pooling_avg_include_padding : dnnl::algorithm::pooling_max;
+    alg = op == ir::OpKind::adaptive_avg_pool2d ? dnnl::algorithm::pooling_avg_include_padding : dnnl::algorithm::pooling_max;
   } else {
     const auto& k = n.attr_ints("kernel");
     const auto& s = n.attr_ints("stride");
     const auto& p = n.attr_ints("padding");
-    const bool is_max = op == "max_pool2d";
+    const bool is_max = op == ir::OpKind::max_pool2d;
     const bool include_pad = !is_max && n.attr_int("count_include_pad") != 0;
     for (int d = 0; d < 2; ++d) {
       kernel[d] = k[d];
@@ -213,7 +213,7 @@ Status emit_pool(Builder& b, const Group& g) {
   OnednnStep info;
   info.kind = "pooling";
   info.nodes = g.node_names();
-  info.detail = fmt::format("{} {} -> {}", op, describe_md(src_md), describe_md(pd.dst_desc()));
+  info.detail = fmt::format("{} {} -> {}", n.op(), describe_md(src_md), describe_md(pd.dst_desc()));
   b.add_primitive(dnnl::pooling_v2_forward(pd), pd, {{DNNL_ARG_SRC, src, {}}, {DNNL_ARG_DST, dst, {}}}, {}, info);
   return Status::ok();
 }

@@ -294,7 +294,7 @@ Status emit_qconv(Builder& b, const Group& g) {
   std::optional<FusedAdd> add;
   if (!g.posts.empty() && !oq.to_float && g.requantize == nullptr) {
     const Node& q = *g.posts.front();
-    COMPRESS_CHECK(g.posts.size() == 1 && q.op() == "qadd" && g.residual != nullptr, kUnsup,
+    COMPRESS_CHECK(g.posts.size() == 1 && q.is(ir::OpKind::qadd) && g.residual != nullptr, kUnsup,
                    "qconv2d with post-ops {}", post_summary(g));
     const Value* residual = g.residual;
     add.emplace();

@@ -23,57 +23,6 @@ using onednn::PreparedGraph;
 using onednn::ShapePlan;
 using onednn::WeightCache;
 
-// Ops the backend maps to oneDNN primitives or its own native kernels. The
-// final word comes at compile time, where shapes, dtypes and layouts are
-// known; a node refused then falls back too, with its reason.
-const char* const kMappedOps[] = {
-    "conv2d",
-    "linear",
-    "matmul",
-    "qconv2d",
-    "qlinear",
-    "qmatmul",
-    "batch_norm",
-    "layer_norm",
-    "relu",
-    "relu6",
-    "silu",
-    "sigmoid",
-    "tanh",
-    "hardswish",
-    "hardsigmoid",
-    "gelu",
-    "clamp",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "concat",
-    "split",
-    "slice",
-    "reshape",
-    "flatten",
-    "transpose",
-    "permute",
-    "max_pool2d",
-    "avg_pool2d",
-    "adaptive_avg_pool2d",
-    "adaptive_max_pool2d",
-    "reduce_mean",
-    "softmax",
-    "embedding",
-    "quantize",
-    "dequantize",
-    "qadd",
-    "scaled_dot_product_attention",
-};
-
-bool is_mapped(const std::string& op) {
-  for (const char* m : kMappedOps) {
-    if (op == m) return true;
-  }
-  return false;
-}
 
 std::string shapes_text(const std::vector<std::vector<int64_t>>& shapes) {
   std::string s;
@@ -223,9 +172,13 @@ class OnednnBackend final : public Backend {
 
   std::string_view name() const override { return "onednn"; }
 
+  OpCoverage op_coverage(ir::OpKind kind) const override { return onednn::op_coverage(kind); }
+
+  // The final word comes at compile time, where shapes, dtypes and layouts
+  // are known; a node refused then falls back too, with its reason.
   SupportDecision supports(const ir::Node& node) const override {
-    if (is_mapped(node.op())) return {};
-    return {false, onednn::unmapped_reason(node.op())};
+    if (onednn::op_coverage(node.kind()).implemented) return {};
+    return {false, onednn::unmapped_reason(node)};
   }
 
   Expected<std::unique_ptr<ExecutionPlan>> compile(const ir::Graph& graph) override {

@@ -38,7 +38,7 @@ Expected<Tensor> dense_constant(const Value* v) { return v->constant().to_dense(
 Expected<bool> fold_batch_norm(ir::Graph& g, Node* bn) {
   Value* conv_out = bn->input(0);
   Node* conv = conv_out->producer();
-  if (conv == nullptr || conv->op() != "conv2d" || single_user(g, conv_out) != bn) return false;
+  if (conv == nullptr || !conv->is(ir::OpKind::conv2d) || single_user(g, conv_out) != bn) return false;
   if (conv_out->dtype() != DType::kF32 || !is_dense_f32_constant(conv->input(1))) return false;
   if (conv->num_inputs() > 2 && !is_dense_f32_constant(conv->input(2))) return false;
   for (size_t i = 1; i < 5; ++i) {
@@ -96,26 +96,27 @@ struct PostPolicy {
 };
 
 bool is_quantized_layer(const Node& n) {
-  return n.op() == "qconv2d" || n.op() == "qlinear" || n.op() == "qmatmul";
+  return n.schema() != nullptr && n.schema()->weighted.quantized;
 }
 
 // A quantize to u8/i8 with one scale and zero point.
 bool requantizable(const Node& q) {
-  if (q.op() != "quantize" || q.num_outputs() != 1) return false;
+  if (!q.is(ir::OpKind::quantize) || q.num_outputs() != 1) return false;
   const auto& params = q.output(0)->type().quant;
   return params != nullptr && params->granularity() == ir::QuantGranularity::kPerTensor &&
          (q.output(0)->dtype() == DType::kU8 || q.output(0)->dtype() == DType::kI8);
 }
 
 PostPolicy post_policy(const Node& n) {
-  const std::string& op = n.op();
   if (!is_f32(n.output(0))) return {};
   // An int8 layer with an f32 output takes the same posts as an f32 one: its
   // output scale and bias come first, then eltwise ops and the sum, each
   // rounded as the reference rounds the separate ops.
-  if (op == "conv2d" || op == "linear" || op == "matmul" || is_quantized_layer(n)) return {true, true, false};
-  if (op == "add" || op == "sub" || op == "mul" || op == "div") return {true, false, false};
-  if (op == "batch_norm") return {false, false, true};
+  const ir::OpSchema* schema = n.schema();
+  if (schema == nullptr) return {};
+  if (schema->weighted.is_layer()) return {true, true, false};
+  if (schema->channel_flow == ir::ChannelFlow::kBroadcast) return {true, false, false};  // add, sub, mul, div
+  if (n.is(ir::OpKind::batch_norm)) return {false, false, true};
   return {};
 }
 
@@ -123,11 +124,11 @@ Group make_group(const ir::Graph& g, Node* main, const std::unordered_set<const 
   Group group;
   group.main = main;
   if (!fuse) return group;
-  if (main->op() == "qconv2d" && !is_f32(main->output(0))) {
+  if (main->is(ir::OpKind::qconv2d) && !is_f32(main->output(0))) {
     // Note [qadd as a sum post-op] (emit_quantized.cpp): the qadd reading
     // the conv's int8 output as its first operand.
     Node* u = single_user(g, main->output(0));
-    if (u != nullptr && !taken.count(u) && u->op() == "qadd" && u->num_inputs() == 2 &&
+    if (u != nullptr && !taken.count(u) && u->is(ir::OpKind::qadd) && u->num_inputs() == 2 &&
         u->input(0) == main->output(0) && u->input(1) != u->input(0) && !u->input(1)->is_constant() &&
         u->input(1)->dtype() == u->output(0)->dtype() && u->input(1)->shape() == u->output(0)->shape()) {
       group.residual = u->input(1);
@@ -142,11 +143,11 @@ Group make_group(const ir::Graph& g, Node* main, const std::unordered_set<const 
     Node* u = single_user(g, cur);
     if (u == nullptr || taken.count(u) || u->num_outputs() != 1 || !is_f32(u->output(0))) break;
     if (policy.relu_only) {
-      if (u->op() != "relu" || !group.posts.empty()) break;
+      if (!u->is(ir::OpKind::relu) || !group.posts.empty()) break;
       group.posts.push_back(u);
-    } else if (policy.eltwise && is_eltwise_op(u->op())) {
+    } else if (policy.eltwise && is_eltwise_op(u->kind())) {
       group.posts.push_back(u);
-    } else if (policy.sum && !have_sum && u->op() == "add" && u->num_inputs() == 2) {
+    } else if (policy.sum && !have_sum && u->is(ir::OpKind::add) && u->num_inputs() == 2) {
       Value* other = u->input(0) == cur ? u->input(1) : u->input(0);
       if (other == cur || other->is_constant() || !is_f32(other) || other->shape() != cur->shape()) break;
       group.residual = other;
@@ -164,9 +165,8 @@ Group make_group(const ir::Graph& g, Node* main, const std::unordered_set<const 
   // oneDNN implements with eltwise_linear or clip (one of each per chain).
   Node* q = main->num_outputs() == 1 && is_f32(main->output(0)) && !have_sum ? single_user(g, cur) : nullptr;
   if (q != nullptr && !taken.count(q) && is_quantized_layer(*main) && requantizable(*q)) {
-    static const std::unordered_set<std::string> kSafe = {"relu", "gelu", "silu", "sigmoid", "tanh", "hardswish"};
     bool safe = true;
-    for (const Node* p : group.posts) safe = safe && kSafe.count(p->op()) != 0;
+    for (const Node* p : group.posts) safe = safe && requantizes_after(p->kind());
     if (safe) {
       group.posts.push_back(q);
       group.requantize = q;
@@ -176,12 +176,6 @@ Group make_group(const ir::Graph& g, Node* main, const std::unordered_set<const 
 }
 
 }  // namespace
-
-bool is_eltwise_op(const std::string& op) {
-  static const std::unordered_set<std::string> kOps = {"relu",      "relu6",       "silu", "sigmoid", "tanh",
-                                                       "hardswish", "hardsigmoid", "gelu", "clamp"};
-  return kOps.count(op) != 0;
-}
 
 std::vector<const ir::Node*> Group::nodes() const {
   std::vector<const ir::Node*> all{main};
@@ -209,7 +203,7 @@ Expected<PreparedGraph> prepare_graph(const ir::Graph& source, bool fuse) {
   }
   if (fuse) {
     for (Node* node : g.nodes()) {
-      if (node->op() != "batch_norm" || node->num_inputs() != 5) continue;
+      if (!node->is(ir::OpKind::batch_norm) || node->num_inputs() != 5) continue;
       COMPRESS_ASSIGN_OR_RETURN(bool folded, fold_batch_norm(g, node));
       if (folded) ++prepared.folded_batch_norms;
     }

@@ -40,7 +40,11 @@ struct PreparedGraph {
 // convolutions before them and forms fusion groups (both only when `fuse`).
 Expected<PreparedGraph> prepare_graph(const ir::Graph& source, bool fuse);
 
-// The eltwise ops oneDNN can apply as a post-op or a standalone primitive.
-bool is_eltwise_op(const std::string& op);
+// The eltwise ops oneDNN can apply as a post-op or a standalone primitive
+// (emit_compute.cpp's table).
+bool is_eltwise_op(ir::OpKind kind);
+// Whether a quantize after this eltwise post may become the int8 layer's own
+// output (Note [Requantizing after f32 post-ops]).
+bool requantizes_after(ir::OpKind kind);
 
 }  // namespace compress::runtime::onednn

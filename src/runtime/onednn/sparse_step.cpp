@@ -19,35 +19,48 @@ bool dense_f32_constant(const Value* v, int64_t numel) {
          !v->constant().is_quantized() && v->constant().numel() == numel;
 }
 
+// The sparse kernel's epilogue op for one oneDNN eltwise step (the eltwise
+// table in emit_compute.cpp says which steps an op is); false for an
+// algorithm the kernel does not have.
+bool epilogue_op(const EltwiseSpec& spec, sparse::PostOp* op) {
+  using sparse::PostKind;
+  using dnnl::algorithm;
+  switch (spec.alg) {
+    case algorithm::eltwise_relu:
+      if (spec.alpha != 0.f) return false;  // leaky relu
+      *op = {PostKind::kRelu, 0, 0};
+      return true;
+    case algorithm::eltwise_clip_v2: *op = {PostKind::kClip, spec.alpha, spec.beta}; return true;
+    case algorithm::eltwise_linear: *op = {PostKind::kLinear, spec.alpha, spec.beta}; return true;
+    case algorithm::eltwise_swish:
+      if (spec.alpha != 1.f) return false;
+      *op = {PostKind::kSilu, 0, 0};
+      return true;
+    case algorithm::eltwise_logistic: *op = {PostKind::kSigmoid, 0, 0}; return true;
+    case algorithm::eltwise_tanh: *op = {PostKind::kTanh, 0, 0}; return true;
+    case algorithm::eltwise_hardswish: *op = {PostKind::kHardswish, 0, 0}; return true;
+    case algorithm::eltwise_gelu_tanh: *op = {PostKind::kGeluTanh, 0, 0}; return true;
+    case algorithm::eltwise_gelu_erf: *op = {PostKind::kGeluErf, 0, 0}; return true;
+    default: return false;
+  }
+}
+
 // The group's posts as kernel epilogue ops; false for one it cannot apply.
 bool epilogue_posts(const Group& g, std::vector<sparse::PostOp>* posts, std::string* unsupported) {
-  using sparse::PostKind;
   for (const Node* post : g.posts) {
-    const std::string& op = post->op();
-    if (op == "add") {
-      posts->push_back({PostKind::kAddResidual, 0, 0});
-    } else if (op == "relu") {
-      posts->push_back({PostKind::kRelu, 0, 0});
-    } else if (op == "relu6") {
-      posts->push_back({PostKind::kClip, 0.f, 6.f});
-    } else if (op == "clamp") {
-      posts->push_back(
-          {PostKind::kClip, static_cast<float>(post->attr_float("min")), static_cast<float>(post->attr_float("max"))});
-    } else if (op == "silu") {
-      posts->push_back({PostKind::kSilu, 0, 0});
-    } else if (op == "sigmoid") {
-      posts->push_back({PostKind::kSigmoid, 0, 0});
-    } else if (op == "tanh") {
-      posts->push_back({PostKind::kTanh, 0, 0});
-    } else if (op == "hardswish") {
-      posts->push_back({PostKind::kHardswish, 0, 0});
-    } else if (op == "hardsigmoid") {
-      posts->push_back({PostKind::kLinear, 1.f / 6.f, 0.5f});
-      posts->push_back({PostKind::kClip, 0.f, 1.f});
-    } else if (op == "gelu") {
-      posts->push_back({post->attr_string("approximate") == "tanh" ? PostKind::kGeluTanh : PostKind::kGeluErf, 0, 0});
-    } else {
-      *unsupported = op;
+    if (post->is(ir::OpKind::add)) {
+      posts->push_back({sparse::PostKind::kAddResidual, 0, 0});
+      continue;
+    }
+    auto specs = eltwise_spec(*post);
+    bool ok = specs.has_value();
+    for (size_t i = 0; ok && i < specs->size(); ++i) {
+      sparse::PostOp op{};
+      ok = epilogue_op((*specs)[i], &op);
+      if (ok) posts->push_back(op);
+    }
+    if (!ok) {
+      *unsupported = post->op();
       return false;
     }
   }
@@ -81,7 +94,7 @@ Expected<bool> emit_sparse_weight_step(Builder& b, const Group& g, std::string* 
   const Value* w = n.input(1);
   const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
   if (!w->is_constant() || !w->constant().is_sparse()) return false;
-  const bool is_linear = n.op() == "linear";
+  const bool is_linear = n.is(ir::OpKind::linear);
   auto dense = [&](std::string why) {
     *why_dense = "sparse " + std::string(ir::sparse_format_name(w->constant().sparse_layout()->format)) +
                  " weight densified: " + why;

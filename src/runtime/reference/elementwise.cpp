@@ -1,4 +1,4 @@
-// Activations, clamp and broadcasting binary ops; NaN propagates through all of them.
+// Elementwise kernels (activations, clamp, broadcasting binary ops), one table row each; NaN propagates.
 #include <algorithm>
 #include <cmath>
 
@@ -36,25 +36,14 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 }  // namespace
 
-Expected<Tensors> activation(const ir::Node& node, const Tensors& in) {
-  const std::string& op = node.op();
-  if (op == "relu") return map_unary(in[0], [](double x) { return x < 0.0 ? 0.0 : x; });
-  if (op == "relu6") return map_unary(in[0], [](double x) { return clamp_nan(x, 0.0, 6.0); });
-  if (op == "sigmoid") return map_unary(in[0], sigmoid);
-  if (op == "silu") return map_unary(in[0], [](double x) { return x * sigmoid(x); });
-  if (op == "tanh") return map_unary(in[0], [](double x) { return std::tanh(x); });
-  if (op == "hardsigmoid") return map_unary(in[0], [](double x) { return clamp_nan(x + 3.0, 0.0, 6.0) / 6.0; });
-  if (op == "hardswish") return map_unary(in[0], [](double x) { return x * clamp_nan(x + 3.0, 0.0, 6.0) / 6.0; });
-  if (op == "gelu") {
-    const std::string& approx = node.attr_string("approximate");
-    if (approx == "none") {
-      return map_unary(in[0], [](double x) { return 0.5 * x * (1.0 + std::erf(x * kSqrtHalf)); });
-    }
-    COMPRESS_CHECK(approx == "tanh", kBad, "gelu: approximate must be 'none' or 'tanh', got '{}'", approx);
-    return map_unary(in[0],
-                     [](double x) { return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x))); });
-  }
-  return unsupported("no reference activation '{}'", op);
+namespace {
+
+Expected<Tensors> gelu(const ir::Node& node, const Tensors& in) {
+  const std::string& approx = node.attr_string("approximate");
+  if (approx == "none") return map_unary(in[0], [](double x) { return 0.5 * x * (1.0 + std::erf(x * kSqrtHalf)); });
+  COMPRESS_CHECK(approx == "tanh", kBad, "gelu: approximate must be 'none' or 'tanh', got '{}'", approx);
+  return map_unary(in[0],
+                   [](double x) { return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x))); });
 }
 
 Expected<Tensors> clamp(const ir::Node& node, const Tensors& in) {
@@ -64,6 +53,8 @@ Expected<Tensors> clamp(const ir::Node& node, const Tensors& in) {
   const double lo_f = static_cast<float>(lo), hi_f = static_cast<float>(hi);
   return map_unary(in[0], [lo_f, hi_f](double x) { return clamp_nan(x, lo_f, hi_f); });
 }
+
+}  // namespace
 
 namespace {
 
@@ -111,13 +102,37 @@ Expected<Tensors> broadcast_binary(const Tensors& in, Op apply) {
 
 }  // namespace
 
-Expected<Tensors> binary(const ir::Node& node, const Tensors& in) {
-  const std::string& op = node.op();
-  if (op == "add") return broadcast_binary(in, [](float a, float b) { return a + b; });
-  if (op == "sub") return broadcast_binary(in, [](float a, float b) { return a - b; });
-  if (op == "mul") return broadcast_binary(in, [](float a, float b) { return a * b; });
-  if (op == "div") return broadcast_binary(in, [](float a, float b) { return a / b; });
-  return unsupported("no reference binary op '{}'", op);
+namespace {
+
+using ir::OpKind;
+using Row = std::pair<OpKind, KernelFn>;
+
+// One row per elementwise op: adding an activation is one line here.
+const Row kElementwiseKernels[] = {
+    {OpKind::relu, [](const ir::Node&, const Tensors& in) { return map_unary(in[0], [](double x) { return x < 0.0 ? 0.0 : x; }); }},
+    {OpKind::relu6, [](const ir::Node&, const Tensors& in) { return map_unary(in[0], [](double x) { return clamp_nan(x, 0.0, 6.0); }); }},
+    {OpKind::sigmoid, [](const ir::Node&, const Tensors& in) { return map_unary(in[0], sigmoid); }},
+    {OpKind::silu, [](const ir::Node&, const Tensors& in) { return map_unary(in[0], [](double x) { return x * sigmoid(x); }); }},
+    {OpKind::tanh, [](const ir::Node&, const Tensors& in) { return map_unary(in[0], [](double x) { return std::tanh(x); }); }},
+    {OpKind::hardsigmoid,
+     [](const ir::Node&, const Tensors& in) { return map_unary(in[0], [](double x) { return clamp_nan(x + 3.0, 0.0, 6.0) / 6.0; }); }},
+    {OpKind::hardswish,
+     [](const ir::Node&, const Tensors& in) { return map_unary(in[0], [](double x) { return x * clamp_nan(x + 3.0, 0.0, 6.0) / 6.0; }); }},
+    {OpKind::gelu, gelu},
+    {OpKind::clamp, clamp},
+    {OpKind::add, [](const ir::Node&, const Tensors& in) { return broadcast_binary(in, [](float a, float b) { return a + b; }); }},
+    {OpKind::sub, [](const ir::Node&, const Tensors& in) { return broadcast_binary(in, [](float a, float b) { return a - b; }); }},
+    {OpKind::mul, [](const ir::Node&, const Tensors& in) { return broadcast_binary(in, [](float a, float b) { return a * b; }); }},
+    {OpKind::div, [](const ir::Node&, const Tensors& in) { return broadcast_binary(in, [](float a, float b) { return a / b; }); }},
+};
+
+}  // namespace
+
+KernelFn elementwise_kernel(ir::OpKind kind) {
+  for (const Row& row : kElementwiseKernels) {
+    if (row.first == kind) return row.second;
+  }
+  return nullptr;
 }
 
 }  // namespace compress::runtime::reference

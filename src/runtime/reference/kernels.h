@@ -89,9 +89,8 @@ Expected<Tensors> layer_norm(const ir::Node& node, const Tensors& in);
 Expected<Tensors> softmax(const ir::Node& node, const Tensors& in);
 Expected<Tensors> reduce_mean(const ir::Node& node, const Tensors& in);
 // elementwise.cpp
-Expected<Tensors> activation(const ir::Node& node, const Tensors& in);  // relu ... gelu, by op name
-Expected<Tensors> clamp(const ir::Node& node, const Tensors& in);
-Expected<Tensors> binary(const ir::Node& node, const Tensors& in);  // add, sub, mul, div
+// The kernel of an elementwise op (activations, clamp, add/sub/mul/div); null for other ops.
+KernelFn elementwise_kernel(ir::OpKind kind);
 // pooling.cpp
 Expected<Tensors> max_pool2d(const ir::Node& node, const Tensors& in);
 Expected<Tensors> avg_pool2d(const ir::Node& node, const Tensors& in);

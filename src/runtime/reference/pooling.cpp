@@ -157,7 +157,7 @@ Expected<Tensors> adaptive_pool2d(const ir::Node& node, const Tensors& in) {
   const auto& o = node.attr_ints("output_size");
   COMPRESS_CHECK(o.size() == 2 && o[0] > 0 && o[1] > 0, kBad, "output_size {} must be two positive values",
                  ir::shape_to_string(o));
-  const bool is_max = node.op() == "adaptive_max_pool2d";
+  const bool is_max = node.is(ir::OpKind::adaptive_max_pool2d);
   const int64_t h = x.dim(2), w = x.dim(3), oh = o[0], ow = o[1];
   COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, Shape{x.dim(0), x.dim(1), oh, ow}));
   // PyTorch bins: [floor(i*In/Out), ceil((i+1)*In/Out)).

@@ -1,4 +1,5 @@
 // The reference backend: kernel dispatch per node, and a plan that walks the graph in order.
+#include <array>
 #include <chrono>
 #include <unordered_map>
 
@@ -16,61 +17,62 @@ using ir::Tensor;
 constexpr StatusCode kBad = StatusCode::kInvalidArgument;
 
 struct KernelEntry {
-  std::string_view op;
-  ref::KernelFn fn;
+  ref::KernelFn fn = nullptr;
   // f16/bf16 float inputs are widened to f32 and float outputs narrowed back
   // to the node's output dtype. Data movement ops keep their dtype instead.
-  bool computes_in_f32;
+  bool computes_in_f32 = true;
 };
 
-const KernelEntry kKernels[] = {
-    {"conv2d", ref::conv2d, true},
-    {"linear", ref::linear, true},
-    {"matmul", ref::matmul, true},
-    {"qconv2d", ref::qconv2d, true},
-    {"qlinear", ref::qlinear, true},
-    {"qmatmul", ref::qmatmul, true},
-    {"qadd", ref::qadd, true},
-    {"batch_norm", ref::batch_norm, true},
-    {"layer_norm", ref::layer_norm, true},
-    {"relu", ref::activation, true},
-    {"relu6", ref::activation, true},
-    {"silu", ref::activation, true},
-    {"sigmoid", ref::activation, true},
-    {"tanh", ref::activation, true},
-    {"hardswish", ref::activation, true},
-    {"hardsigmoid", ref::activation, true},
-    {"gelu", ref::activation, true},
-    {"clamp", ref::clamp, true},
-    {"add", ref::binary, true},
-    {"sub", ref::binary, true},
-    {"mul", ref::binary, true},
-    {"div", ref::binary, true},
-    {"concat", ref::concat, false},
-    {"split", ref::split, false},
-    {"slice", ref::slice, false},
-    {"reshape", ref::reshape, false},
-    {"flatten", ref::flatten, false},
-    {"transpose", ref::transpose, false},
-    {"permute", ref::permute, false},
-    {"max_pool2d", ref::max_pool2d, true},
-    {"avg_pool2d", ref::avg_pool2d, true},
-    {"adaptive_avg_pool2d", ref::adaptive_pool2d, true},
-    {"adaptive_max_pool2d", ref::adaptive_pool2d, true},
-    {"reduce_mean", ref::reduce_mean, true},
-    {"softmax", ref::softmax, true},
-    {"embedding", ref::embedding, true},
-    {"scaled_dot_product_attention", ref::attention, true},
-    {"quantize", ref::quantize, true},
-    {"dequantize", ref::dequantize, true},
-    {"fake_quant", ref::fake_quant, true},
-};
+using ir::OpKind;
 
-const KernelEntry* find_kernel(std::string_view op) {
-  for (const KernelEntry& e : kKernels) {
-    if (e.op == op) return &e;
-  }
-  return nullptr;
+// The kernel of every op, indexed by OpKind; elementwise ops come from
+// elementwise.cpp's own table. An op with no row here has no reference
+// kernel (tests/runtime/test_op_coverage.cpp fails on that).
+const std::array<KernelEntry, ir::kNumOpKinds>& kernel_table() {
+  static const auto table = [] {
+    std::array<KernelEntry, ir::kNumOpKinds> t{};
+    auto set = [&t](OpKind kind, ref::KernelFn fn, bool computes_in_f32) {
+      t[static_cast<size_t>(kind)] = {fn, computes_in_f32};
+    };
+    for (size_t i = 0; i < ir::kNumOpKinds; ++i) {
+      if (ref::KernelFn fn = ref::elementwise_kernel(static_cast<OpKind>(i))) set(static_cast<OpKind>(i), fn, true);
+    }
+    set(OpKind::conv2d, ref::conv2d, true);
+    set(OpKind::linear, ref::linear, true);
+    set(OpKind::matmul, ref::matmul, true);
+    set(OpKind::qconv2d, ref::qconv2d, true);
+    set(OpKind::qlinear, ref::qlinear, true);
+    set(OpKind::qmatmul, ref::qmatmul, true);
+    set(OpKind::qadd, ref::qadd, true);
+    set(OpKind::batch_norm, ref::batch_norm, true);
+    set(OpKind::layer_norm, ref::layer_norm, true);
+    set(OpKind::concat, ref::concat, false);
+    set(OpKind::split, ref::split, false);
+    set(OpKind::slice, ref::slice, false);
+    set(OpKind::reshape, ref::reshape, false);
+    set(OpKind::flatten, ref::flatten, false);
+    set(OpKind::transpose, ref::transpose, false);
+    set(OpKind::permute, ref::permute, false);
+    set(OpKind::max_pool2d, ref::max_pool2d, true);
+    set(OpKind::avg_pool2d, ref::avg_pool2d, true);
+    set(OpKind::adaptive_avg_pool2d, ref::adaptive_pool2d, true);
+    set(OpKind::adaptive_max_pool2d, ref::adaptive_pool2d, true);
+    set(OpKind::reduce_mean, ref::reduce_mean, true);
+    set(OpKind::softmax, ref::softmax, true);
+    set(OpKind::embedding, ref::embedding, true);
+    set(OpKind::scaled_dot_product_attention, ref::attention, true);
+    set(OpKind::quantize, ref::quantize, true);
+    set(OpKind::dequantize, ref::dequantize, true);
+    set(OpKind::fake_quant, ref::fake_quant, true);
+    return t;
+  }();
+  return table;
+}
+
+const KernelEntry* find_kernel(OpKind kind) {
+  if (kind == OpKind::kUnknown) return nullptr;
+  const KernelEntry& e = kernel_table()[static_cast<size_t>(kind)];
+  return e.fn != nullptr ? &e : nullptr;
 }
 
 bool is_half(DType d) { return d == DType::kF16 || d == DType::kBF16; }
@@ -104,7 +106,7 @@ std::string describe_inputs(const std::vector<Tensor>& inputs) {
 
 Status check_node(const ir::Node& node, const std::vector<Tensor>& inputs) {
   const ir::OpSchema* schema = node.schema() ? node.schema() : ir::find_op(node.op());
-  COMPRESS_CHECK(schema != nullptr && find_kernel(node.op()) != nullptr, StatusCode::kUnsupported,
+  COMPRESS_CHECK(schema != nullptr && find_kernel(node.kind()) != nullptr, StatusCode::kUnsupported,
                  "no reference kernel for op '{}'", node.op());
   const int n = static_cast<int>(inputs.size());
   COMPRESS_CHECK(n >= schema->min_inputs && (schema->max_inputs < 0 || n <= schema->max_inputs), kBad,
@@ -124,7 +126,7 @@ Status check_node(const ir::Node& node, const std::vector<Tensor>& inputs) {
 
 Expected<std::vector<Tensor>> run_node(const ir::Node& node, const std::vector<Tensor>& inputs) {
   COMPRESS_RETURN_IF_ERROR(check_node(node, inputs));
-  const KernelEntry& entry = *find_kernel(node.op());
+  const KernelEntry& entry = *find_kernel(node.kind());
   std::vector<Tensor> prepared;
   prepared.reserve(inputs.size());
   for (const Tensor& t : inputs) {
@@ -304,8 +306,13 @@ class ReferenceBackend final : public Backend {
  public:
   std::string_view name() const override { return "reference"; }
 
+  OpCoverage op_coverage(OpKind kind) const override {
+    if (find_kernel(kind) != nullptr) return {true, ""};
+    return {false, ""};  // every op has a reference kernel: an empty reason fails the coverage test
+  }
+
   SupportDecision supports(const ir::Node& node) const override {
-    if (find_kernel(node.op()) != nullptr) return {};
+    if (find_kernel(node.kind()) != nullptr) return {};
     return {false, fmt::format("no reference kernel for op '{}'", node.op())};
   }
 
