@@ -28,7 +28,8 @@ compress::torch::TrainerOptions trainer_options(const FinetunePass::Options& o, 
   t.batch = o.batch;
   t.threads = context.threads;
   t.progress = context.progress;
-  t.optimizer.kind = o.optimizer == "sgd" ? compress::torch::OptimizerKind::kSgd : compress::torch::OptimizerKind::kAdam;
+  t.optimizer.kind =
+      o.optimizer == "sgd" ? compress::torch::OptimizerKind::kSgd : compress::torch::OptimizerKind::kAdam;
   t.optimizer.lr = o.lr;
   t.optimizer.weight_decay = o.weight_decay;
   if (o.optimizer == "sgd") t.optimizer.momentum = o.momentum;

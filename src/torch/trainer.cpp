@@ -259,17 +259,18 @@ Expected<at::Tensor> CrossEntropyTerm::compute(const StepContext& step) {
     return invalid_argument("the graph's first output must be logits [batch, classes], got rank {}",
                             step.outputs.empty() ? 0 : step.outputs[0].dim());
   }
+  const std::string data = step.data != nullptr ? step.data->describe() : std::string("the data");
   if (!step.labels.defined()) {
-    return invalid_argument("cross-entropy needs labels, and the training data {} has none", step.data->describe());
+    return invalid_argument("cross-entropy needs labels, and the training data {} has none", data);
   }
   const at::Tensor& logits = step.outputs[0];
   const int64_t classes = logits.size(1);
   const at::Tensor outside = step.labels.lt(0).logical_or(step.labels.ge(classes));
   if (outside.any().item<bool>()) {
     const int64_t k = outside.nonzero()[0][0].item<int64_t>();
+    const int64_t sample = k < step.batch_size() ? step.samples[static_cast<size_t>(k)] : k;
     return invalid_argument("label {} of sample {} of {} is outside the graph's {} classes",
-                            step.labels[k].item<int64_t>(), step.samples[static_cast<size_t>(k)],
-                            step.data->describe(), classes);
+                            step.labels[k].item<int64_t>(), sample, data, classes);
   }
   return at::cross_entropy_loss(logits, step.labels);
 }
@@ -318,9 +319,8 @@ Expected<TrainResult> Trainer::fit(TrainableModel& model, const eval::DataSource
 
   TrainResult result;
   for (const auto& term : terms) result.term_names.push_back(term->name());
-  std::vector<int64_t> order(static_cast<size_t>(data.size()));
+  std::vector<int64_t> order(static_cast<size_t>(plan.samples));
   std::iota(order.begin(), order.end(), int64_t{0});
-  order.resize(static_cast<size_t>(plan.samples));
   const auto run_start = std::chrono::steady_clock::now();
   try {
     for (int64_t epoch = 0; epoch < plan.epochs; ++epoch) {
@@ -330,7 +330,8 @@ Expected<TrainResult> Trainer::fit(TrainableModel& model, const eval::DataSource
       const int64_t epoch_steps = std::min(plan.steps_per_epoch, plan.total_steps - result.steps);
       const std::string title =
           plan.epochs > 1 ? fmt::format("{} epoch {}/{}", o.label, epoch + 1, plan.epochs) : o.label;
-      ProgressReporter progress(title, epoch_steps, o.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
+      ProgressReporter progress(title, epoch_steps,
+                                o.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
       EpochRecord sum;
       sum.epoch = epoch;
       sum.terms.assign(terms.size(), 0.0);
@@ -357,10 +358,12 @@ Expected<TrainResult> Trainer::fit(TrainableModel& model, const eval::DataSource
         record.lr = step.lr;
         for (const auto& term : terms) {
           Expected<at::Tensor> value = term->compute(step);
-          const std::string where = fmt::format("{}: loss term '{}' at step {}", o.label, term->name(), step.step + 1);
-          if (!value.has_value()) return value.status().with_context(where);
+          auto where = [&] {
+            return fmt::format("{}: loss term '{}' at step {}", o.label, term->name(), step.step + 1);
+          };
+          if (!value.has_value()) return value.status().with_context(where());
           if (!value->defined() || value->numel() != 1) {
-            return invalid_argument("{}: the term's value has shape [{}], not a scalar", where,
+            return invalid_argument("{}: the term's value has shape [{}], not a scalar", where(),
                                     value->defined() ? fmt::format("{}", fmt::join(value->sizes(), "x")) : "none");
           }
           const at::Tensor weighted = *value * term->weight();

@@ -148,21 +148,6 @@ using LossFunction = std::function<Expected<at::Tensor>(const StepContext&)>;
 std::shared_ptr<LossTerm> make_loss_term(std::string name, double weight, LossFunction compute,
                                          std::vector<std::string> taps = {});
 
-// Note [Trainer hooks]
-// Per step: read the batch, set the lr, before_forward, forward, loss terms,
-// backward, after_backward (gradients are in each parameter's grad()),
-// gradient clipping, optimizer step, after_step. A hook returning an error
-// stops the run with it. Gradual pruning masks gradients in after_backward
-// and weights in after_step; Taylor importance reads w * grad in after_backward.
-using StepHook = std::function<Status(const StepContext&)>;
-struct EpochRecord;
-struct TrainerHooks {
-  StepHook before_forward;
-  StepHook after_backward;
-  StepHook after_step;
-  std::function<Status(const EpochRecord&)> after_epoch;
-};
-
 struct StepRecord {
   double lr = 0.0;
   double loss = 0.0;          // the weighted sum
@@ -176,6 +161,21 @@ struct EpochRecord {
   double loss = 0.0;          // mean over the epoch's steps
   std::vector<double> terms;  // means, in term order
   double seconds = 0.0;
+};
+
+// Note [Trainer hooks]
+// Per step: read the batch, set the lr, before_forward, forward, loss terms,
+// backward, after_backward (gradients are in each parameter's grad()),
+// gradient clipping, optimizer step, after_step; after the last step of an
+// epoch, after_epoch. A hook returning an error stops the run with that
+// error as it is (hooks name their pass themselves). Gradual pruning masks gradients in after_backward
+// and weights in after_step; Taylor importance reads w * grad in after_backward.
+using StepHook = std::function<Status(const StepContext&)>;
+struct TrainerHooks {
+  StepHook before_forward;
+  StepHook after_backward;
+  StepHook after_step;
+  std::function<Status(const EpochRecord&)> after_epoch;
 };
 
 struct TrainResult {
