@@ -1,111 +1,57 @@
-// distill.finetune: a minibatch training loop over the trainable executor.
+// distill.finetune: cross-entropy plus logit distillation through torch::Trainer, with optional gradual pruning.
 #include "compress/distill/finetune.h"
-
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <torch/optim.h>
-#include <torch/utils.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "compress/distill/kd_loss.h"
 #include "compress/distill/taylor_importance.h"
-#include "gradual_prune.h"
 #include "compress/eval/dataset.h"
 #include "compress/support/logging.h"
-#include "compress/support/progress.h"
 #include "compress/torch/trainable_model.h"
+#include "compress/torch/trainer.h"
+#include "gradual_prune.h"
 #include "training_data.h"
 
 namespace compress::distill {
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
-
-// at::set_num_threads is process-wide; the pass restores what it found.
-class TorchThreadsGuard {
- public:
-  explicit TorchThreadsGuard(int threads) : saved_(at::get_num_threads()) {
-    if (threads > 0) at::set_num_threads(threads);
-  }
-  ~TorchThreadsGuard() { at::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
-
-// Fisher-Yates with the context's engine, written out so the order does not
-// depend on the standard library's std::shuffle / distributions.
-void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng) {
-  for (size_t i = order.size(); i > 1; --i) {
-    const size_t j = static_cast<size_t>(rng() % i);
-    std::swap(order[i - 1], order[j]);
-  }
+compress::torch::TrainerOptions trainer_options(const FinetunePass::Options& o, const pass::PassContext& context) {
+  compress::torch::TrainerOptions t;
+  t.label = "distill.finetune";
+  t.epochs = o.epochs;
+  t.steps = o.steps;
+  t.samples = o.samples;
+  t.batch = o.batch;
+  t.threads = context.threads;
+  t.progress = context.progress;
+  t.optimizer.kind =
+      o.optimizer == "sgd" ? compress::torch::OptimizerKind::kSgd : compress::torch::OptimizerKind::kAdam;
+  t.optimizer.lr = o.lr;
+  t.optimizer.weight_decay = o.weight_decay;
+  if (o.optimizer == "sgd") t.optimizer.momentum = o.momentum;
+  t.schedule.kind =
+      o.lr_schedule == "cosine" ? compress::torch::ScheduleKind::kCosine : compress::torch::ScheduleKind::kConstant;
+  return t;
 }
 
-// Gathers samples order[begin, end) into one [count, sample...] batch.
-// Note [Fine-tuning data]
-// Samples are read one at a time through DataSource::batch in the shuffled
-// order, so memory stays at one batch whatever the dataset size; for
-// in-memory and IDX sources a read is a copy of one image.
-Status gather(const eval::DataSource& source, const std::vector<int64_t>& order, int64_t begin, int64_t end,
-              at::Tensor* images, at::Tensor* labels) {
-  const int64_t count = end - begin;
-  std::vector<int64_t> shape{count};
-  for (int64_t d : source.sample_shape()) shape.push_back(d);
-  *images = at::empty(shape, at::kFloat);
-  *labels = at::empty({count}, at::kLong);
-  const int64_t sample_numel = images->numel() / std::max<int64_t>(count, 1);
-  float* dst = images->data_ptr<float>();
-  int64_t* label_dst = labels->data_ptr<int64_t>();
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t index = order[static_cast<size_t>(begin + k)];
-    COMPRESS_ASSIGN_OR_RETURN(eval::Batch one, source.batch(index, 1));
-    if (one.inputs.dtype() != ir::DType::kF32 || one.inputs.is_sparse() || one.inputs.numel() != sample_numel) {
-      return invalid_argument("distill.finetune: training sample {} of {} is not a dense f32 tensor of {} values",
-                              index, source.describe(), sample_numel);
+// The fraction of exact zeros of every sparse weight, per node, for the report.
+Status record_sparsity(const ir::Graph& graph, pass::PassResult& result) {
+  for (const ir::Node* node : graph.nodes()) {
+    for (const ir::Value* in : node->inputs()) {
+      if (!in->is_constant() || !in->constant().is_sparse()) continue;
+      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, in->constant().to_dense());
+      const float* v = dense.data<float>();
+      int64_t zeros = 0;
+      for (int64_t i = 0; i < dense.numel(); ++i) zeros += v[i] == 0.0f ? 1 : 0;
+      result.layers[node->name()]["sparsity"] = static_cast<double>(zeros) / static_cast<double>(dense.numel());
     }
-    if (one.labels.size() != 1) {
-      return invalid_argument("distill.finetune: training sample {} of {} has no label", index, source.describe());
-    }
-    std::memcpy(dst + k * sample_numel, one.inputs.data<float>(), sizeof(float) * static_cast<size_t>(sample_numel));
-    label_dst[k] = one.labels[0];
   }
   return Status::ok();
 }
-
-std::unique_ptr<::torch::optim::Optimizer> make_optimizer(const FinetunePass::Options& o,
-                                                          const std::vector<at::Tensor>& params) {
-  if (o.optimizer == "sgd") {
-    return std::make_unique<::torch::optim::SGD>(
-        params, ::torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
-  }
-  return std::make_unique<::torch::optim::Adam>(params,
-                                               ::torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
-}
-
-void set_lr(::torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
-}
-
-// Logits of a one-output, one-input graph: checks the rank once.
-Expected<at::Tensor> logits_of(compress::torch::TrainableModel& model, const at::Tensor& images, const char* who) {
-  COMPRESS_ASSIGN_OR_RETURN(std::vector<at::Tensor> outs, model.try_forward({images}));
-  if (outs.empty() || outs[0].dim() != 2) {
-    return invalid_argument("distill.finetune: the {}'s first output must be logits [batch, classes], got rank {}",
-                            who, outs.empty() ? 0 : outs[0].dim());
-  }
-  return outs[0];
-}
-
-struct EpochLoss {
-  double total = 0, ce = 0, kd = 0;
-  int64_t steps = 0;
-};
 
 }  // namespace
 
@@ -119,111 +65,49 @@ Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext
     return invalid_argument("distill.finetune: alpha = {} needs a teacher (the reference model), and there is none",
                             alpha);
   }
-  const int64_t n = o.samples > 0 ? std::min(o.samples, data.size()) : data.size();
-  if (n < 1) return invalid_argument("distill.finetune: the training data {} is empty", data.describe());
-  const int64_t batch = std::min(o.batch, n);
-  // Full batches only (a batch of one breaks batch-norm statistics); the
-  // shuffled remainder is seen in other epochs.
-  const int64_t steps_per_epoch = n / batch;
-  const int64_t total_steps = o.steps > 0 ? o.steps : o.epochs * steps_per_epoch;
-  const int64_t epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
-
-  TorchThreadsGuard threads(context.threads);
-  ::torch::manual_seed(context.rng());
+  const compress::torch::Trainer trainer(trainer_options(o, context));
+  COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainPlan plan, trainer.plan(data));
 
   COMPRESS_ASSIGN_OR_RETURN(std::shared_ptr<compress::torch::TrainableModel> student,
                             compress::torch::TrainableModel::create(graph));
-  std::shared_ptr<compress::torch::TrainableModel> teacher;
+  // Loss (1 - alpha) * ce + alpha * kd (Note [Fine-tuning pass]); ce is
+  // computed and reported even at alpha 1.
+  compress::torch::LossTerms terms = {std::make_shared<compress::torch::CrossEntropyTerm>(1.0 - alpha)};
   if (alpha > 0) {
-    COMPRESS_ASSIGN_OR_RETURN(teacher, compress::torch::TrainableModel::create(*context.reference_model));
+    COMPRESS_ASSIGN_OR_RETURN(std::shared_ptr<compress::torch::TrainableModel> teacher,
+                              compress::torch::TrainableModel::create(*context.reference_model));
     teacher->eval();
+    terms.push_back(std::make_shared<LogitDistillationTerm>(teacher, o.temperature, alpha));
   }
-  const std::vector<at::Tensor> params = student->parameters();
-  if (params.empty()) {
+  if (student->parameters().empty()) {
     log_warning("distill.finetune: the graph has no trainable f32 parameters; nothing to fine-tune");
     return pass::PassResult{};
   }
-  std::unique_ptr<::torch::optim::Optimizer> optimizer = make_optimizer(o, params);
   std::optional<GradualPruner> pruner;
+  compress::torch::TrainerHooks hooks;
   if (o.prune_schedule.final_sparsity > 0) {
-    COMPRESS_ASSIGN_OR_RETURN(pruner, GradualPruner::create(*student, o.prune_schedule, total_steps));
+    COMPRESS_ASSIGN_OR_RETURN(pruner, GradualPruner::create(*student, o.prune_schedule, plan.total_steps));
     log_info("distill.finetune: gradual pruning to {} (cubic from {}) over steps {}..{}, every {} steps",
              o.prune_schedule.final_sparsity, o.prune_schedule.initial_sparsity, o.prune_schedule.start_step + 1,
              pruner->end_step() + 1, o.prune_schedule.frequency);
+    hooks.before_forward = [&](const compress::torch::StepContext& step) { return pruner->prune_if_due(step.step); };
+    hooks.after_backward = [&](const compress::torch::StepContext&) {
+      pruner->mask_gradients();
+      return Status::ok();
+    };
+    hooks.after_step = [&](const compress::torch::StepContext&) {
+      pruner->reapply_masks();
+      return Status::ok();
+    };
   }
 
   log_info("distill.finetune: {} samples of {}, {} steps ({} epochs of {}), batch {}, {} lr {} ({}), alpha {}, T {}",
-           n, data.describe(), total_steps, epochs, steps_per_epoch, batch, o.optimizer, o.lr, o.lr_schedule, alpha,
-           o.temperature);
-  std::vector<int64_t> order(static_cast<size_t>(data.size()));
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-  order.resize(static_cast<size_t>(n));
-
-  EpochLoss last;
-  int64_t step = 0;
-  try {
-    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
-      shuffle(order, context.rng);
-      student->train();
-      EpochLoss sum;
-      const int64_t epoch_steps = std::min(steps_per_epoch, total_steps - step);
-      ProgressReporter progress(fmt::format("distill.finetune epoch {}/{}", epoch + 1, epochs), epoch_steps,
-                                context.progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
-      for (int64_t s = 0; s < epoch_steps; ++s, ++step) {
-        at::Tensor images, labels;
-        COMPRESS_RETURN_IF_ERROR(gather(data, order, s * batch, (s + 1) * batch, &images, &labels));
-        if (o.lr_schedule == "cosine") {
-          set_lr(*optimizer, o.lr * 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step) /
-                                                          static_cast<double>(total_steps))));
-        }
-        if (pruner) {
-          COMPRESS_RETURN_IF_ERROR(pruner->prune_if_due(step));
-        }
-        at::Tensor teacher_logits;
-        if (teacher) {
-          ::torch::NoGradGuard no_grad;
-          COMPRESS_ASSIGN_OR_RETURN(teacher_logits, logits_of(*teacher, images, "teacher"));
-        }
-        COMPRESS_ASSIGN_OR_RETURN(at::Tensor logits, logits_of(*student, images, "graph"));
-        const int64_t classes = logits.size(1);
-        if (teacher_logits.defined() && teacher_logits.sizes() != logits.sizes()) {
-          return invalid_argument("distill.finetune: the teacher's logits {} differ in shape from the graph's {}",
-                                  fmt::join(teacher_logits.sizes(), "x"), fmt::join(logits.sizes(), "x"));
-        }
-        const int64_t max_label = labels.max().item<int64_t>();
-        const int64_t min_label = labels.min().item<int64_t>();
-        if (min_label < 0 || max_label >= classes) {
-          return invalid_argument("distill.finetune: label {} of {} is outside the graph's {} classes",
-                                  min_label < 0 ? min_label : max_label, data.describe(), classes);
-        }
-        DistillLoss loss = distillation_loss(logits, teacher_logits, labels, alpha, o.temperature);
-        optimizer->zero_grad();
-        loss.total.backward();
-        if (pruner) pruner->mask_gradients();
-        optimizer->step();
-        if (pruner) pruner->reapply_masks();
-        const double total = loss.total.item<double>();
-        if (!std::isfinite(total)) {
-          return invalid_argument("distill.finetune: the loss diverged to {} at step {} (lower lr = {})", total,
-                                  step + 1, o.lr);
-        }
-        sum.total += total;
-        sum.ce += loss.ce.item<double>();
-        sum.kd += loss.kd.item<double>();
-        ++sum.steps;
-        progress.advance();
-      }
-      progress.finish();
-      const double d = static_cast<double>(std::max<int64_t>(sum.steps, 1));
-      last = {sum.total / d, sum.ce / d, sum.kd / d, sum.steps};
-      log_info("distill.finetune: epoch {}/{}: loss {:.4f} (ce {:.4f}, kd {:.4f}) over {} steps", epoch + 1, epochs,
-               last.total, last.ce, last.kd, last.steps);
-    }
-  } catch (const Error& e) {
-    return e.status().with_context("distill.finetune");
-  } catch (const std::exception& e) {
-    return make_error(StatusCode::kInternal, "distill.finetune: LibTorch failed during training: {}", e.what());
-  }
+           plan.samples, data.describe(), plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch,
+           o.optimizer, o.lr, o.lr_schedule, alpha, o.temperature);
+  // The shuffle and LibTorch's seed come from the context's engine (Note
+  // [Trainer determinism]), so the recipe's seed decides them.
+  COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainResult trained,
+                            trainer.fit(*student, data, terms, hooks, context.rng));
 
   // Batch norm leaves training mode; the running statistics and trained
   // values go back into the graph (sparse layouts keep their pattern).
@@ -235,23 +119,15 @@ Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext
   }
 
   pass::PassResult result;
-  result.changed = step > 0;
-  for (const ir::Node* node : graph.nodes()) {
-    for (const ir::Value* in : node->inputs()) {
-      if (!in->is_constant() || !in->constant().is_sparse()) continue;
-      COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense, in->constant().to_dense());
-      const float* v = dense.data<float>();
-      int64_t zeros = 0;
-      for (int64_t i = 0; i < dense.numel(); ++i) zeros += v[i] == 0.0f ? 1 : 0;
-      result.layers[node->name()]["sparsity"] = static_cast<double>(zeros) / static_cast<double>(dense.numel());
-    }
-  }
-  result.counters["final_loss"] = last.total;
-  result.counters["final_ce"] = last.ce;
-  result.counters["final_kd"] = last.kd;
-  result.counters["steps"] = static_cast<double>(step);
-  result.counters["epochs"] = static_cast<double>(epochs);
-  result.counters["samples"] = static_cast<double>(n);
+  result.changed = trained.steps > 0;
+  COMPRESS_RETURN_IF_ERROR(record_sparsity(graph, result));
+  const compress::torch::EpochRecord& last = trained.epochs.back();
+  result.counters["final_loss"] = last.loss;
+  result.counters["final_ce"] = last.terms[0];
+  result.counters["final_kd"] = terms.size() > 1 ? last.terms[1] : 0.0;
+  result.counters["steps"] = static_cast<double>(trained.steps);
+  result.counters["epochs"] = static_cast<double>(plan.epochs);
+  result.counters["samples"] = static_cast<double>(plan.samples);
   result.counters["alpha"] = alpha;
   result.counters["temperature"] = o.temperature;
   result.counters["lr"] = o.lr;

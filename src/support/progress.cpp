@@ -57,9 +57,11 @@ void ProgressReporter::render(bool final_line) {
     const int filled = static_cast<int>(fraction * kBarWidth);
     std::string bar(static_cast<size_t>(filled), '#');
     bar.resize(kBarWidth, '.');
-    std::fprintf(out_, "\r%s [%s] %3d%% %lld/%lld %.1fs%s", label_.c_str(), bar.c_str(),
+    // "\033[K" clears what a longer earlier detail left at the end of the line.
+    std::fprintf(out_, "\r%s [%s] %3d%% %lld/%lld %.1fs%s%s\033[K%s", label_.c_str(), bar.c_str(),
                  static_cast<int>(fraction * 100.0), static_cast<long long>(done_),
-                 static_cast<long long>(total_), seconds, final_line ? "\n" : "");
+                 static_cast<long long>(total_), seconds, detail_.empty() ? "" : " ", detail_.c_str(),
+                 final_line ? "\n" : "");
     std::fflush(out_);
     return;
   }
@@ -67,8 +69,9 @@ void ProgressReporter::render(bool final_line) {
   if (!final_line && decile == last_decile_) return;
   if (final_line && decile == last_decile_ && done_ == total_) return;
   last_decile_ = decile;
-  std::fprintf(out_, "%s: %lld/%lld (%d%%) %.1fs\n", label_.c_str(), static_cast<long long>(done_),
-               static_cast<long long>(total_), static_cast<int>(fraction * 100.0), seconds);
+  std::fprintf(out_, "%s: %lld/%lld (%d%%) %.1fs%s%s\n", label_.c_str(), static_cast<long long>(done_),
+               static_cast<long long>(total_), static_cast<int>(fraction * 100.0), seconds,
+               detail_.empty() ? "" : ", ", detail_.c_str());
   std::fflush(out_);
 }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "compress/ir/sparse_layout.h"
@@ -70,7 +71,42 @@ Status TrainableModel::init() {
   return Status::ok();
 }
 
+Status TrainableModel::set_taps(const std::vector<std::string>& names) {
+  std::vector<const ir::Value*> values;
+  values.reserve(names.size());
+  for (const std::string& name : names) {
+    const ir::Value* value = graph_.find_value(name);
+    if (value == nullptr) {
+      return not_found("TrainableModel: no value named '{}' to tap (a tap names a node output, a graph input or a "
+                       "constant of the graph)",
+                       name);
+    }
+    if (std::find(values.begin(), values.end(), value) != values.end()) {
+      return invalid_argument("TrainableModel: value '{}' is tapped twice", name);
+    }
+    values.push_back(value);
+  }
+  tap_names_ = names;
+  tap_values_ = std::move(values);
+  return Status::ok();
+}
+
 Expected<std::vector<at::Tensor>> TrainableModel::try_forward(const std::vector<at::Tensor>& inputs) {
+  return run(inputs, nullptr);
+}
+
+Expected<TappedForward> TrainableModel::try_forward_with_taps(const std::vector<at::Tensor>& inputs) {
+  TappedForward result;
+  COMPRESS_ASSIGN_OR_RETURN(result.outputs, run(inputs, &result.taps));
+  return result;
+}
+
+TappedForward TrainableModel::forward_with_taps(const std::vector<at::Tensor>& inputs) {
+  return value_or_throw(try_forward_with_taps(inputs));
+}
+
+Expected<std::vector<at::Tensor>> TrainableModel::run(const std::vector<at::Tensor>& inputs,
+                                                      ::torch::OrderedDict<std::string, at::Tensor>* taps) {
   COMPRESS_CHECK(inputs.size() == graph_.inputs().size(), StatusCode::kInvalidArgument,
                  "TrainableModel: {} inputs given, the graph takes {}", inputs.size(), graph_.inputs().size());
   std::unordered_map<const ir::Value*, at::Tensor> env;
@@ -98,6 +134,9 @@ Expected<std::vector<at::Tensor>> TrainableModel::try_forward(const std::vector<
   }
   std::vector<at::Tensor> outputs;
   for (const ir::Value* out : graph_.outputs()) outputs.push_back(lookup(out));
+  if (taps != nullptr) {
+    for (size_t i = 0; i < tap_values_.size(); ++i) taps->insert(tap_names_[i], lookup(tap_values_[i]));
+  }
   return outputs;
 }
 

@@ -90,6 +90,27 @@ TEST_CASE("progress prints plain lines when not a terminal") {
   CHECK(std::count(text.begin(), text.end(), '\n') <= 12);
 }
 
+TEST_CASE("progress lines end with the detail text set last") {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  {
+    ProgressReporter p("training", 2, ProgressReporter::Mode::kLines, f);
+    p.set_detail("loss 2.3026");
+    p.advance();
+    p.set_detail("loss 1.5000, 640 samples/s");
+    p.advance();
+  }
+  std::rewind(f);
+  std::string text;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, f)) text += buf;
+  std::fclose(f);
+  CHECK(text.find("training: 1/2 (50%)") != std::string::npos);
+  CHECK(text.find(", loss 2.3026\n") != std::string::npos);
+  CHECK(text.find("training: 2/2 (100%)") != std::string::npos);
+  CHECK(text.find(", loss 1.5000, 640 samples/s\n") != std::string::npos);
+}
+
 TEST_CASE("parallel_for covers every index once, for any thread count") {
   for (int threads : {1, 2, 3, 8}) {
     set_num_threads(threads);

@@ -39,9 +39,13 @@ struct PruneSchedule {
 // when a teacher is present and 0 otherwise; alpha > 0 without a teacher is
 // an error.
 //
+// The loop is torch::Trainer's (compress/torch/trainer.h): the terms are its
+// CrossEntropyTerm at weight 1 - alpha and LogitDistillationTerm at alpha,
+// and gradual pruning plugs in through its step hooks.
+//
 // Determinism: the shuffle order comes from PassContext::rng and LibTorch's
-// generator is seeded from it, so a fixed seed and thread count give
-// bit-identical weights.
+// generator is seeded from it (Note [Trainer determinism]), so a fixed seed
+// and thread count give bit-identical weights.
 class FinetunePass : public pass::Pass {
  public:
   struct Options {

@@ -4,6 +4,11 @@
 // Only the distill layer (which links LibTorch, like torch/) includes this.
 #include <ATen/core/Tensor.h>
 
+#include <memory>
+
+#include "compress/torch/trainable_model.h"
+#include "compress/torch/trainer.h"
+
 namespace compress::distill {
 
 struct DistillLoss {
@@ -17,5 +22,23 @@ struct DistillLoss {
 // `student`; the teacher is detached.
 DistillLoss distillation_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels,
                               double alpha, double temperature);
+
+// The kd part of distillation_loss alone: T^2 * KL(softmax(teacher/T) || softmax(student/T)), batch mean.
+at::Tensor kd_divergence(const at::Tensor& student, const at::Tensor& teacher, double temperature);
+
+// The Trainer's distillation term ("kd"): kd_divergence of the model's first
+// output against the first output of `teacher`, run on the same batch without
+// gradients (the caller puts the teacher in the mode it should run in, eval
+// for a trained reference model). Errors name which model's output is wrong.
+class LogitDistillationTerm : public compress::torch::LossTerm {
+ public:
+  LogitDistillationTerm(std::shared_ptr<compress::torch::TrainableModel> teacher, double temperature, double weight)
+      : LossTerm("kd", weight), teacher_(std::move(teacher)), temperature_(temperature) {}
+  Expected<at::Tensor> compute(const compress::torch::StepContext& step) override;
+
+ private:
+  std::shared_ptr<compress::torch::TrainableModel> teacher_;
+  double temperature_;
+};
 
 }  // namespace compress::distill

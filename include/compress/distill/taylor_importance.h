@@ -21,7 +21,7 @@ namespace compress::distill {
 // For each labelled batch b (the first `samples` training samples in order,
 // `batch` at a time, the model in eval mode as deployed: batch norm uses its
 // running statistics) the gradient of the mean cross-entropy is taken
-// through torch::TrainableModel, and
+// through torch::Trainer without an optimizer (OptimizerKind::kNone), and
 //   score[N][o] = sum_b (|b| / samples) * | sum_{p in P(N, o)} w_p * g_b,p |
 // (the absolute value per batch, then averaged, so opposite-signed batches do
 // not cancel; Molchanov squares instead, which ranks the same per batch).

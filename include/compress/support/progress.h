@@ -23,6 +23,9 @@ class ProgressReporter {
 
   void advance(int64_t steps = 1);
   void set(int64_t done);
+  // Text shown after the counts from the next redraw on ("loss 0.4123,
+  // 850 samples/s"); empty for none.
+  void set_detail(std::string detail) { detail_ = std::move(detail); }
   // Prints the final state (100% or where it stopped) once.
   void finish();
   int64_t done() const { return done_; }
@@ -35,6 +38,7 @@ class ProgressReporter {
   void render(bool final_line);
 
   std::string label_;
+  std::string detail_;
   int64_t total_;
   int64_t done_ = 0;
   Mode mode_;

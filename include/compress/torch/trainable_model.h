@@ -13,6 +13,13 @@
 
 namespace compress::torch {
 
+// What forward_with_taps returns: the graph outputs and the tapped values,
+// keyed by IR value name in the order set_taps() was given them.
+struct TappedForward {
+  std::vector<at::Tensor> outputs;
+  ::torch::OrderedDict<std::string, at::Tensor> taps;
+};
+
 struct TrainableOptions {
   // Batch-norm running statistics are updated with this momentum in training
   // mode (PyTorch's default).
@@ -41,6 +48,19 @@ class TrainableModel : public ::torch::nn::Module {
   at::Tensor forward(const at::Tensor& input);
   Expected<std::vector<at::Tensor>> try_forward(const std::vector<at::Tensor>& inputs);
 
+  // Note [Taps]
+  // A tap is an intermediate IR value (a node output, a graph input or a
+  // constant, by its IR name) that forward_with_taps returns beside the
+  // outputs, still attached to the autograd graph, so a loss term can use
+  // it (feature distillation, activation penalties) and a hook can read it.
+  // set_taps resolves the names once; an unknown name is an error naming it
+  // and leaves the previous taps in place. Tapping costs nothing extra: the
+  // executor keeps every value of the forward pass for backward anyway.
+  Status set_taps(const std::vector<std::string>& names);
+  const std::vector<std::string>& taps() const { return tap_names_; }
+  Expected<TappedForward> try_forward_with_taps(const std::vector<at::Tensor>& inputs);
+  TappedForward forward_with_taps(const std::vector<at::Tensor>& inputs);
+
   // Hide nn::Module's versions so the IR's dotted names are used.
   std::vector<at::Tensor> parameters() const;
   ::torch::OrderedDict<std::string, at::Tensor> named_parameters() const;
@@ -56,6 +76,9 @@ class TrainableModel : public ::torch::nn::Module {
  private:
   TrainableModel(ir::Graph graph, TrainableOptions options) : graph_(std::move(graph)), options_(options) {}
   Status init();
+  // Runs the graph; fills `taps` (when not null) with the tapped values.
+  Expected<std::vector<at::Tensor>> run(const std::vector<at::Tensor>& inputs,
+                                        ::torch::OrderedDict<std::string, at::Tensor>* taps);
 
   struct Slot {
     std::string name;  // IR constant name
@@ -67,6 +90,8 @@ class TrainableModel : public ::torch::nn::Module {
   TrainableOptions options_;
   std::vector<Slot> slots_;
   std::map<const ir::Value*, size_t> slot_of_;
+  std::vector<std::string> tap_names_;
+  std::vector<const ir::Value*> tap_values_;  // resolved tap_names_, same order
 };
 
 }  // namespace compress::torch
