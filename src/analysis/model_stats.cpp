@@ -172,12 +172,10 @@ LayerStats layer_stats(const ir::Node& node, const NodeCost& cost) {
 
 }  // namespace
 
-bool is_parameter(const ir::Graph& graph, const ir::Value* c) { return !c->uses().empty() || graph.is_output(c); }
-
 ModelCost compute_model_cost(const ir::Graph& graph) {
   ModelCost cost;
   for (const ir::Value* c : graph.constants()) {
-    if (c->constant().defined() && is_parameter(graph, c)) cost.params = sat_add(cost.params, c->constant().numel());
+    if (c->constant().defined()) cost.params = sat_add(cost.params, c->constant().numel());
   }
   for (const auto& node : graph.node_list()) {
     const NodeCost n = node_cost(*node);
@@ -195,9 +193,7 @@ ModelStats compute_model_stats(const ir::Graph& graph) {
 
   for (const ir::Value* c : graph.constants()) {
     const ir::Tensor& t = c->constant();
-    // Constants nothing reads are metadata kept in the model (observed ranges
-    // of PTQ, importance scores), not parameters of the network.
-    if (!t.defined() || !is_parameter(graph, c)) continue;
+    if (!t.defined()) continue;
     stats.num_params = sat_add(stats.num_params, t.numel());
     int64_t& by_dtype = stats.params_by_dtype[std::string(ir::dtype_name(t.dtype()))];
     by_dtype = sat_add(by_dtype, t.numel());

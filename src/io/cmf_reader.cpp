@@ -3,6 +3,8 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -13,6 +15,7 @@
 #include "compress/ir/sparse_layout.h"
 #include "compress/ir/verifier.h"
 #include "compress/support/check.h"
+#include "compress/support/logging.h"
 #include "file_util.h"
 
 namespace compress::io {
@@ -82,16 +85,32 @@ struct NodeRecord {
   std::vector<ir::ValueType> output_types;
 };
 
+// A version-2 annotation; its payload is encoded like a sparse index tensor.
+struct AnnotationRecord {
+  std::string kind;
+  ir::AnnotationTarget::Kind target = ir::AnnotationTarget::Kind::kGraph;
+  std::string target_name;
+  uint64_t at = 0;
+  IndexRecord payload;
+};
+
 struct Header {
+  uint32_t version = 0;
   std::string graph_name;
   std::vector<TensorRecord> tensors;
   std::vector<InputRecord> inputs;
   std::vector<ConstantRecord> constants;
   std::vector<NodeRecord> nodes;
   std::vector<uint64_t> outputs;
+  std::vector<AnnotationRecord> annotations;
 };
 
+std::string annotation_what(const AnnotationRecord& a) {
+  return fmt::format("annotation '{}' of {}", a.kind, ir::annotation_target_to_string(a.target, a.target_name));
+}
+
 struct Preamble {
+  uint32_t version = 0;
   uint64_t header_length = 0;
   uint64_t header_checksum = 0;
   uint64_t data_length = 0;
@@ -122,13 +141,14 @@ Status check_preamble(const uint8_t* prefix, uint64_t file_size, const std::stri
                         kPreambleSize);
   }
   const uint32_t version = load_le<uint32_t>(prefix + kVersionOffset);
-  if (version != kCmfVersion) {
-    return unsupported("{}: file has .cmf version {}{}; this build reads version {}", source, version,
+  if (version < kCmfOldestReadableVersion || version > kCmfVersion) {
+    return unsupported("{}: file has .cmf version {}{}; this build reads versions {} to {}", source, version,
                        version == 0 ? " (never a valid version)"
                        : version > kCmfVersion ? " (written by a newer compress; upgrade to read it)"
                                                : "",
-                       kCmfVersion);
+                       kCmfOldestReadableVersion, kCmfVersion);
   }
+  out->version = version;
   if (file_size < kPreambleSize) {
     return corrupt_file("{}: file is {} bytes, truncated inside the {}-byte preamble", source, file_size,
                         kPreambleSize);
@@ -136,7 +156,7 @@ Status check_preamble(const uint8_t* prefix, uint64_t file_size, const std::stri
   const uint32_t flags = load_le<uint32_t>(prefix + kFlagsOffset);
   if (flags != 0) {
     return unsupported("{}: byte {}: flags 0x{:x} are not known to this build (version {} defines none)", source,
-                       kFlagsOffset, flags, kCmfVersion);
+                       kFlagsOffset, flags, version);
   }
   if (load_le<uint64_t>(prefix + kReservedOffset) != 0) {
     return corrupt_file("{}: byte {}: reserved preamble field is not zero", source, kReservedOffset);
@@ -262,6 +282,14 @@ Status read_blob_ref(ByteReader& r, std::string_view what, BlobRef* blob) {
   return Status::ok();
 }
 
+// A dense, unquantized tensor: dtype, shape, blobref (sparse index tensors, annotation payloads).
+Status read_dense_tensor(ByteReader& r, std::string_view what, IndexRecord* out) {
+  int64_t numel = 0;
+  COMPRESS_RETURN_IF_ERROR(read_dtype(r, what, &out->dtype));
+  COMPRESS_RETURN_IF_ERROR(read_shape(r, what, &out->shape, &numel));
+  return read_blob_ref(r, what, &out->blob);
+}
+
 Status read_value_type(ByteReader& r, std::string_view what, ir::ValueType* type) {
   COMPRESS_RETURN_IF_ERROR(read_dtype(r, what, &type->dtype));
   int64_t numel = 0;
@@ -325,12 +353,7 @@ Status read_tensor(ByteReader& r, size_t index, TensorRecord* t) {
     COMPRESS_RETURN_IF_ERROR(r.count(&count, fmt::format("{}: index tensor count", what), kMinIndexBlobBytes));
     t->indices.resize(static_cast<size_t>(count));
     for (size_t i = 0; i < t->indices.size(); ++i) {
-      const std::string index_what = fmt::format("{} index tensor {}", what, i);
-      IndexRecord& idx = t->indices[i];
-      int64_t numel = 0;
-      COMPRESS_RETURN_IF_ERROR(read_dtype(r, index_what, &idx.dtype));
-      COMPRESS_RETURN_IF_ERROR(read_shape(r, index_what, &idx.shape, &numel));
-      COMPRESS_RETURN_IF_ERROR(read_blob_ref(r, index_what, &idx.blob));
+      COMPRESS_RETURN_IF_ERROR(read_dense_tensor(r, fmt::format("{} index tensor {}", what, i), &t->indices[i]));
     }
   }
   return read_blob_ref(r, what, &t->data);
@@ -385,6 +408,43 @@ Status read_attribute(ByteReader& r, const std::string& node_what, ir::Attribute
       return r.fail_at(kind_at, "{}: unknown attribute kind code {} (expected 0..4)", what, kind);
   }
   attrs->emplace(std::move(name), std::move(value));
+  return Status::ok();
+}
+
+// The annotation section (version 2): targets must name a node or value of
+// the file's graph (node and value names were collected while reading it).
+Status read_annotations(ByteReader& r, const std::unordered_set<std::string>& node_names,
+                        const std::unordered_set<std::string>& value_names, Header* h) {
+  using Target = ir::AnnotationTarget::Kind;
+  uint64_t count = 0;
+  COMPRESS_RETURN_IF_ERROR(r.count(&count, "annotation count", kMinAnnotationBytes));
+  h->annotations.resize(static_cast<size_t>(count));
+  std::set<std::tuple<std::string, Target, std::string>> seen;
+  for (size_t i = 0; i < h->annotations.size(); ++i) {
+    AnnotationRecord& a = h->annotations[i];
+    a.at = r.offset();
+    COMPRESS_RETURN_IF_ERROR(r.string(&a.kind, fmt::format("annotation #{} kind", i)));
+    if (a.kind.empty()) return r.fail_at(a.at, "annotation #{}: empty kind", i);
+    const uint64_t target_at = r.offset();
+    uint8_t target = 0;
+    COMPRESS_RETURN_IF_ERROR(r.u8(&target, fmt::format("annotation #{} ('{}') target", i, a.kind)));
+    if (target > static_cast<uint8_t>(Target::kValue)) {
+      return r.fail_at(target_at, "annotation #{} ('{}'): unknown target code {} (expected 0 graph, 1 node, 2 value)",
+                       i, a.kind, target);
+    }
+    a.target = static_cast<Target>(target);
+    const uint64_t name_at = r.offset();
+    COMPRESS_RETURN_IF_ERROR(r.string(&a.target_name, fmt::format("annotation #{} ('{}') target name", i, a.kind)));
+    const std::string what = annotation_what(a);
+    if (a.target == Target::kNode && !node_names.count(a.target_name)) {
+      return r.fail_at(name_at, "{}: the graph has no node '{}'", what, a.target_name);
+    }
+    if (a.target == Target::kValue && !value_names.count(a.target_name)) {
+      return r.fail_at(name_at, "{}: the graph has no value '{}'", what, a.target_name);
+    }
+    if (!seen.emplace(a.kind, a.target, a.target_name).second) return r.fail_at(a.at, "{}: duplicate annotation", what);
+    COMPRESS_RETURN_IF_ERROR(read_dense_tensor(r, what, &a.payload));
+  }
   return Status::ok();
 }
 
@@ -511,9 +571,10 @@ Status read_header(ByteReader& r, Header* h) {
                        h->outputs[i], defined);
     }
   }
+  if (h->version >= 2) COMPRESS_RETURN_IF_ERROR(read_annotations(r, node_names, value_names, h));
   if (!r.at_end()) {
-    return r.fail_at(r.offset(), "{} unexpected bytes after the graph outputs, before the end of the header",
-                     r.remaining());
+    return r.fail_at(r.offset(), "{} unexpected bytes after the {}, before the end of the header", r.remaining(),
+                     h->version >= 2 ? "annotations" : "graph outputs");
   }
   return Status::ok();
 }
@@ -537,6 +598,15 @@ struct BlobCheck {
 
 Status check_data_ranges(const Header& h, const Preamble& p, const std::string& source) {
   std::vector<BlobCheck> blobs;
+  auto add_dense = [&](const IndexRecord& t, const std::string& what) -> Status {
+    // read_shape bounded the element count by int64; a 64-bit dtype could
+    // still overflow the byte count.
+    const std::optional<uint64_t> bytes = checked_storage_bytes(t.dtype, static_cast<uint64_t>(ir::numel(t.shape)));
+    if (!bytes) return corrupt_file("{}: {}: size overflows", source, what);
+    blobs.push_back({&t.blob, what, *bytes,
+                     fmt::format("shape {} of {}", ir::shape_to_string(t.shape), ir::dtype_name(t.dtype))});
+    return Status::ok();
+  };
   for (const TensorRecord& t : h.tensors) {
     const std::string what = fmt::format("tensor '{}'", t.name);
     const std::optional<uint64_t> bytes = checked_storage_bytes(t.dtype, t.stored_count);
@@ -546,17 +616,14 @@ Status check_data_ranges(const Header& h, const Preamble& p, const std::string& 
     }
     // Header order: a tensor's index blobs come before its values.
     for (size_t i = 0; i < t.indices.size(); ++i) {
-      const IndexRecord& idx = t.indices[i];
-      // read_shape bounded the count, so storage_bytes cannot overflow for
-      // the (at most 64-bit) index dtypes.
-      const uint64_t count = static_cast<uint64_t>(ir::numel(idx.shape));
-      const std::optional<uint64_t> index_bytes = checked_storage_bytes(idx.dtype, count);
-      if (!index_bytes) return corrupt_file("{}: {} index tensor {}: size overflows", source, what, i);
-      blobs.push_back({&idx.blob, fmt::format("{} index tensor {}", what, i), *index_bytes,
-                       fmt::format("shape {} of {}", ir::shape_to_string(idx.shape), ir::dtype_name(idx.dtype))});
+      COMPRESS_RETURN_IF_ERROR(add_dense(t.indices[i], fmt::format("{} index tensor {}", what, i)));
     }
     blobs.push_back({&t.data, what, *bytes,
                      fmt::format("{} elements of {}", t.stored_count, ir::dtype_name(t.dtype))});
+  }
+  // Annotation payloads follow the header order too: after every tensor.
+  for (const AnnotationRecord& a : h.annotations) {
+    COMPRESS_RETURN_IF_ERROR(add_dense(a.payload, annotation_what(a)));
   }
 
   uint64_t expected_offset = 0;
@@ -780,7 +847,26 @@ Expected<ir::Tensor> load_tensor(DataSource& src, const TensorRecord& t, const P
 
 // ---- phase 5: graph ---------------------------------------------------------
 
-Expected<ir::Graph> build_graph(Header& h, std::vector<ir::Tensor>& tensors, const std::string& source) {
+// Note [Reading version 1]
+// Version 1 had no annotation section: distill.taylor_importance and
+// quant.ptq stored their data as constants no node reads, "importance/N" and
+// "observed_range/V" (kV1AnnotationConstants). Such a constant becomes the
+// annotation a version-2 writer would have written, and is not added as a
+// constant, so old files work with today's accessors. A constant that some
+// node reads, or that is a graph output, keeps its name and stays a
+// constant. A stored importance for a node the file does not have (v1 never
+// checked) is dropped with a warning naming it: it described no layer, and
+// refusing it would make a file that loaded before unreadable.
+const V1AnnotationConstant* v1_annotation(const Header& h, const std::vector<bool>& used, size_t constant) {
+  if (h.version != 1 || used[h.inputs.size() + constant]) return nullptr;
+  for (const V1AnnotationConstant& legacy : kV1AnnotationConstants) {
+    if (h.constants[constant].name.rfind(legacy.prefix, 0) == 0) return &legacy;
+  }
+  return nullptr;
+}
+
+Expected<ir::Graph> build_graph(Header& h, std::vector<ir::Tensor>& tensors, std::vector<ir::Tensor>& payloads,
+                                const std::string& source) {
   ir::Graph g;
   g.name = h.graph_name;
   std::vector<ir::Value*> values;
@@ -788,16 +874,33 @@ Expected<ir::Graph> build_graph(Header& h, std::vector<ir::Tensor>& tensors, con
   auto wrap = [&](const Status& st, const std::string& what) {
     return corrupt_file("{}: {}: {}", source, what, st.message());
   };
+  // Which values a node or the graph outputs read (phase 2 bounded every index).
+  size_t num_values = h.inputs.size() + h.constants.size();
+  for (const NodeRecord& n : h.nodes) num_values += n.output_names.size();
+  std::vector<bool> used(num_values, false);
+  for (const NodeRecord& n : h.nodes) {
+    for (uint64_t index : n.inputs) used[index] = true;
+  }
+  for (uint64_t index : h.outputs) used[index] = true;
+
   for (InputRecord& in : h.inputs) {
     Expected<ir::Value*> v = g.add_input(in.name, std::move(in.type));
     if (!v) return wrap(v.status(), fmt::format("graph input '{}'", in.name));
     values.push_back(*v);
   }
-  for (ConstantRecord& c : h.constants) {
+  std::vector<std::pair<const V1AnnotationConstant*, size_t>> migrated;
+  for (size_t i = 0; i < h.constants.size(); ++i) {
+    ConstantRecord& c = h.constants[i];
+    if (const V1AnnotationConstant* legacy = v1_annotation(h, used, i)) {
+      migrated.emplace_back(legacy, i);
+      values.push_back(nullptr);  // nothing reads it
+      continue;
+    }
     Expected<ir::Value*> v = g.add_constant(c.name, std::move(tensors[c.tensor]));
     if (!v) return wrap(v.status(), fmt::format("constant '{}'", c.name));
     values.push_back(*v);
   }
+  std::unordered_map<std::string, const ir::Node*> node_by_name;
   for (NodeRecord& n : h.nodes) {
     std::vector<ir::Value*> inputs;
     inputs.reserve(n.inputs.size());
@@ -806,6 +909,7 @@ Expected<ir::Graph> build_graph(Header& h, std::vector<ir::Tensor>& tensors, con
     if (node == nullptr || node->name() != n.name || node->num_outputs() != n.output_names.size()) {
       return corrupt_file("{}: byte {}: node '{}' could not be recreated as stored", source, n.at, n.name);
     }
+    node_by_name.emplace(n.name, node);
     for (size_t i = 0; i < node->num_outputs(); ++i) {
       if (node->output(i)->name() != n.output_names[i]) {
         return corrupt_file("{}: byte {}: node '{}' output '{}' could not be recreated under its stored name",
@@ -818,6 +922,37 @@ Expected<ir::Graph> build_graph(Header& h, std::vector<ir::Tensor>& tensors, con
   outputs.reserve(h.outputs.size());
   for (uint64_t index : h.outputs) outputs.push_back(values[index]);
   g.set_outputs(std::move(outputs));
+
+  // Phase 2 checked that every node or value target exists.
+  using Target = ir::AnnotationTarget;
+  auto target_of = [&](Target::Kind kind, const std::string& name) -> std::optional<Target> {
+    if (kind == Target::Kind::kGraph) return Target::graph(name);
+    if (kind == Target::Kind::kValue) return Target::value(*g.find_value(name));
+    auto it = node_by_name.find(name);
+    if (it == node_by_name.end()) return std::nullopt;
+    return Target::node(*it->second);
+  };
+  for (size_t i = 0; i < h.annotations.size(); ++i) {
+    const AnnotationRecord& a = h.annotations[i];
+    const Status st = g.annotations().set(a.kind, *target_of(a.target, a.target_name), std::move(payloads[i]));
+    if (!st.is_ok()) return corrupt_file("{}: byte {}: {}: {}", source, a.at, annotation_what(a), st.message());
+  }
+  for (const auto& [legacy, i] : migrated) {
+    const ConstantRecord& c = h.constants[i];
+    const std::string name = c.name.substr(std::strlen(legacy->prefix));
+    const std::optional<Target> target = target_of(legacy->target, name);
+    if (!target) {
+      log_warning("{}: dropping version-1 constant '{}': it holds the stored importance of node '{}', which is not "
+                  "in the graph",
+                  source, c.name, name);
+      continue;
+    }
+    const Status st = g.annotations().set(legacy->kind, *target, std::move(tensors[c.tensor]));
+    if (!st.is_ok()) {
+      return corrupt_file("{}: version-1 constant '{}' cannot become a {} annotation: {}", source, c.name,
+                          legacy->kind, st.message());
+    }
+  }
 
   const Status verified = ir::verify(g);
   if (!verified.is_ok()) return corrupt_file("{}: the stored graph is invalid: {}", source, verified.message());
@@ -835,6 +970,7 @@ Expected<ir::Graph> read_cmf(const uint8_t* header_bytes, const Preamble& p, Dat
     }
   }
   Header h;
+  h.version = p.version;
   ByteReader reader(header_bytes, static_cast<size_t>(p.header_length), kHeaderOffset, source);
   COMPRESS_RETURN_IF_ERROR(read_header(reader, &h));
   COMPRESS_RETURN_IF_ERROR(check_data_ranges(h, p, source));
@@ -848,7 +984,17 @@ Expected<ir::Graph> read_cmf(const uint8_t* header_bytes, const Preamble& p, Dat
     COMPRESS_ASSIGN_OR_RETURN(ir::Tensor tensor, load_tensor(src, t, p, options.verify_data_checksums, source));
     tensors.push_back(std::move(tensor));
   }
-  return build_graph(h, tensors, source);
+  std::vector<ir::Tensor> payloads;
+  payloads.reserve(h.annotations.size());
+  for (const AnnotationRecord& a : h.annotations) {
+    const std::string what = annotation_what(a);
+    COMPRESS_ASSIGN_OR_RETURN(std::shared_ptr<ir::Storage> storage,
+                              load_blob(src, a.payload.blob, p, options.verify_data_checksums, source, what));
+    Expected<ir::Tensor> t = ir::Tensor::from_storage(a.payload.dtype, a.payload.shape, std::move(storage));
+    if (!t) return corrupt_file("{}: byte {}: {}: cannot form the payload: {}", source, a.at, what, t.status().message());
+    payloads.push_back(std::move(*t));
+  }
+  return build_graph(h, tensors, payloads, source);
 }
 
 // Runs `body`, turning any exception (allocation failure, an IR assertion)

@@ -177,6 +177,17 @@ class Serializer {
         a);
   }
 
+  // A dense, unquantized tensor as dtype, shape and blobref (annotation payloads).
+  Status dense_tensor(const ir::Tensor& t, const std::string& what) {
+    if (!t.defined() || t.is_sparse() || t.is_quantized()) {
+      return invalid_argument("{}: must be a defined, dense and unquantized tensor", what);
+    }
+    COMPRESS_RETURN_IF_ERROR(check_shape(t.shape(), what));
+    shape_and_dtype(t.dtype(), t.shape());
+    blob_ref(t);
+    return Status::ok();
+  }
+
   ByteWriter& out() { return w_; }
   std::vector<Blob>& blobs() { return blobs_; }
 
@@ -282,6 +293,16 @@ Expected<std::string> serialize(const ir::Graph& graph) {
     auto it = index.find(v);
     if (it == index.end()) return invalid_argument("graph output '{}' is not a value of the graph", v ? v->name() : "<null>");
     w.u64(it->second);
+  }
+  // Annotations in the store's canonical order; their payload blobs follow
+  // every tensor's, in this order.
+  const std::vector<ir::Annotation> annotations = graph.annotations().list();
+  w.u64(annotations.size());
+  for (const ir::Annotation& a : annotations) {
+    w.string(a.kind);
+    w.u8(static_cast<uint8_t>(a.target.kind()));
+    w.string(a.target.name());
+    COMPRESS_RETURN_IF_ERROR(s.dense_tensor(a.payload, fmt::format("annotation '{}' of {}", a.kind, a.target.to_string())));
   }
 
   if (header.size() > kMaxHeaderLength) {

@@ -114,6 +114,7 @@ Graph& Graph::operator=(Graph&& other) noexcept {
   value_by_name_ = std::move(other.value_by_name_);
   value_set_ = std::move(other.value_set_);
   node_name_count_ = std::move(other.node_name_count_);
+  annotations_.entries_ = std::move(other.annotations_.entries_);  // the store keeps its owner: this graph
   for (auto& n : nodes_) n->owner_ = this;
   for (auto& v : values_) v->owner_ = this;
   return *this;
@@ -138,6 +139,7 @@ void Graph::forget_value(const Value* value) {
   auto named = value_by_name_.find(value->name());
   if (named != value_by_name_.end() && named->second == value) value_by_name_.erase(named);
   value_set_.erase(value);
+  annotations_.drop_target(value);
 }
 
 void Graph::destroy_value(Value* value) {
@@ -263,6 +265,7 @@ Status Graph::remove_node(Node* node) {
   }
   for (size_t i = node->inputs_.size(); i-- > 0;) node->replace_input(i, nullptr);
   for (Value* out : node->outputs_) destroy_value(out);
+  annotations_.drop_target(node);
   if (--node_name_count_[node->name_] <= 0) node_name_count_.erase(node->name_);
   nodes_.erase(node->position_);
   return Status::ok();
@@ -386,6 +389,7 @@ Graph Graph::clone() const {
   Graph g;
   g.name = name;
   std::unordered_map<const Value*, Value*> map;
+  std::unordered_map<const Node*, const Node*> node_map;
   for (const auto& v : values_) {
     if (v->is_input()) continue;
     if (!v->is_constant()) continue;
@@ -408,9 +412,17 @@ Graph Graph::clone() const {
       names.push_back(out->name_);
     }
     Node* copy = g.add_node_unchecked(node->op_, inputs, node->attrs_, node->name_, types, names);
+    node_map[node.get()] = copy;
     for (size_t i = 0; i < node->outputs_.size(); ++i) map[node->outputs_[i]] = copy->outputs_[i];
   }
   for (Value* out : outputs_) g.outputs_.push_back(map.at(out));
+  for (const auto& [key, payload] : annotations_.entries_) {
+    const AnnotationTarget& t = key.second;
+    const AnnotationTarget copy = t.node()    ? AnnotationTarget::node(*node_map.at(t.node()))
+                                  : t.value() ? AnnotationTarget::value(*map.at(t.value()))
+                                              : t;
+    g.annotations_.entries_.emplace(AnnotationStore::Key{key.first, copy}, payload);
+  }
   return g;
 }
 

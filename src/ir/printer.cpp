@@ -43,6 +43,10 @@ std::string print_graph(const Graph& graph) {
     if (node->num_outputs() != 1 || node->output(0)->name() != node->name()) out += fmt::format("  # {}", node->name());
     out += "\n";
   }
+  for (const Annotation& a : graph.annotations().list()) {
+    out += fmt::format("  annotation {} of {}: {}{}\n", a.kind, a.target.to_string(), dtype_name(a.payload.dtype()),
+                       shape_to_string(a.payload.shape()));
+  }
   return out;
 }
 

@@ -46,10 +46,10 @@ Status accumulate_stored(const analysis::ChannelMember& m, std::vector<double>* 
                  m.value->name());
   COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor* stored, stored_channel_importance(*m.value->owner(), *node));
   COMPRESS_CHECK(stored != nullptr, StatusCode::kInvalidArgument,
-                 "prune.structured criterion taylor: layer '{}' has no stored importance ('{}{}'); run "
+                 "prune.structured criterion taylor: layer '{}' has no stored importance (annotation {}); run "
                  "distill.taylor_importance before prune.structured with criterion: taylor (in the same recipe, "
                  "with training data)",
-                 node->name(), kStoredImportancePrefix, node->name());
+                 node->name(), ir::kChannelImportanceKind);
   const float* data = stored->data<float>();
   for (size_t u = 0; u < m.indices.size(); ++u) {
     for (int64_t i : m.indices[u]) (*scores)[u] += data[i];
@@ -60,35 +60,31 @@ Status accumulate_stored(const analysis::ChannelMember& m, std::vector<double>* 
 }  // namespace
 
 Status store_channel_importance(ir::Graph& graph, const std::string& node, const std::vector<float>& scores) {
+  const ir::Node* target = graph.find_node(node);
+  COMPRESS_CHECK(target != nullptr, StatusCode::kNotFound,
+                 "cannot store the channel importance of node '{}': the graph has no node of that name", node);
   for (size_t i = 0; i < scores.size(); ++i) {
     if (!std::isfinite(scores[i]) || scores[i] < 0) {
       return invalid_argument("importance of '{}' channel {} is {} (must be finite and >= 0)", node, i, scores[i]);
     }
   }
-  const std::string name = kStoredImportancePrefix + node;
   ir::Tensor t = ir::Tensor::from_vector<float>(ir::DType::kF32, {static_cast<int64_t>(scores.size())}, scores);
-  if (ir::Value* old = graph.find_value(name); old != nullptr) {
-    if (!old->is_constant() || old->has_uses()) {
-      return invalid_argument("'{}' exists and is not a stored-importance constant", name);
-    }
-    old->set_constant(std::move(t));
-    return Status::ok();
-  }
-  return graph.add_constant(name, std::move(t)).status();
+  return graph.annotations().set(ir::kChannelImportanceKind, ir::AnnotationTarget::node(*target), std::move(t));
 }
 
 Expected<const ir::Tensor*> stored_channel_importance(const ir::Graph& graph, const ir::Node& node) {
-  const ir::Value* v = graph.find_value(kStoredImportancePrefix + node.name());
-  if (v == nullptr) return static_cast<const ir::Tensor*>(nullptr);
-  const ir::Tensor& t = v->constant();
+  COMPRESS_CHECK(node.owner() == &graph, StatusCode::kInvalidArgument,
+                 "stored importance: node '{}' is not a node of this graph", node.name());
+  const ir::Tensor* t = graph.annotations().find(ir::kChannelImportanceKind, ir::AnnotationTarget::node(node));
+  if (t == nullptr) return t;
   const int64_t channels = node.num_inputs() > 1 ? node.input(1)->shape()[0] : -1;
-  if (!v->is_constant() || t.dtype() != ir::DType::kF32 || t.is_sparse() || t.is_quantized() ||
-      t.shape().size() != 1 || t.shape()[0] != channels) {
-    return invalid_argument("stored importance '{}' must be an f32 tensor [{}] (the output channels of '{}'), got {}",
-                            v->name(), channels, node.name(), v->is_constant() ? ir::shape_to_string(t.shape())
-                                                                                : std::string("a computed value"));
+  if (t->dtype() != ir::DType::kF32 || t->shape().size() != 1 || t->shape()[0] != channels) {
+    return invalid_argument("stored importance of '{}' (annotation {}) must be an f32 tensor [{}] (the output "
+                            "channels of '{}'), got {}{}",
+                            node.name(), ir::kChannelImportanceKind, channels, node.name(),
+                            ir::dtype_name(t->dtype()), ir::shape_to_string(t->shape()));
   }
-  return &t;
+  return t;
 }
 
 const std::vector<std::string>& importance_criterion_names() {

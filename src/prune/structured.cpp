@@ -182,7 +182,8 @@ Status apply_structured_plan(ir::Graph& graph, const StructuredPlan& plan) {
       if (stored == nullptr) continue;
       const std::vector<int64_t> keep = kept_indices(stored->shape()[0], &set);
       COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, take_along_axis(*stored, 0, keep));
-      graph.find_value(kStoredImportancePrefix + n->name())->set_constant(std::move(t));
+      COMPRESS_RETURN_IF_ERROR(
+          graph.annotations().set(ir::kChannelImportanceKind, ir::AnnotationTarget::node(*n), std::move(t)));
     }
     // A pruned (sparse) constant is sliced dense and stored back in its
     // layout (Note [Writing back a weight]), so it stays pruned.

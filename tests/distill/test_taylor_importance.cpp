@@ -42,12 +42,12 @@ ir::Graph scored(int64_t samples, int64_t batch, const eval::DataSource& data) {
 }
 
 std::vector<float> stored(const ir::Graph& g, const std::string& node) {
-  const ir::Value* v = g.find_value(std::string(prune::kStoredImportancePrefix) + node);
-  REQUIRE(v != nullptr);
-  REQUIRE(v->is_constant());
-  const ir::Tensor& t = v->constant();
-  REQUIRE(t.dtype() == ir::DType::kF32);
-  return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+  const ir::Node* n = g.find_node(node);
+  REQUIRE(n != nullptr);
+  const auto t = prune::stored_channel_importance(g, *n);
+  REQUIRE(t.has_value());
+  REQUIRE(*t != nullptr);
+  return std::vector<float>((*t)->data<float>(), (*t)->data<float>() + (*t)->numel());
 }
 
 // The reference, written independently of the pass: for each batch,
@@ -218,13 +218,13 @@ TEST_CASE("taylor criterion without stored scores and the pass without training 
   auto t = taylor.run(g, context);
   REQUIRE_FALSE(t.has_value());
   CHECK(t.status().message().find("training data") != std::string::npos);
-  CHECK(g.find_value("importance/conv1") == nullptr);
+  CHECK(prune::stored_channel_importance(g, *g.find_node("conv1")).value() == nullptr);
 
   // A stored score of the wrong length is named, not read past its end.
   REQUIRE(prune::store_channel_importance(g, "conv1", std::vector<float>(3, 1.0f)).is_ok());
   auto bad = prune_pass.run(g, context);
   REQUIRE_FALSE(bad.has_value());
-  CHECK(bad.status().message().find("importance/conv1") != std::string::npos);
+  CHECK(bad.status().message().find("stored importance of 'conv1'") != std::string::npos);
 
   // Recipe options.
   auto parsed = TaylorImportancePass::parse_options(

@@ -37,6 +37,10 @@ void exercise(const ir::Graph& g) {
     (void)dense->sparsity();
     if (dense->numel() > 0) (void)dense->element_as_double(dense->numel() - 1);
   }
+  for (const ir::Annotation& a : g.annotations().list()) {
+    (void)a.target.to_string();
+    if (a.payload.numel() > 0) (void)a.payload.element_as_double(a.payload.numel() - 1);
+  }
 }
 
 }  // namespace

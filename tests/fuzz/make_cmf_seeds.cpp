@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   std::vector<std::pair<std::string, Graph>> seeds;
   seeds.emplace_back("tiny", test::tiny_graph());
+  // The annotation section, one annotation per target kind (node, value, graph key).
+  seeds.emplace_back("annotated", test::annotated_graph());
 
   std::vector<std::pair<std::string, Tensor>> dtypes;
   for (const DTypeTraits& t : kDTypeTable) dtypes.emplace_back(std::string(t.name), ramp(t.dtype, {3, 5}));

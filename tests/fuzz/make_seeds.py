@@ -224,7 +224,8 @@ stages:
 
 
 def cmf_broken_seeds(folder):
-    """Broken .cmf files made from cmf_make_seeds' output: cut short, a flipped data byte, a flipped header byte."""
+    """Broken .cmf files made from cmf_make_seeds' output: cut short, a flipped data byte, a flipped header byte,
+    annotations with a bad target code and a target node that is not in the graph."""
     def read(name):
         path = os.path.join(folder, name)
         return bytearray(open(path, "rb").read()) if os.path.exists(path) else None
@@ -238,6 +239,18 @@ def cmf_broken_seeds(folder):
     if quant:
         quant[60] ^= 0x01  # inside the header: its checksum no longer matches
         seeds["bad_header_byte.cmf"] = bytes(quant)
+    annotated = read("annotated.cmf")
+    if annotated:
+        # The annotation record of node fc: kind, u8 target code, target name (u64 length + bytes).
+        kind = b"prune.channel_importance"
+        code = annotated.index(kind) + len(kind)
+        bad_code = bytearray(annotated)
+        bad_code[code] = 7  # no such target code
+        seeds["bad_annotation_target_code.cmf"] = bytes(bad_code)
+        bad_node = bytearray(annotated)
+        assert bad_node[code + 9:code + 11] == b"fc"
+        bad_node[code + 10] = ord("x")  # node "fx" is not in the graph
+        seeds["bad_annotation_target_node.cmf"] = bytes(bad_node)
     return seeds
 
 

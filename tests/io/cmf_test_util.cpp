@@ -78,6 +78,20 @@ Graph tiny_graph() {
   return g;
 }
 
+Graph annotated_graph() {
+  Graph g = tiny_graph();
+  g.name = "annotated";
+  auto set = [&](const char* kind, const AnnotationTarget& target, Tensor payload) {
+    const Status st = g.annotations().set(kind, target, std::move(payload));
+    if (!st.is_ok()) throw std::runtime_error(st.message());
+  };
+  set(kChannelImportanceKind, AnnotationTarget::node(*g.find_node("fc")),
+      Tensor::from_vector<float>(DType::kF32, {3}, {0.5f, 1.5f, 2.5f}));
+  set(kObservedRangeKind, AnnotationTarget::graph("relu"), Tensor::from_vector<float>(DType::kF32, {2}, {0.f, 6.f}));
+  set("test.note", AnnotationTarget::value(*g.find_value("x")), Tensor::from_vector<int32_t>(DType::kI32, {2}, {7, -7}));
+  return g;
+}
+
 // ---- CmfImage -----------------------------------------------------------------
 
 namespace {
@@ -127,7 +141,13 @@ class Walker {
     if (u(p + ".has_quant", 1)) quant(p + ".quant");
   }
 
-  void header() {
+  void dense_tensor(const std::string& p) {
+    u(p + ".dtype", 1);
+    shape(p);
+    blob(p);
+  }
+
+  void header(uint32_t version) {
     u("op_set", 4);
     str("graph_name");
     const uint64_t tensors = u("tensor_count", 8);
@@ -147,10 +167,7 @@ class Walker {
         u(p + ".sparse.block_w", 8);
         const uint64_t indices = u(p + ".index_count", 8);
         for (uint64_t k = 0; k < indices; ++k) {
-          const std::string ip = p + ".index." + std::to_string(k);
-          u(ip + ".dtype", 1);
-          shape(ip);
-          blob(ip);
+          dense_tensor(p + ".index." + std::to_string(k));
         }
       }
       blob(p);
@@ -197,6 +214,15 @@ class Walker {
     }
     const uint64_t outputs = u("output_count", 8);
     for (uint64_t i = 0; i < outputs; ++i) u("output." + std::to_string(i), 8);
+    if (version < 2) return;
+    const uint64_t annotations = u("annotation_count", 8);
+    for (uint64_t i = 0; i < annotations; ++i) {
+      const std::string p = "annotation." + std::to_string(i);
+      str(p + ".kind");
+      u(p + ".target", 1);
+      str(p + ".target_name");
+      dense_tensor(p);
+    }
   }
   size_t pos() const { return pos_; }
 
@@ -211,14 +237,14 @@ class Walker {
 CmfImage::CmfImage(std::string image) : bytes(std::move(image)) {
   Walker preamble(bytes, &fields, 0);
   preamble.u("magic", 8);
-  preamble.u("version", 4);
+  const uint64_t version = preamble.u("version", 4);
   preamble.u("flags", 4);
   const uint64_t header_length = preamble.u("header_length", 8);
   preamble.u("header_checksum", 8);
   preamble.u("data_length", 8);
   preamble.u("reserved", 8);
   Walker header(bytes, &fields, io::cmf::kHeaderOffset);
-  header.header();
+  header.header(static_cast<uint32_t>(version));
   if (header.pos() != io::cmf::kHeaderOffset + header_length) throw std::runtime_error("CmfImage: header length mismatch");
   data_start = io::cmf::align_up(io::cmf::kHeaderOffset + header_length, io::cmf::kDataAlignment);
 }

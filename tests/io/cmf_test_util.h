@@ -33,12 +33,16 @@ void write_bytes(const std::string& path, const std::string& bytes);
 // dequantize of an i8 per-axis quantized constant: every section of the
 // format in a file of about a kilobyte.
 ir::Graph tiny_graph();
+// tiny_graph with one annotation per target kind: channel importance of node
+// fc (f32 [3]), a "test.note" on value x (i32 [2]), an observed range under
+// graph key "relu" (f32 [2]), in .cmf order.
+ir::Graph annotated_graph();
 
-// An independent walker over a .cmf image that records the byte offset of
-// every header field by a dotted name ("tensor.1.offset", "node.0.op.len",
-// "tensor.0.quant.scale.2", "tensor.0.index.1.checksum"), so tests can patch
-// exactly one field of a valid file. It follows docs/cmf-format.md, not the
-// reader's code.
+// An independent walker over a .cmf image (version 1 or 2) that records the
+// byte offset of every header field by a dotted name ("tensor.1.offset",
+// "node.0.op.len", "tensor.0.quant.scale.2", "tensor.0.index.1.checksum",
+// "annotation.0.target_name"), so tests can patch exactly one field of a
+// valid file. It follows docs/cmf-format.md, not the reader's code.
 class CmfImage {
  public:
   explicit CmfImage(std::string bytes);

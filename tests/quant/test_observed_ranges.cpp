@@ -60,7 +60,7 @@ TEST_CASE("observed ranges: quant.ptq stores them, they equal calibrate() and su
     REQUIRE(again.has_value());
     CHECK(again->size() == stored->size());
     CHECK(again->at("relu").max == 8.0f);
-    // The stored constants do not disturb execution on either backend.
+    // The stored annotations do not disturb execution on either backend.
     const ir::Tensor xs = random_tensor({5, 2}, 2);
     if (!fake) CHECK(run_graph(*loaded, "reference", xs)[0].bitwise_equal(run_graph(*loaded, "onednn", xs)[0]));
   }
@@ -71,11 +71,27 @@ TEST_CASE("observed ranges: replacing, and malformed or non-finite entries are e
   REQUIRE(quant::store_observed_ranges(g, {{"a", {-1.0f, 2.0f}}}).is_ok());
   REQUIRE(quant::store_observed_ranges(g, {{"a", {0.0f, 3.0f}}}).is_ok());
   CHECK(quant::observed_ranges(g)->at("a").max == 3.0f);
-  CHECK(g.constants().size() == 1);
+  CHECK(g.annotations().size() == 1);
+  CHECK(g.constants().empty());
   CHECK_FALSE(quant::store_observed_ranges(g, {{"b", {0.0f, std::numeric_limits<float>::quiet_NaN()}}}).is_ok());
   CHECK_FALSE(quant::store_observed_ranges(g, {{"b", {1.0f, 0.0f}}}).is_ok());
-  REQUIRE(g.add_constant("observed_range/c", random_tensor({3}, 1)).has_value());
+  CHECK(g.annotations().size() == 1);
+  REQUIRE(g.annotations().set(ir::kObservedRangeKind, ir::AnnotationTarget::graph("c"), random_tensor({3}, 1)).is_ok());
   auto bad = quant::observed_ranges(g);
   REQUIRE_FALSE(bad.has_value());
-  CHECK_THAT(bad.status().message(), Catch::Contains("observed_range/c"));
+  CHECK_THAT(bad.status().message(), Catch::Contains("observed range of 'c'"));
+}
+
+TEST_CASE("observed ranges: a version-1 .cmf file's observed_range/* constants are read as observed ranges") {
+  // tests/io/fixtures/README.md: written by the version-1 writer.
+  auto g = io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/io/fixtures/v1_annotated.cmf");
+  REQUIRE(g.has_value());
+  const auto ranges = quant::observed_ranges(*g);
+  REQUIRE(ranges.has_value());
+  REQUIRE(ranges->size() == 2);
+  CHECK(ranges->at("x").min == -1.0f);
+  CHECK(ranges->at("x").max == 2.0f);
+  CHECK(ranges->at("relu").min == 0.0f);
+  CHECK(ranges->at("relu").max == 3.5f);
+  CHECK(g->find_value("observed_range/x") == nullptr);
 }

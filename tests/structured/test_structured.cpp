@@ -317,6 +317,40 @@ TEST_CASE("structured skips a group that cannot be pruned and names it") {
   CHECK(named);
 }
 
+TEST_CASE("structured taylor: stored importance is sliced with the channels, on a clone, and saved") {
+  // x -> conv1 (4) -> relu -> conv2 (3, the graph output: not pruned).
+  Builder b;
+  ir::Value* x = b.input("x", {1, 2, 4, 4});
+  ir::Value* c1 = b.conv(x, 4, "conv1");
+  ir::Value* r = b.node("relu", {c1}, {}, "relu");
+  b.g.set_outputs({b.conv(r, 3, "conv2")});
+  REQUIRE(prune::store_channel_importance(b.g, "conv1", {0.1f, 5.0f, 0.2f, 3.0f}).is_ok());
+  REQUIRE(prune::store_channel_importance(b.g, "conv2", {1.0f, 2.0f, 3.0f}).is_ok());
+  auto stored = [](const ir::Graph& g, const std::string& node) {
+    const auto t = prune::stored_channel_importance(g, *g.find_node(node));
+    REQUIRE(t.has_value());
+    REQUIRE(*t != nullptr);
+    return std::vector<float>((*t)->data<float>(), (*t)->data<float>() + (*t)->numel());
+  };
+  prune::StructuredOptions o = ratio(0.5);
+  o.criterion = "taylor";
+  ir::Graph pruned;
+  prune_and_compare(b.g, o, {random_tensor({1, 2, 4, 4}, 3)}, &pruned);
+  // conv1 keeps its two best channels (1 and 3), and their scores.
+  CHECK(test::out_channels(pruned, "conv1") == 2);
+  CHECK(stored(pruned, "conv1") == std::vector<float>{5.0f, 3.0f});
+  CHECK(stored(pruned, "conv2") == std::vector<float>{1.0f, 2.0f, 3.0f});
+  CHECK(stored(b.g, "conv1").size() == 4);  // the original is untouched
+  const std::string bytes = io::serialize_cmf(pruned).value();
+  auto loaded = io::parse_cmf(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "pruned");
+  REQUIRE(loaded.has_value());
+  CHECK(stored(*loaded, "conv1") == std::vector<float>{5.0f, 3.0f});
+  // Scores are stored on nodes: a name that is not one is an error naming it.
+  const Status missing = prune::store_channel_importance(b.g, "conv9", {1.0f});
+  CHECK(missing.code() == StatusCode::kNotFound);
+  CHECK(missing.message().find("'conv9'") != std::string::npos);
+}
+
 TEST_CASE("structured errors: ratio range, conflicting targets, unmatched pattern, nothing prunable") {
   pass::PassRegistry registry;
   REQUIRE(prune::register_structured_passes(registry).is_ok());

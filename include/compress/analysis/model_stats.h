@@ -77,10 +77,10 @@ struct ModelStats {
   std::vector<ValueSignature> inputs;
   std::vector<ValueSignature> outputs;
   int64_t num_nodes = 0;
-  // Every constant some node reads (or the graph outputs), counted once
-  // (weights, biases, BN statistics, and also small index/shape constants),
-  // by logical element count. Constants nothing reads are metadata stored in
-  // the model (PTQ's observed_range/*, importance scores) and not counted.
+  // Every constant, counted once (weights, biases, BN statistics, and also
+  // small index/shape constants), by logical element count. Data passes keep
+  // in the model (importance scores, observed ranges) are annotations, not
+  // constants (Note [Annotations]), and not counted.
   int64_t num_params = 0;
   std::map<std::string, int64_t> params_by_dtype;  // dtype name -> elements
   // Bytes the constants occupy in storage: stored values plus sparse index
@@ -101,10 +101,6 @@ double effective_bits_per_weight(const ir::Tensor& weight);
 int64_t stored_bytes(const ir::Tensor& tensor);
 
 ModelStats compute_model_stats(const ir::Graph& graph);
-
-// Whether constant `c` counts as a parameter: a node reads it or it is a graph
-// output. Constants nothing reads are metadata stored in the model.
-bool is_parameter(const ir::Graph& graph, const ir::Value* c);
 
 // compute_model_stats' num_params, flops and macs without its per-layer
 // tables: for searches that measure many candidate graphs (prune.structured).

@@ -25,7 +25,7 @@ namespace compress::distill {
 //   score[N][o] = sum_b (|b| / samples) * | sum_{p in P(N, o)} w_p * g_b,p |
 // (the absolute value per batch, then averaged, so opposite-signed batches do
 // not cancel; Molchanov squares instead, which ranks the same per batch).
-// The scores are stored as constants "importance/N" (f32 [out_channels],
+// The scores are stored as annotations of N (f32 [out_channels],
 // Note [Stored importance] in compress/prune/importance.h); the weights are
 // not changed. The prune layer cannot link LibTorch, hence two passes.
 // Nodes whose weight is not a trainable f32 parameter (quantized) get no

@@ -10,7 +10,11 @@
 
 namespace compress::io {
 
-inline constexpr uint32_t kCmfVersion = 1;
+// The version save_cmf writes. Version 2 added the annotation section
+// (Note [Annotations]); version 1 files are still read, their annotation
+// constants turned into annotations (docs/cmf-format.md, "Version 1").
+inline constexpr uint32_t kCmfVersion = 2;
+inline constexpr uint32_t kCmfOldestReadableVersion = 1;
 
 struct CmfLoadOptions {
   // Map tensor data from the file instead of copying it (pages are

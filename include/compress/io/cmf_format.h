@@ -68,6 +68,22 @@ inline constexpr uint64_t kConstantBytes = kMinStringBytes + 8;
 inline constexpr uint64_t kMinNodeBytes = 2 * kMinStringBytes + 3 * 8;
 inline constexpr uint64_t kMinAttributeBytes = kMinStringBytes + 1 + 8;
 inline constexpr uint64_t kMinOutputBytes = kMinStringBytes + kMinValueTypeBytes;
+// kind, target code, target name, then the payload encoded like an index tensor.
+inline constexpr uint64_t kMinAnnotationBytes = 2 * kMinStringBytes + 1 + kMinIndexBlobBytes;
+
+// Version 1 had no annotation section: passes kept their data as constants
+// that no node reads, named by these prefixes. The reader turns such
+// constants of a version-1 file into annotations (docs/cmf-format.md,
+// "Version 1"); only the reader knows these names now.
+struct V1AnnotationConstant {
+  const char* prefix;  // then the node name (kNode) or the graph key (kGraph)
+  const char* kind;
+  ir::AnnotationTarget::Kind target;
+};
+inline constexpr V1AnnotationConstant kV1AnnotationConstants[] = {
+    {"importance/", ir::kChannelImportanceKind, ir::AnnotationTarget::Kind::kNode},
+    {"observed_range/", ir::kObservedRangeKind, ir::AnnotationTarget::Kind::kGraph},
+};
 
 constexpr uint64_t align_up(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
 

@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "compress/ir/annotations.h"
 #include "compress/ir/attributes.h"
 #include "compress/ir/op_kind.h"
 #include "compress/ir/tensor.h"
@@ -136,6 +137,8 @@ class Node {
 // - Every Value and Node is owned by exactly one Graph; pointers stay valid
 //   until the node/value is removed.
 // - Use lists mirror node inputs exactly.
+// - Every annotation's node or value target is owned by the graph: removing
+//   a node or value drops its annotations (Note [Annotations]).
 class Graph {
  public:
   Graph() = default;
@@ -178,10 +181,12 @@ class Graph {
   Status infer_types();
   // Reorders nodes topologically; an error naming a node on the cycle if there is one.
   Status topological_sort();
-  // Deep copy; tensors share storage (they are immutable by convention).
+  // Deep copy, annotations included; tensors share storage (they are
+  // immutable by convention).
   Graph clone() const;
   // Copies `node` (possibly from another graph) into this graph before
-  // `before` (or at the end) with the given inputs; returns the copy.
+  // `before` (or at the end) with the given inputs; returns the copy, which
+  // has no annotations.
   Node* clone_node(const Node& node, const std::vector<Value*>& new_inputs, Node* before = nullptr);
 
   // --- access ---
@@ -202,6 +207,10 @@ class Graph {
   // A name not yet used by any value or node, derived from `base`.
   std::string unique_name(const std::string& base) const;
 
+  // Data passes hand to later passes (Note [Annotations]).
+  AnnotationStore& annotations() { return annotations_; }
+  const AnnotationStore& annotations() const { return annotations_; }
+
  private:
   friend class Node;
   Value* new_value(Value::Kind kind, const std::string& name, ValueType type);
@@ -218,6 +227,7 @@ class Graph {
   std::unordered_map<std::string, Value*> value_by_name_;
   std::unordered_set<const Value*> value_set_;
   std::unordered_map<std::string, int> node_name_count_;
+  AnnotationStore annotations_{this};
 };
 
 }  // namespace compress::ir

@@ -17,9 +17,9 @@ namespace compress::prune {
 //   l2        sqrt of the sum of w^2 over the same rows
 //   bn_gamma  sum of |gamma| over the batch norms of the group (network
 //             slimming); a group without a batch norm falls back to l1
-//   taylor    sum over the group's producers of the score stored in the
-//             graph as constant "importance/<producer node>" (Note [Stored
-//             importance]); a producer without one is an error
+//   taylor    sum over the group's producers of the score stored on the
+//             producer node as an annotation (Note [Stored importance]); a
+//             producer without one is an error
 // Scores are raw; the pass normalizes them per group (divides by the group
 // mean) before a global ranking compares groups.
 enum class ImportanceCriterion { kL1, kL2, kBnGamma, kTaylor };
@@ -27,25 +27,25 @@ enum class ImportanceCriterion { kL1, kL2, kBnGamma, kTaylor };
 // Note [Stored importance]
 // Gradient-based scores need LibTorch, which the prune layer must not depend
 // on, so they are computed by a separate pass (distill.taylor_importance,
-// Note [Taylor importance]) and handed over through the graph: one constant
-// f32 [out_channels] per conv2d/linear node N, named "importance/N", entry o
-// the score of N's output channel o. Constants (like quant's
-// "observed_range/V") survive clone(), .cmf save/load and every backend,
-// which ignore unused constants; Graph::remove_unused_constants() drops them.
-// prune.structured slices them along with the channels it removes, so their
+// Note [Taylor importance]) and handed over through the graph: one
+// annotation of kind ir::kChannelImportanceKind per conv2d/linear node N,
+// f32 [out_channels], entry o the score of N's output channel o (Note
+// [Annotations]). It survives clone() and .cmf save/load, and goes with N:
+// a pass that replaces N (BN folding, int8 conversion) drops it.
+// prune.structured slices it along with the channels it removes, so its
 // length always matches the node's weight (the kept channels keep the scores
 // measured before pruning: re-run the scoring pass for fresh ones).
-inline constexpr const char* kStoredImportancePrefix = "importance/";
 
 // The layers whose output channels structured pruning scores, slices and
 // reports: conv2d and linear with a constant weight of any storage, bias or
 // not. Importance, structured pruning and Taylor scores all ask this.
 analysis::WeightedLayerQuery channel_layer_query();
 
-// Stores (or replaces) node's scores; every score must be finite and >= 0.
+// Stores (or replaces) the scores of the node named `node`; every score must
+// be finite and >= 0, and a name that is not a node of the graph is an error naming it.
 Status store_channel_importance(ir::Graph& graph, const std::string& node, const std::vector<float>& scores);
-// The stored scores of `node`, nullptr when there are none; an error when the
-// constant is not f32 [k] with k == the node weight's output channels.
+// The stored scores of `node` (a node of `graph`), nullptr when there are
+// none; an error when they are not f32 [k] with k == the node weight's output channels.
 Expected<const ir::Tensor*> stored_channel_importance(const ir::Graph& graph, const ir::Node& node);
 
 const std::vector<std::string>& importance_criterion_names();  // "l1", "l2", "bn_gamma", "taylor"

@@ -29,7 +29,8 @@ namespace compress::prune {
 //    width 1 only: filters/neurons, not heads or conv groups).
 // 4. Surgery: every (value, axis) member loses the removed indices. Constants
 //    are sliced (weights, biases, BN statistics, the next layers' input
-//    columns, stored importance "importance/<node>"); conv groups, split
+//    columns), and so is the stored importance of a producer (Note [Stored
+//    importance], an annotation of the node); conv groups, split
 //    sizes, slice bounds and reshape shapes are rewritten; shapes are
 //    re-inferred and the graph verified.
 // The result is dense and smaller, and computes exactly what the original
