@@ -49,7 +49,7 @@ std::vector<LayerParams> scored_layers(const ir::Graph& graph,
     }
     // A batch norm that is the output's only consumer is part of the channel.
     const ir::Value* y = n->output(0);
-    if (y->uses().size() == 1 && y->uses()[0].user->op() == "batch_norm" && y->uses()[0].input_index == 0) {
+    if (y->uses().size() == 1 && y->uses()[0].user->is(ir::OpKind::batch_norm) && y->uses()[0].input_index == 0) {
       const ir::Node* bn = y->uses()[0].user;
       for (int i : {1, 2}) {
         const std::string p = param_name(bn->input(static_cast<size_t>(i)), params);

@@ -25,7 +25,7 @@ std::string module_safe(const std::string& name) {
 
 bool is_running_stat(const ir::Value& value) {
   for (const ir::Use& use : value.uses()) {
-    if (use.user->op() == "batch_norm" && use.input_index >= 3) return true;
+    if (use.user->is(ir::OpKind::batch_norm) && use.input_index >= 3) return true;
   }
   return false;
 }
