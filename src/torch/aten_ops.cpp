@@ -1,12 +1,15 @@
-// The aten op -> IR op table used by the TorchScript importer.
+// aten op -> IR import handlers: the ones the lowering table's rows name, and
+// the decompositions of aten ops that become several IR ops.
+#include "aten_import.h"
+
 #include <cmath>
 
 #include "compress/support/check.h"
-#include "import_context.h"
+#include "op_lowering.h"
 
-namespace compress::torch {
-namespace {
+namespace compress::torch::aten_import {
 namespace jit = ::torch::jit;
+using K = ir::OpKind;
 using Ints = std::vector<int64_t>;
 using ir::AttributeMap;
 using ir::Value;
@@ -23,11 +26,6 @@ Status bind(ImportContext& c, const jit::Node* n, Expected<Value*> v) {
 Status passthrough(ImportContext& c, const jit::Node* n) {
   c.bind(n->output(), c.known(n->input(0)));
   return Status::ok();
-}
-
-Status unary(ImportContext& c, const jit::Node* n, const char* op) {
-  TRY_ASSIGN(Value * x, c.ir_input(0));
-  return bind(c, n, c.emit(op, {x}));
 }
 
 Ints pair(const Ints& v) { return v.size() == 1 ? Ints{v[0], v[0]} : v; }
@@ -63,7 +61,7 @@ Status conv(ImportContext& c, const jit::Node* n, bool full_signature) {
   }
   AttributeMap attrs{{"stride", pair(stride)}, {"padding", padding4(padding)}, {"dilation", pair(dilation)},
                      {"groups", groups}};
-  return bind(c, n, c.emit("conv2d", inputs, std::move(attrs)));
+  return bind(c, n, c.emit(K::conv2d, inputs, std::move(attrs)));
 }
 
 Status batch_norm(ImportContext& c, const jit::Node* n) {
@@ -81,7 +79,7 @@ Status batch_norm(ImportContext& c, const jit::Node* n) {
   };
   TRY_ASSIGN(Value * weight, param(1, 1.0f, ".weight"));
   TRY_ASSIGN(Value * bias, param(2, 0.0f, ".bias"));
-  return bind(c, n, c.emit("batch_norm", {x, weight, bias, mean, var}, {{"eps", eps}}));
+  return bind(c, n, c.emit(K::batch_norm, {x, weight, bias, mean, var}, {{"eps", eps}}));
 }
 
 Status layer_norm(ImportContext& c, const jit::Node* n) {
@@ -101,7 +99,7 @@ Status layer_norm(ImportContext& c, const jit::Node* n) {
     TRY_ASSIGN(Value * b, c.ir_input(3));
     inputs.push_back(b);
   }
-  return bind(c, n, c.emit("layer_norm", inputs, {{"normalized_ndim", static_cast<int64_t>(shape.size())}, {"eps", eps}}));
+  return bind(c, n, c.emit(K::layer_norm, inputs, {{"normalized_ndim", static_cast<int64_t>(shape.size())}, {"eps", eps}}));
 }
 
 Status linear(ImportContext& c, const jit::Node* n) {
@@ -112,20 +110,20 @@ Status linear(ImportContext& c, const jit::Node* n) {
     TRY_ASSIGN(Value * b, c.ir_input(2));
     inputs.push_back(b);
   }
-  return bind(c, n, c.emit("linear", inputs));
+  return bind(c, n, c.emit(K::linear, inputs));
 }
 
 // Multiplies by a constant unless it is 1 (alpha/beta arguments).
 Expected<Value*> scaled(ImportContext& c, Value* v, double factor) {
   if (factor == 1.0) return v;
   TRY_ASSIGN(Value * s, c.scalar_constant(factor));
-  return c.emit("mul", {v, s});
+  return c.emit(K::mul, {v, s});
 }
 
 Status matmul(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * a, c.ir_input(0));
   TRY_ASSIGN(Value * b, c.ir_input(1));
-  return bind(c, n, c.emit("matmul", {a, b}));
+  return bind(c, n, c.emit(K::matmul, {a, b}));
 }
 
 Status addmm_like(ImportContext& c, const jit::Node* n) {
@@ -135,14 +133,14 @@ Status addmm_like(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * b, c.ir_input(2));
   TRY_ASSIGN(double beta, c.double_input(3));
   TRY_ASSIGN(double alpha, c.double_input(4));
-  TRY_ASSIGN(Value * product, c.emit("matmul", {a, b}));
+  TRY_ASSIGN(Value * product, c.emit(K::matmul, {a, b}));
   TRY_ASSIGN(product, scaled(c, product, alpha));
   if (beta == 0.0) return bind(c, n, product);
   TRY_ASSIGN(input, scaled(c, input, beta));
-  return bind(c, n, c.emit("add", {product, input}));
+  return bind(c, n, c.emit(K::add, {product, input}));
 }
 
-Status binary(ImportContext& c, const jit::Node* n, const char* op) {
+Status binary_op(ImportContext& c, const jit::Node* n, ir::OpKind op) {
   TRY_ASSIGN(Value * a, c.ir_input(0));
   TRY_ASSIGN(Value * b, c.ir_input(1));
   const std::string kind = n->kind().toUnqualString();
@@ -162,15 +160,15 @@ Status rsub(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * b, c.ir_input(1));
   TRY_ASSIGN(double alpha, c.double_input(2));
   TRY_ASSIGN(a, scaled(c, a, alpha));
-  return bind(c, n, c.emit("sub", {b, a}));
+  return bind(c, n, c.emit(K::sub, {b, a}));
 }
 
 Status hardtanh(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(double lo, c.double_input(1));
   TRY_ASSIGN(double hi, c.double_input(2));
-  if (lo == 0.0 && hi == 6.0) return bind(c, n, c.emit("relu6", {x}));
-  return bind(c, n, c.emit("clamp", {x}, {{"min", lo}, {"max", hi}}));
+  if (lo == 0.0 && hi == 6.0) return bind(c, n, c.emit(K::relu6, {x}));
+  return bind(c, n, c.emit(K::clamp, {x}, {{"min", lo}, {"max", hi}}));
 }
 
 Status clamp(ImportContext& c, const jit::Node* n) {
@@ -182,7 +180,7 @@ Status clamp(ImportContext& c, const jit::Node* n) {
   if (!c.is_none(n->input(2))) {
     TRY_ASSIGN(hi, c.double_input(2));
   }
-  return bind(c, n, c.emit("clamp", {x}, {{"min", lo}, {"max", hi}}));
+  return bind(c, n, c.emit(K::clamp, {x}, {{"min", lo}, {"max", hi}}));
 }
 
 Status gelu(ImportContext& c, const jit::Node* n) {
@@ -191,7 +189,7 @@ Status gelu(ImportContext& c, const jit::Node* n) {
   if (n->inputs().size() > 1) {
     TRY_ASSIGN(approximate, c.string_input(1));
   }
-  return bind(c, n, c.emit("gelu", {x}, {{"approximate", approximate}}));
+  return bind(c, n, c.emit(K::gelu, {x}, {{"approximate", approximate}}));
 }
 
 Status cat(ImportContext& c, const jit::Node* n) {
@@ -203,7 +201,7 @@ Status cat(ImportContext& c, const jit::Node* n) {
     inputs.push_back(v);
   }
   TRY_ASSIGN(int64_t dim, c.int_input(1));
-  return bind(c, n, c.emit("concat", inputs, {{"axis", dim}}));
+  return bind(c, n, c.emit(K::concat, inputs, {{"axis", dim}}));
 }
 
 Status bind_list(ImportContext& c, const jit::Node* n, ir::Node* split) {
@@ -233,7 +231,7 @@ Status chunk(ImportContext& c, const jit::Node* n) {
   const int64_t each = (size + chunks - 1) / chunks;
   Ints sizes;
   for (int64_t done = 0; done < size; done += each) sizes.push_back(std::min(each, size - done));
-  TRY_ASSIGN(ir::Node * split, c.emit_node("split", {x}, {{"axis", dim}, {"sizes", sizes}}));
+  TRY_ASSIGN(ir::Node * split, c.emit_node(K::split, {x}, {{"axis", dim}, {"sizes", sizes}}));
   return bind_list(c, n, split);
 }
 
@@ -252,21 +250,21 @@ Status split(ImportContext& c, const jit::Node* n) {
   } else {
     TRY_ASSIGN(sizes, c.ints_input(1));
   }
-  TRY_ASSIGN(ir::Node * node, c.emit_node("split", {x}, {{"axis", dim}, {"sizes", sizes}}));
+  TRY_ASSIGN(ir::Node * node, c.emit_node(K::split, {x}, {{"axis", dim}, {"sizes", sizes}}));
   return bind_list(c, n, node);
 }
 
 Status reshape(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(Ints shape, c.ints_input(1));
-  return bind(c, n, c.emit("reshape", {x}, {{"shape", shape}}));
+  return bind(c, n, c.emit(K::reshape, {x}, {{"shape", shape}}));
 }
 
 Status flatten(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(int64_t start, c.int_input(1));
   TRY_ASSIGN(int64_t end, c.int_input(2));
-  return bind(c, n, c.emit("flatten", {x}, {{"start_dim", start}, {"end_dim", end}}));
+  return bind(c, n, c.emit(K::flatten, {x}, {{"start_dim", start}, {"end_dim", end}}));
 }
 
 Status unsqueeze(ImportContext& c, const jit::Node* n) {
@@ -276,7 +274,7 @@ Status unsqueeze(ImportContext& c, const jit::Node* n) {
   if (dim < 0) dim += static_cast<int64_t>(shape.size()) + 1;
   if (dim < 0 || dim > static_cast<int64_t>(shape.size())) return c.error(StatusCode::kInvalidArgument, "unsqueeze: bad dim");
   shape.insert(shape.begin() + dim, 1);
-  return bind(c, n, c.emit("reshape", {x}, {{"shape", shape}}));
+  return bind(c, n, c.emit(K::reshape, {x}, {{"shape", shape}}));
 }
 
 Status squeeze(ImportContext& c, const jit::Node* n) {
@@ -294,7 +292,7 @@ Status squeeze(ImportContext& c, const jit::Node* n) {
       if (d != 1) shape.push_back(d);
     }
   }
-  return bind(c, n, c.emit("reshape", {x}, {{"shape", shape}}));
+  return bind(c, n, c.emit(K::reshape, {x}, {{"shape", shape}}));
 }
 
 Status transpose(ImportContext& c, const jit::Node* n) {
@@ -304,13 +302,13 @@ Status transpose(ImportContext& c, const jit::Node* n) {
     TRY_ASSIGN(a, c.int_input(1));
     TRY_ASSIGN(b, c.int_input(2));
   }
-  return bind(c, n, c.emit("transpose", {x}, {{"dim0", a}, {"dim1", b}}));
+  return bind(c, n, c.emit(K::transpose, {x}, {{"dim0", a}, {"dim1", b}}));
 }
 
 Status permute(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(Ints perm, c.ints_input(1));
-  return bind(c, n, c.emit("permute", {x}, {{"perm", perm}}));
+  return bind(c, n, c.emit(K::permute, {x}, {{"perm", perm}}));
 }
 
 Status slice(ImportContext& c, const jit::Node* n) {
@@ -326,7 +324,7 @@ Status slice(ImportContext& c, const jit::Node* n) {
   }
   TRY_ASSIGN(int64_t step, c.int_input(4));
   if (start == 0 && end >= INT64_MAX / 2 && step == 1) return bind(c, n, x);  // x[:] is a no-op
-  return bind(c, n, c.emit("slice", {x}, {{"axis", dim}, {"start", start}, {"end", end}, {"step", step}}));
+  return bind(c, n, c.emit(K::slice, {x}, {{"axis", dim}, {"start", start}, {"end", end}, {"step", step}}));
 }
 
 Status select(ImportContext& c, const jit::Node* n) {
@@ -339,10 +337,10 @@ Status select(ImportContext& c, const jit::Node* n) {
   const int64_t size = x->shape()[dim];
   if (index < 0) index += size;
   if (index < 0 || index >= size) return c.error(StatusCode::kInvalidArgument, "select: index out of range");
-  TRY_ASSIGN(Value * one, c.emit("slice", {x}, {{"axis", dim}, {"start", index}, {"end", index + 1}, {"step", int64_t{1}}}));
+  TRY_ASSIGN(Value * one, c.emit(K::slice, {x}, {{"axis", dim}, {"start", index}, {"end", index + 1}, {"step", int64_t{1}}}));
   Ints shape = x->shape();
   shape.erase(shape.begin() + dim);
-  return bind(c, n, c.emit("reshape", {one}, {{"shape", shape}}));
+  return bind(c, n, c.emit(K::reshape, {one}, {{"shape", shape}}));
 }
 
 Status max_pool(ImportContext& c, const jit::Node* n) {
@@ -354,7 +352,7 @@ Status max_pool(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Ints dilation, c.ints_input(4));
   TRY_ASSIGN(bool ceil_mode, c.bool_input(5));
   if (stride.empty()) stride = kernel;
-  return bind(c, n, c.emit("max_pool2d", {x},
+  return bind(c, n, c.emit(K::max_pool2d, {x},
                            {{"kernel", pair(kernel)}, {"stride", pair(stride)}, {"padding", padding4(padding)},
                             {"dilation", pair(dilation)}, {"ceil_mode", int64_t{ceil_mode}}}));
 }
@@ -371,12 +369,12 @@ Status avg_pool(ImportContext& c, const jit::Node* n) {
     return c.error(StatusCode::kUnsupported, "avg_pool2d divisor_override is not supported");
   }
   if (stride.empty()) stride = kernel;
-  return bind(c, n, c.emit("avg_pool2d", {x},
+  return bind(c, n, c.emit(K::avg_pool2d, {x},
                            {{"kernel", pair(kernel)}, {"stride", pair(stride)}, {"padding", padding4(padding)},
                             {"ceil_mode", int64_t{ceil_mode}}, {"count_include_pad", int64_t{include_pad}}}));
 }
 
-Status adaptive_pool(ImportContext& c, const jit::Node* n, const char* op) {
+Status adaptive_pool_op(ImportContext& c, const jit::Node* n, ir::OpKind op) {
   TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(Ints size, c.ints_input(1));
   if (x->shape().size() != 4) return c.error(StatusCode::kUnsupported, "adaptive pooling needs NCHW input");
@@ -401,20 +399,20 @@ Status mean(ImportContext& c, const jit::Node* n) {
   } else {
     for (size_t i = 0; i < x->shape().size(); ++i) dims.push_back(static_cast<int64_t>(i));
   }
-  return bind(c, n, c.emit("reduce_mean", {x}, {{"axes", dims}, {"keepdim", int64_t{keepdim}}}));
+  return bind(c, n, c.emit(K::reduce_mean, {x}, {{"axes", dims}, {"keepdim", int64_t{keepdim}}}));
 }
 
 Status softmax(ImportContext& c, const jit::Node* n) {
   TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(int64_t dim, c.int_input(1));
-  return bind(c, n, c.emit("softmax", {x}, {{"axis", dim}}));
+  return bind(c, n, c.emit(K::softmax, {x}, {{"axis", dim}}));
 }
 
 Status embedding(ImportContext& c, const jit::Node* n) {
   // aten::embedding(weight, indices, padding_idx, scale_grad_by_freq, sparse)
   TRY_ASSIGN(Value * weight, c.ir_input(0));
   TRY_ASSIGN(Value * indices, c.ir_input(1));
-  return bind(c, n, c.emit("embedding", {indices, weight}));
+  return bind(c, n, c.emit(K::embedding, {indices, weight}));
 }
 
 Status attention(ImportContext& c, const jit::Node* n) {
@@ -432,7 +430,7 @@ Status attention(ImportContext& c, const jit::Node* n) {
   if (n->inputs().size() > 6 && !c.is_none(n->input(6))) {
     TRY_ASSIGN(scale, c.double_input(6));
   }
-  return bind(c, n, c.emit("scaled_dot_product_attention", inputs, {{"is_causal", int64_t{causal}}, {"scale", scale}}));
+  return bind(c, n, c.emit(K::scaled_dot_product_attention, inputs, {{"is_causal", int64_t{causal}}, {"scale", scale}}));
 }
 
 // PyTorch's fused inference path for nn.TransformerEncoderLayer (taken when a
@@ -461,104 +459,79 @@ Status transformer_encoder_layer(ImportContext& c, const jit::Node* n) {
     TRY_ASSIGN(w[i], c.ir_input(i));
   }
   auto norm = [&](Value* v, Value* weight, Value* bias) {
-    return c.emit("layer_norm", {v, weight, bias}, {{"normalized_ndim", int64_t{1}}, {"eps", eps}});
+    return c.emit(K::layer_norm, {v, weight, bias}, {{"normalized_ndim", int64_t{1}}, {"eps", eps}});
   };
   auto attention_block = [&](Value* h) -> Expected<Value*> {
-    TRY_ASSIGN(Value * qkv, c.emit("linear", {h, w[3], w[4]}));
-    TRY_ASSIGN(ir::Node * parts, c.emit_node("split", {qkv}, {{"axis", int64_t{2}}, {"sizes", Ints{embed, embed, embed}}}));
+    TRY_ASSIGN(Value * qkv, c.emit(K::linear, {h, w[3], w[4]}));
+    TRY_ASSIGN(ir::Node * parts, c.emit_node(K::split, {qkv}, {{"axis", int64_t{2}}, {"sizes", Ints{embed, embed, embed}}}));
     std::vector<Value*> qkv_heads;
     for (size_t i = 0; i < 3; ++i) {
-      TRY_ASSIGN(Value * r, c.emit("reshape", {parts->output(i)}, {{"shape", Ints{batch, seq, heads, head_dim}}}));
-      TRY_ASSIGN(Value * t, c.emit("permute", {r}, {{"perm", Ints{0, 2, 1, 3}}}));
+      TRY_ASSIGN(Value * r, c.emit(K::reshape, {parts->output(i)}, {{"shape", Ints{batch, seq, heads, head_dim}}}));
+      TRY_ASSIGN(Value * t, c.emit(K::permute, {r}, {{"perm", Ints{0, 2, 1, 3}}}));
       qkv_heads.push_back(t);
     }
-    TRY_ASSIGN(Value * a, c.emit("scaled_dot_product_attention", qkv_heads));
-    TRY_ASSIGN(Value * merged, c.emit("permute", {a}, {{"perm", Ints{0, 2, 1, 3}}}));
-    TRY_ASSIGN(merged, c.emit("reshape", {merged}, {{"shape", Ints{batch, seq, embed}}}));
-    return c.emit("linear", {merged, w[5], w[6]});
+    TRY_ASSIGN(Value * a, c.emit(K::scaled_dot_product_attention, qkv_heads));
+    TRY_ASSIGN(Value * merged, c.emit(K::permute, {a}, {{"perm", Ints{0, 2, 1, 3}}}));
+    TRY_ASSIGN(merged, c.emit(K::reshape, {merged}, {{"shape", Ints{batch, seq, embed}}}));
+    return c.emit(K::linear, {merged, w[5], w[6]});
   };
   auto feed_forward = [&](Value* h) -> Expected<Value*> {
-    TRY_ASSIGN(Value * up, c.emit("linear", {h, w[14], w[15]}));
-    TRY_ASSIGN(up, use_gelu ? c.emit("gelu", {up}) : c.emit("relu", {up}));
-    return c.emit("linear", {up, w[16], w[17]});
+    TRY_ASSIGN(Value * up, c.emit(K::linear, {h, w[14], w[15]}));
+    TRY_ASSIGN(up, use_gelu ? c.emit(K::gelu, {up}) : c.emit(K::relu, {up}));
+    return c.emit(K::linear, {up, w[16], w[17]});
   };
   if (norm_first) {
     TRY_ASSIGN(Value * h, norm(x, w[10], w[11]));
     TRY_ASSIGN(Value * a, attention_block(h));
-    TRY_ASSIGN(x, c.emit("add", {x, a}));
+    TRY_ASSIGN(x, c.emit(K::add, {x, a}));
     TRY_ASSIGN(h, norm(x, w[12], w[13]));
     TRY_ASSIGN(Value * f, feed_forward(h));
-    return bind(c, n, c.emit("add", {x, f}));
+    return bind(c, n, c.emit(K::add, {x, f}));
   }
   TRY_ASSIGN(Value * a, attention_block(x));
-  TRY_ASSIGN(x, c.emit("add", {x, a}));
+  TRY_ASSIGN(x, c.emit(K::add, {x, a}));
   TRY_ASSIGN(x, norm(x, w[10], w[11]));
   TRY_ASSIGN(Value * f, feed_forward(x));
-  TRY_ASSIGN(x, c.emit("add", {x, f}));
+  TRY_ASSIGN(x, c.emit(K::add, {x, f}));
   return bind(c, n, norm(x, w[12], w[13]));
 }
 
-std::unordered_map<std::string, OpHandler> build() {
-  std::unordered_map<std::string, OpHandler> t;
-  auto un = [](const char* op) { return [op](ImportContext& c, const jit::Node* n) { return unary(c, n, op); }; };
-  auto bin = [](const char* op) { return [op](ImportContext& c, const jit::Node* n) { return binary(c, n, op); }; };
-  t["aten::_convolution"] = [](ImportContext& c, const jit::Node* n) { return conv(c, n, true); };
-  t["aten::conv2d"] = [](ImportContext& c, const jit::Node* n) { return conv(c, n, false); };
-  t["aten::batch_norm"] = batch_norm;
-  t["aten::layer_norm"] = layer_norm;
-  t["aten::linear"] = linear;
-  t["aten::matmul"] = matmul;
-  t["aten::mm"] = matmul;
-  t["aten::bmm"] = matmul;
-  t["aten::addmm"] = addmm_like;
-  t["aten::baddbmm"] = addmm_like;
-  for (const char* op : {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}) {
-    t[std::string("aten::") + op] = un(op);
-  }
-  t["aten::hardtanh"] = hardtanh;
-  t["aten::clamp"] = clamp;
-  t["aten::gelu"] = gelu;
-  t["aten::add"] = bin("add");
-  t["aten::sub"] = bin("sub");
-  t["aten::mul"] = bin("mul");
-  t["aten::div"] = bin("div");
-  t["aten::rsub"] = rsub;
-  t["aten::cat"] = cat;
-  t["aten::concat"] = cat;
-  t["aten::chunk"] = chunk;
-  t["aten::split"] = split;
-  t["aten::split_with_sizes"] = split;
-  t["aten::view"] = reshape;
-  t["aten::reshape"] = reshape;
-  t["aten::flatten"] = flatten;
-  t["aten::unsqueeze"] = unsqueeze;
-  t["aten::squeeze"] = squeeze;
-  t["aten::transpose"] = transpose;
-  t["aten::t"] = transpose;
-  t["aten::permute"] = permute;
-  t["aten::slice"] = slice;
-  t["aten::select"] = select;
-  t["aten::max_pool2d"] = max_pool;
-  t["aten::avg_pool2d"] = avg_pool;
-  t["aten::adaptive_avg_pool2d"] = [](ImportContext& c, const jit::Node* n) { return adaptive_pool(c, n, "adaptive_avg_pool2d"); };
-  t["aten::adaptive_max_pool2d"] = [](ImportContext& c, const jit::Node* n) { return adaptive_pool(c, n, "adaptive_max_pool2d"); };
-  t["aten::mean"] = mean;
-  t["aten::softmax"] = softmax;
-  t["aten::embedding"] = embedding;
-  t["aten::scaled_dot_product_attention"] = attention;
-  t["aten::_transformer_encoder_layer_fwd"] = transformer_encoder_layer;
-  for (const char* op : {"aten::dropout", "aten::feature_dropout", "aten::alpha_dropout", "aten::contiguous",
-                         "aten::detach", "aten::clone"}) {
-    t[op] = passthrough;
-  }
-  return t;
+Status convolution(ImportContext& c, const jit::Node* n) { return conv(c, n, /*full_signature=*/true); }
+Status conv2d(ImportContext& c, const jit::Node* n) { return conv(c, n, /*full_signature=*/false); }
+
+OpHandler unary(ir::OpKind op) {
+  return [op](ImportContext& c, const jit::Node* n) -> Status {
+    TRY_ASSIGN(Value * x, c.ir_input(0));
+    return bind(c, n, c.emit(op, {x}));
+  };
 }
 
-}  // namespace
+OpHandler binary(ir::OpKind op) {
+  return [op](ImportContext& c, const jit::Node* n) { return binary_op(c, n, op); };
+}
 
-const std::unordered_map<std::string, OpHandler>& aten_handlers() {
-  static const std::unordered_map<std::string, OpHandler> table = build();
-  return table;
+OpHandler adaptive_pool(ir::OpKind op) {
+  return [op](ImportContext& c, const jit::Node* n) { return adaptive_pool_op(c, n, op); };
+}
+
+}  // namespace compress::torch::aten_import
+
+namespace compress::torch {
+
+std::vector<std::pair<std::string, OpHandler>> aten_decompositions() {
+  using namespace aten_import;
+  std::vector<std::pair<std::string, OpHandler>> t = {
+      {"aten::addmm", addmm_like},
+      {"aten::baddbmm", addmm_like},
+      {"aten::select", select},
+      {"aten::_transformer_encoder_layer_fwd", transformer_encoder_layer},
+  };
+  // Identity at inference.
+  for (const char* op : {"aten::dropout", "aten::feature_dropout", "aten::alpha_dropout", "aten::contiguous",
+                         "aten::detach", "aten::clone"}) {
+    t.emplace_back(op, passthrough);
+  }
+  return t;
 }
 
 }  // namespace compress::torch

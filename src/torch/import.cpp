@@ -16,6 +16,7 @@
 #include "compress/support/check.h"
 #include "compress/torch/tensor_convert.h"
 #include "import_context.h"
+#include "op_lowering.h"
 
 namespace compress::torch {
 namespace jit = ::torch::jit;
@@ -128,15 +129,16 @@ Expected<std::string> ImportContext::string_input(size_t i) {
   return error(StatusCode::kUnsupported, fmt::format("argument {} must be a string, got {}", i, v.tagKind()));
 }
 
-Expected<ir::Node*> ImportContext::emit_node(const std::string& op, const std::vector<ir::Value*>& inputs,
+Expected<ir::Node*> ImportContext::emit_node(ir::OpKind op, const std::vector<ir::Value*>& inputs,
                                              ir::AttributeMap attrs) {
-  const std::string name = module_path_.empty() ? op : module_path_;
-  auto node = graph_->add_node(op, inputs, std::move(attrs), name);
+  const std::string op_name(ir::op_name(op));
+  const std::string name = module_path_.empty() ? op_name : module_path_;
+  auto node = graph_->add_node(op_name, inputs, std::move(attrs), name);
   if (!node) return error(node.status().code(), node.status().message());
   return *node;
 }
 
-Expected<ir::Value*> ImportContext::emit(const std::string& op, const std::vector<ir::Value*>& inputs,
+Expected<ir::Value*> ImportContext::emit(ir::OpKind op, const std::vector<ir::Value*>& inputs,
                                          ir::AttributeMap attrs) {
   COMPRESS_ASSIGN_OR_RETURN(ir::Node * node, emit_node(op, inputs, std::move(attrs)));
   return node->output();

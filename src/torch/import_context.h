@@ -62,8 +62,8 @@ class ImportContext {
   Expected<c10::IValue> constant_input(size_t i);
 
   // Adds an IR node named after the module path and returns its first output.
-  Expected<ir::Node*> emit_node(const std::string& op, const std::vector<ir::Value*>& inputs, ir::AttributeMap attrs);
-  Expected<ir::Value*> emit(const std::string& op, const std::vector<ir::Value*>& inputs, ir::AttributeMap attrs = {});
+  Expected<ir::Node*> emit_node(ir::OpKind op, const std::vector<ir::Value*>& inputs, ir::AttributeMap attrs);
+  Expected<ir::Value*> emit(ir::OpKind op, const std::vector<ir::Value*>& inputs, ir::AttributeMap attrs = {});
   Expected<ir::Value*> scalar_constant(double value);
 
   // "aten::foo at model.py:12:4 in module layer1.0.conv1": where errors point.
@@ -79,10 +79,8 @@ class ImportContext {
   std::string module_path_;
 };
 
-// A handler maps one aten op onto IR nodes and binds the node's outputs.
+// A handler maps one aten op onto IR nodes and binds the node's outputs
+// (the tables are in op_lowering.h).
 using OpHandler = std::function<Status(ImportContext&, const ::torch::jit::Node*)>;
-// The table of supported aten ops (in-place variants are looked up without
-// the trailing underscore).
-const std::unordered_map<std::string, OpHandler>& aten_handlers();
 
 }  // namespace compress::torch

@@ -9,7 +9,7 @@
 #include "compress/ir/verifier.h"
 #include "compress/support/check.h"
 #include "compress/torch/tensor_convert.h"
-#include "torch_ops.h"
+#include "op_lowering.h"
 
 namespace compress::torch {
 namespace {
