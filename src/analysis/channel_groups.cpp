@@ -140,6 +140,21 @@ class Tracer {
         tie_axis(n->input(0), 0, n->output(0), 0);
         tie_axis(n->input(0), 1, n->output(0), 1);
         return;
+      case ir::ChannelFlow::kLeadingAxes: {
+        const int r = rank(n->input(0));
+        const int k = static_cast<int>(n->attr_int("normalized_ndim"));
+        const std::string why = fmt::format("{} '{}' normalizes over it", n->op(), n->name());
+        for (int a = 0; a < r; ++a) {
+          if (a < r - k) {
+            tie_axis(n->input(0), a, n->output(0), a);
+          } else {
+            block_axis(n->input(0), a, why);
+            block_axis(n->output(0), a, why);
+          }
+        }
+        for (size_t i = 1; i < n->num_inputs(); ++i) block_value(n->input(i), why);
+        return;
+      }
       case ir::ChannelFlow::kBlocked:
         return block_node(n, fmt::format("op '{}' of node '{}' is not traceable for channel pruning", n->op(), n->name()));
       case ir::ChannelFlow::kOpSpecific: break;
@@ -152,21 +167,6 @@ class Tracer {
         tie_all(n->input(0), n->output(0));
         for (size_t i = 1; i < 5; ++i) tie_axis(n->input(0), 1, n->input(i), 0);
         return;
-      case OpKind::layer_norm: {
-        const int r = rank(n->input(0));
-        const int k = static_cast<int>(n->attr_int("normalized_ndim"));
-        const std::string why = fmt::format("layer_norm '{}' normalizes over it", n->name());
-        for (int a = 0; a < r; ++a) {
-          if (a < r - k) {
-            tie_axis(n->input(0), a, n->output(0), a);
-          } else {
-            block_axis(n->input(0), a, why);
-            block_axis(n->output(0), a, why);
-          }
-        }
-        for (size_t i = 1; i < n->num_inputs(); ++i) block_value(n->input(i), why);
-        return;
-      }
       case OpKind::softmax: {
         const int r = rank(n->input(0));
         const int64_t axis = norm_axis(n->attr_int("axis"), r);

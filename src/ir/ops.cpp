@@ -292,18 +292,20 @@ Expected<Types> infer_batch_norm(const InferContext& c) {
   return Types{plain(c.inputs[0]->dtype, x)};
 }
 
-Expected<Types> infer_layer_norm(const InferContext& c) {
+// layer_norm and rms_norm: normalized over the last normalized_ndim dims, with
+// optional per-element parameters of that shape.
+Expected<Types> infer_trailing_norm(const InferContext& c) {
   COMPRESS_RETURN_IF_ERROR(require_float(c, 0));
   const Shape& x = c.inputs[0]->shape;
   const int64_t k = int_attr(c, "normalized_ndim");
-  COMPRESS_CHECK(k >= 1 && k <= static_cast<int64_t>(x.size()), kBad,
-                 "layer_norm: normalized_ndim {} out of range for input {}", k, shape_to_string(x));
+  COMPRESS_CHECK(k >= 1 && k <= static_cast<int64_t>(x.size()), kBad, "{}: normalized_ndim {} out of range for input {}",
+                 c.op, k, shape_to_string(x));
   const Shape normalized(x.end() - k, x.end());
   for (size_t i = 1; i < c.inputs.size(); ++i) {
-    COMPRESS_CHECK(c.inputs[i]->shape == normalized, kBad, "layer_norm: input {} has shape {}, expected {}", i,
+    COMPRESS_CHECK(c.inputs[i]->shape == normalized, kBad, "{}: input {} has shape {}, expected {}", c.op, i,
                    shape_to_string(c.inputs[i]->shape), shape_to_string(normalized));
   }
-  COMPRESS_CHECK(float_attr(c, "eps") > 0, kBad, "layer_norm: eps must be > 0");
+  COMPRESS_CHECK(float_attr(c, "eps") > 0, kBad, "{}: eps must be > 0", c.op);
   return Types{plain(c.inputs[0]->dtype, x)};
 }
 
@@ -720,9 +722,15 @@ std::vector<OpSchema> build_table() {
       .with_channel_flow(F::kOpSpecific);
   add({"layer_norm", 1, 3,
        {{"normalized_ndim", AttrKind::kInt, false, int64_t{1}}, {"eps", AttrKind::kFloat, false, 1e-5}},
-       infer_layer_norm, "layer norm over the last normalized_ndim dims; optional weight and bias"})
+       infer_trailing_norm, "layer norm over the last normalized_ndim dims; optional weight and bias"})
       .with_cost(C::kPerOutputElement, 5)
-      .with_channel_flow(F::kOpSpecific);
+      .with_channel_flow(F::kLeadingAxes);
+  // x / sqrt(mean(x^2) + eps) * weight: square, mean, scale, weight.
+  add({"rms_norm", 1, 2,
+       {{"normalized_ndim", AttrKind::kInt, false, int64_t{1}}, {"eps", AttrKind::kFloat, false, 1e-6}},
+       infer_trailing_norm, "RMS norm over the last normalized_ndim dims (no centering); optional weight"})
+      .with_cost(C::kPerOutputElement, 4)
+      .with_channel_flow(F::kLeadingAxes);
   for (const char* name : {"relu", "relu6", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid"}) {
     add({name, 1, 1, {}, infer_unary, "elementwise activation"})
         .with_cost(C::kPerOutputElement, 1)

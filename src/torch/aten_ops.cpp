@@ -34,10 +34,43 @@ Ints padding4(const Ints& p) {
   return {two[0], two[1], two[0], two[1]};
 }
 
+// Input 0 of a conv or max pool, with the H/W padding of a constant_pad_nd
+// in front of it (filled with `fill`) added to `padding` ([t, l, b, r]).
+Expected<Value*> padded_input(ImportContext& c, const jit::Node* n, double fill, Ints* padding) {
+  const Known& k = c.known(n->input(0));
+  if (k.kind != Known::Kind::kPadded) return c.ir_input(0);
+  if (k.pad_value != fill && !(std::isinf(fill) && std::isinf(k.pad_value) && fill < 0 && k.pad_value < 0)) {
+    return c.error(StatusCode::kUnsupported, fmt::format("constant_pad_nd with fill {} in front of an op that pads "
+                                                         "with {}", k.pad_value, fill));
+  }
+  for (size_t i = 0; i < 4; ++i) (*padding)[i] += k.pad[i];
+  return k.ir;
+}
+
+Status constant_pad(ImportContext& c, const jit::Node* n) {
+  // aten::constant_pad_nd(x, pad, value): pad = [left, right, top, bottom] for the last two dims.
+  TRY_ASSIGN(Value * x, c.ir_input(0));
+  TRY_ASSIGN(Ints pad, c.ints_input(1));
+  TRY_ASSIGN(double value, c.double_input(2));
+  if (x->shape().size() != 4 || pad.size() > 4 || pad.size() % 2 != 0) {
+    return c.error(StatusCode::kUnsupported, "constant_pad_nd is supported on the H and W dims of NCHW data only");
+  }
+  pad.resize(4, 0);
+  for (int64_t p : pad) {
+    if (p < 0) return c.error(StatusCode::kUnsupported, "constant_pad_nd with negative padding (cropping)");
+  }
+  Known k;
+  k.kind = Known::Kind::kPadded;
+  k.ir = x;
+  k.pad = {pad[2], pad[0], pad[3], pad[1]};
+  k.pad_value = value;
+  c.bind(n->output(), std::move(k));
+  return Status::ok();
+}
+
 Status conv(ImportContext& c, const jit::Node* n, bool full_signature) {
   // aten::_convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups, ...)
   // aten::conv2d(x, w, b, stride, padding, dilation, groups)
-  TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(Value * w, c.ir_input(1));
   TRY_ASSIGN(Ints stride, c.ints_input(3));
   TRY_ASSIGN(Ints dilation, c.ints_input(5));
@@ -54,12 +87,14 @@ Status conv(ImportContext& c, const jit::Node* n, bool full_signature) {
   }
   TRY_ASSIGN(Ints padding, c.ints_input(4));
   if (w->shape().size() != 4) return c.error(StatusCode::kUnsupported, "only 2-D convolution is in op set v1");
+  Ints padding_tlbr = padding4(padding);
+  TRY_ASSIGN(Value * x, padded_input(c, n, 0.0, &padding_tlbr));
   std::vector<Value*> inputs{x, w};
   if (!c.is_none(n->input(2))) {
     TRY_ASSIGN(Value * b, c.ir_input(2));
     inputs.push_back(b);
   }
-  AttributeMap attrs{{"stride", pair(stride)}, {"padding", padding4(padding)}, {"dilation", pair(dilation)},
+  AttributeMap attrs{{"stride", pair(stride)}, {"padding", padding_tlbr}, {"dilation", pair(dilation)},
                      {"groups", groups}};
   return bind(c, n, c.emit(K::conv2d, inputs, std::move(attrs)));
 }
@@ -345,15 +380,16 @@ Status select(ImportContext& c, const jit::Node* n) {
 
 Status max_pool(ImportContext& c, const jit::Node* n) {
   // aten::max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
-  TRY_ASSIGN(Value * x, c.ir_input(0));
   TRY_ASSIGN(Ints kernel, c.ints_input(1));
   TRY_ASSIGN(Ints stride, c.ints_input(2));
   TRY_ASSIGN(Ints padding, c.ints_input(3));
   TRY_ASSIGN(Ints dilation, c.ints_input(4));
   TRY_ASSIGN(bool ceil_mode, c.bool_input(5));
+  Ints padding_tlbr = padding4(padding);
+  TRY_ASSIGN(Value * x, padded_input(c, n, -INFINITY, &padding_tlbr));
   if (stride.empty()) stride = kernel;
   return bind(c, n, c.emit(K::max_pool2d, {x},
-                           {{"kernel", pair(kernel)}, {"stride", pair(stride)}, {"padding", padding4(padding)},
+                           {{"kernel", pair(kernel)}, {"stride", pair(stride)}, {"padding", padding_tlbr},
                             {"dilation", pair(dilation)}, {"ceil_mode", int64_t{ceil_mode}}}));
 }
 
@@ -524,6 +560,8 @@ std::vector<std::pair<std::string, OpHandler>> aten_decompositions() {
       {"aten::addmm", addmm_like},
       {"aten::baddbmm", addmm_like},
       {"aten::select", select},
+      // Padding for the conv or max pool that reads it (Known::Kind::kPadded).
+      {"aten::constant_pad_nd", constant_pad},
       {"aten::_transformer_encoder_layer_fwd", transformer_encoder_layer},
   };
   // Identity at inference.

@@ -69,6 +69,10 @@ Expected<ir::Value*> ImportContext::as_ir(const Known& k, const std::string& fal
       return error(StatusCode::kUnsupported, fmt::format("module '{}' used as a tensor", k.path));
     case Known::Kind::kList:
       return error(StatusCode::kUnsupported, "a list used as a tensor");
+    case Known::Kind::kPadded:
+      return error(StatusCode::kUnsupported,
+                   "the output of constant_pad_nd is read by an op other than conv2d (zero fill) or max_pool2d "
+                   "(-inf fill); op set v1 has no pad op");
     case Known::Kind::kUnset: break;
   }
   return error(StatusCode::kInternal, "input value was never produced (unsupported producer?)");

@@ -16,11 +16,15 @@ namespace compress::torch {
 // What a TorchScript value stands for while importing: an IR value (data
 // that depends on the model input), a compile-time constant (numbers, lists,
 // parameters and anything computed only from them), a submodule, or a list
-// that mixes IR values (the input of aten::cat).
+// that mixes IR values (the input of aten::cat), or an IR value padded by
+// aten::constant_pad_nd, which only a conv2d or max_pool2d may read: the
+// padding becomes theirs (how export writes asymmetric padding).
 struct Known {
-  enum class Kind { kUnset, kIr, kConstant, kModule, kList };
+  enum class Kind { kUnset, kIr, kConstant, kModule, kList, kPadded };
   Kind kind = Kind::kUnset;
   ir::Value* ir = nullptr;
+  std::vector<int64_t> pad;  // kPadded: [top, left, bottom, right]
+  double pad_value = 0.0;    // kPadded
   c10::IValue constant;
   std::string path;  // module path, or the parameter path of a constant tensor
   std::vector<Known> items;

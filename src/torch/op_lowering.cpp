@@ -112,8 +112,10 @@ Status emit_fake_quant(ScriptBuilder& s, const ir::Node& n) {
     sv.push_back(py_float(static_cast<float>(scales[i])));
     zv.push_back(std::to_string(zero_point(n, i)));
   }
-  s.line(fmt::format("{} = torch.fake_quantize_per_channel_affine({}, torch.tensor([{}], dtype=torch.float32), "
-                     "torch.tensor([{}], dtype=torch.int32), {}, {}, {})",
+  // No dtype= keyword: Module::define resolves torch.int32 as a builtin, not
+  // a value. A list of floats is float32 (the default dtype), .int() is int32.
+  s.line(fmt::format("{} = torch.fake_quantize_per_channel_affine({}, torch.tensor([{}]), "
+                     "torch.tensor([{}]).int(), {}, {}, {})",
                      s.out(n), s.in(n, 0), fmt::join(sv, ", "), fmt::join(zv, ", "), f.axis, f.qmin, f.qmax));
   return Status::ok();
 }
@@ -156,9 +158,8 @@ Status emit_attention(ScriptBuilder& s, const ir::Node& n) {
     }
   }
   if (n.attr_int("is_causal")) {
-    s.line(fmt::format("{} = {}.masked_fill(torch.ones({}.size(-2), {}.size(-1), dtype=torch.bool, "
-                       "device={}.device).triu(1), float('-inf'))",
-                       a, a, a, a, a));
+    // The mask is built like the scores (batched triu), so it needs no sizes or device.
+    s.line(fmt::format("{} = {}.masked_fill(torch.ones_like({}).triu(1) > 0, float('-inf'))", a, a, a));
   }
   s.line(fmt::format("{} = torch.matmul(torch.softmax({}, -1), {})", s.out(n), a, s.in(n, 2)));
   return Status::ok();
@@ -167,6 +168,13 @@ Status emit_attention(ScriptBuilder& s, const ir::Node& n) {
 Ints layer_norm_shape(const ir::Node& n) {
   const auto& shape = n.input(0)->shape();
   return Ints(shape.end() - n.attr_int("normalized_ndim"), shape.end());
+}
+
+// The negative dims a trailing norm reduces over: [-k, ..., -1].
+Ints trailing_dims(const ir::Node& n) {
+  Ints dims;
+  for (int64_t d = -n.attr_int("normalized_ndim"); d < 0; ++d) dims.push_back(d);
+  return dims;
 }
 
 // --- Row builders for the ops that are one ATen call ---
@@ -274,6 +282,23 @@ std::array<TorchLowering, ir::kNumOpKinds> build_table() {
       [](ScriptBuilder& s, const ir::Node& n) {
         s.line(fmt::format("{} = torch.layer_norm({}, {}, {}, {}, {}, False)", s.out(n), s.in(n, 0),
                            py_ints(layer_norm_shape(n)), s.opt(n, 1), s.opt(n, 2), py_float(n.attr_float("eps"))));
+        return Status::ok();
+      },
+      {}};
+  // No aten op imports as rms_norm: LibTorch 1.13 has no aten::rms_norm
+  // (PyTorch 2.4 added it) and the importer does not read its decomposition
+  // (pow, mean, rsqrt) yet; graphs get rms_norm from the IR API.
+  row(K::rms_norm) = {
+      {},
+      [](const ir::Node& n, const TorchOutputs& in, const TorchRunContext&) {
+        const at::Tensor mean_square = in[0].pow(2).mean(trailing_dims(n), /*keepdim=*/true);
+        at::Tensor y = in[0] * at::rsqrt(mean_square + n.attr_float("eps"));
+        return TorchOutputs{in.size() > 1 ? y * in[1] : y};
+      },
+      [](ScriptBuilder& s, const ir::Node& n) {
+        s.line(fmt::format("{} = {} * torch.rsqrt({}.pow(2).mean({}, keepdim=True) + {})", s.out(n), s.in(n, 0),
+                           s.in(n, 0), py_ints(trailing_dims(n)), py_float(n.attr_float("eps"))));
+        if (n.num_inputs() > 1) s.line(fmt::format("{} = {} * {}", s.out(n), s.out(n), s.in(n, 1)));
         return Status::ok();
       },
       {}};

@@ -116,10 +116,11 @@ BuiltFixture build_fixture(const OpFixture& fixture) {
   return b;
 }
 
-void check_fixture(const OpFixture& fixture, const std::map<std::string, ErrorBound>& bounds) {
+void check_fixture(const OpFixture& fixture, const std::map<std::string, ErrorBound>& bounds,
+                   const GraphRunner& runner) {
   INFO("case " << fixture.name);
   BuiltFixture b = build_fixture(fixture);
-  auto result = runtime::run_reference(b.graph, b.inputs);
+  auto result = runner ? runner(b.graph, b.inputs) : runtime::run_reference(b.graph, b.inputs);
   INFO(result.status().to_string());
   REQUIRE(result.has_value());
   const json& outputs = fixture.spec.at("outputs");

@@ -1,12 +1,14 @@
 // Loads the PyTorch-generated op fixtures (cases.json + .npy) and checks the reference backend against them.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "compress/ir/graph.h"
+#include "compress/support/status.h"
 
 namespace compress::test {
 
@@ -33,9 +35,16 @@ struct BuiltFixture {
 };
 BuiltFixture build_fixture(const OpFixture& fixture);
 
-// Runs the case through run_reference and checks every output against every
-// expectation with the bound of its class; reports through Catch.
-void check_fixture(const OpFixture& fixture, const std::map<std::string, ErrorBound>& bounds);
+// Runs a built case's graph: the reference backend, a compiled backend plan,
+// the torch layer's executor.
+using GraphRunner =
+    std::function<Expected<std::vector<ir::Tensor>>(const ir::Graph&, const std::vector<ir::Tensor>&)>;
+
+// Runs the case (through run_reference when `runner` is empty) and checks
+// every output against every expectation with the bound of its class;
+// reports through Catch.
+void check_fixture(const OpFixture& fixture, const std::map<std::string, ErrorBound>& bounds,
+                   const GraphRunner& runner = {});
 
 ir::Tensor load_fixture_tensor(const std::string& file);
 

@@ -61,9 +61,10 @@ TEST_CASE("linear and matmul with batch broadcasting and 1-D operands", "[runtim
   CHECK(run_family("matmul") >= 7);
 }
 
-TEST_CASE("batch_norm, layer_norm, softmax, reduce_mean", "[runtime][ops]") {
+TEST_CASE("batch_norm, layer_norm, rms_norm, softmax, reduce_mean", "[runtime][ops]") {
   CHECK(run_family("batch_norm") >= 2);
   CHECK(run_family("layer_norm") >= 3);
+  CHECK(run_family("rms_norm") >= 3);
   CHECK(run_family("softmax") >= 2);
   CHECK(run_family("reduce_mean") >= 3);
 }

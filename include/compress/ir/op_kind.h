@@ -14,7 +14,7 @@ namespace compress::ir {
 // the ops; what an op is (arity, attributes, type inference, FLOPs, channel
 // flow, weighted-layer roles) lives in its op table entry (src/ir/ops.cpp),
 // which must have exactly one entry per kind (checked when the table is built
-// and by tests/ir/test_op_coverage.cpp). The enum's order is not stored
+// and by tests/runtime/test_op_coverage.cpp). The enum's order is not stored
 // anywhere (.cmf stores op names), so inserting a kind is safe.
 #define COMPRESS_FORALL_OP_KINDS(_) \
   _(conv2d)                         \
@@ -26,6 +26,7 @@ namespace compress::ir {
   _(qadd)                           \
   _(batch_norm)                     \
   _(layer_norm)                     \
+  _(rms_norm)                       \
   _(relu)                           \
   _(relu6)                          \
   _(silu)                           \

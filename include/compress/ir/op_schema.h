@@ -66,6 +66,8 @@ enum class ChannelFlow : uint8_t {
   kElementwise,       // one input, same shape out: every axis of input 0 is the same axis of output 0
   kBroadcast,         // NumPy-broadcasting binary op: each input aligned to the right of the output
   kBatchAndChannel,   // NCHW window ops (pools): N and C flow through, H and W do not
+  kLeadingAxes,       // normalizes over the last `normalized_ndim` axes (layer_norm, rms_norm): the
+                      // leading axes flow through, the normalized ones and the parameters are blocked
   kOpSpecific,        // a rule of its own in src/analysis/channel_groups.cpp (conv, reshape, norms, ...)
 };
 

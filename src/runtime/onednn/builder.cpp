@@ -481,6 +481,7 @@ const std::array<OpMapping, ir::kNumOpKinds>& op_mappings() {
     set(OpKind::adaptive_max_pool2d, emit_pool);
     set(OpKind::batch_norm, emit_batch_norm);
     set(OpKind::layer_norm, emit_layer_norm);
+    set(OpKind::rms_norm, emit_rms_norm);
     set(OpKind::softmax, emit_softmax);
     set(OpKind::reduce_mean, emit_reduce_mean);
     set(OpKind::concat, emit_concat);

@@ -220,6 +220,7 @@ Status emit_binary(Builder& b, const Group& g);
 Status emit_pool(Builder& b, const Group& g);
 Status emit_batch_norm(Builder& b, const Group& g);
 Status emit_layer_norm(Builder& b, const Group& g);
+Status emit_rms_norm(Builder& b, const Group& g);
 Status emit_softmax(Builder& b, const Group& g);
 Status emit_reduce_mean(Builder& b, const Group& g);
 Status emit_concat(Builder& b, const Group& g);

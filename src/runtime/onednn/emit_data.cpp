@@ -167,10 +167,22 @@ Status emit_slice(Builder& b, const Group& g) {
   int64_t start = n.attr_int("start");
   if (start < 0) start += dim;
   start = std::clamp<int64_t>(start, 0, dim);
+  const int64_t step = n.attr_int("step");
+  // oneDNN 2.6 accepts a strided view only when each dim's stride covers the
+  // extent of the dims inside it; a step-s view of few rows can break that
+  // (out_dim * s * stride > the outer stride) although nothing overlaps.
+  const dims_t strides = plain_strides(x->shape());
+  const ir::Shape& out_shape = n.output(0)->shape();
+  for (size_t d = 1; d < out_shape.size(); ++d) {
+    const int64_t inner = (static_cast<int64_t>(d) == axis ? step : 1) * strides[d];
+    const int64_t outer = (static_cast<int64_t>(d - 1) == axis ? step : 1) * strides[d - 1];
+    COMPRESS_CHECK(out_shape[d] <= 1 || out_shape[d - 1] <= 1 || outer >= out_shape[d] * inner, kUnsup,
+                   "a step-{} slice whose view oneDNN cannot describe (its stride check counts the skipped rows)",
+                   step);
+  }
   b.consume(g);
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
-  return copy_view(b, g, n.output(0), src,
-                   slice_view(b.stored(src), n.output(0)->shape(), axis, start, n.attr_int("step")));
+  return copy_view(b, g, n.output(0), src, slice_view(b.stored(src), out_shape, axis, start, step));
 }
 
 Status emit_split(Builder& b, const Group& g) {

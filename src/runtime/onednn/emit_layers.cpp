@@ -1,5 +1,6 @@
 // Emitters for eltwise, binary, pooling, normalization, softmax and reduction primitives.
 #include <algorithm>
+#include <cstring>
 
 #include "builder.h"
 
@@ -306,6 +307,75 @@ Status emit_layer_norm(Builder& b, const Group& g) {
   info.nodes = g.node_names();
   info.detail = describe_md(md);
   b.add_primitive(dnnl::layer_normalization_forward(pd), pd, args, fixed, info);
+  return Status::ok();
+}
+
+// Note [RMS norm on oneDNN 2.6]
+// oneDNN 2.6 has no RMS normalization (its rms_norm flag came in 3.x), but it
+// is two primitives it has: a reduction writes mean(x^2) per row (the L2
+// power sum, scaled by 1/width in an eltwise_linear post-op), and a layer
+// normalization takes that as its variance with a zero mean
+// (use_global_stats), computing x / sqrt(mean(x^2) + eps) * weight.
+Status emit_rms_norm(Builder& b, const Group& g) {
+  const Node& n = *g.main;
+  const Value* x = n.input(0);
+  COMPRESS_RETURN_IF_ERROR(check_float(x, n));
+  const ir::Shape& xs = x->shape();
+  const int64_t k = n.attr_int("normalized_ndim");
+  COMPRESS_CHECK(k >= 1 && k <= static_cast<int64_t>(xs.size()), kUnsup, "rms_norm over {} dims of rank {}", k,
+                 xs.size());
+  int64_t width = 1;
+  for (size_t d = xs.size() - static_cast<size_t>(k); d < xs.size(); ++d) width *= xs[d];
+  const int64_t rows = width == 0 ? 0 : ir::numel(xs) / width;
+  COMPRESS_CHECK(rows > 0 && width > 0, kUnsup, "rms_norm on empty data");
+  const Value* weight = n.num_inputs() > 1 ? n.input(1) : nullptr;
+  COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
+  const md_t md = plain_md({rows, width}, to_dnnl(b.stored(src).dtype).value());
+  const md_t row_stats_md = plain_md({rows, 1}, dt::f32);
+  dnnl::reduction::primitive_desc mean_square_pd;
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("rms_norm mean of squares", [&] {
+    dnnl::post_ops scale;
+    scale.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f / static_cast<float>(width), 0.0f);
+    dnnl::primitive_attr attr = scratch_attr();
+    attr.set_post_ops(scale);
+    dnnl::reduction::desc d(dnnl::algorithm::reduction_norm_lp_power_p_sum, md, row_stats_md, 2.0f, 0.0f);
+    mean_square_pd = dnnl::reduction::primitive_desc(d, attr, cpu_engine());
+  }));
+  dnnl::normalization_flags flags = dnnl::normalization_flags::use_global_stats;
+  if (weight != nullptr) flags |= dnnl::normalization_flags::use_scale;
+  dnnl::layer_normalization_forward::primitive_desc norm_pd;
+  COMPRESS_RETURN_IF_ERROR(try_dnnl("rms_norm normalization", [&] {
+    dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md,
+                                              static_cast<float>(n.attr_float("eps")), flags);
+    norm_pd = dnnl::layer_normalization_forward::primitive_desc(d, scratch_attr(), cpu_engine());
+  }));
+  std::vector<std::pair<int, dnnl::memory>> fixed;
+  COMPRESS_ASSIGN_OR_RETURN(dnnl::memory zero_mean,
+                            b.constant_memory(n.output(), fmt::format("rms_norm zero mean of {} rows", rows),
+                                              norm_pd.mean_desc(), [&](void* p) {
+                                                std::memset(p, 0, norm_pd.mean_desc().get_size());
+                                              }));
+  fixed.emplace_back(DNNL_ARG_MEAN, zero_mean);
+  if (weight != nullptr) {
+    COMPRESS_ASSIGN_OR_RETURN(dnnl::memory m, vector_memory(b, weight, width, "rms_norm weight"));
+    fixed.emplace_back(DNNL_ARG_SCALE, m);
+  }
+  b.consume(g);
+  const int mean_square = b.new_temp(norm_pd.variance_desc());
+  OnednnStep reduce_info;
+  reduce_info.kind = "reduction";
+  reduce_info.nodes = g.node_names();
+  reduce_info.detail = fmt::format("mean of squares over {}", describe_md(md));
+  b.add_primitive(dnnl::reduction(mean_square_pd), mean_square_pd,
+                  {{DNNL_ARG_SRC, src, md}, {DNNL_ARG_DST, mean_square, row_stats_md}}, {}, reduce_info);
+  const md_t out_md = plain_md(g.output()->shape(), md.data_type());
+  const int dst = destination(b, g.output(), src, out_md, {mean_square});
+  OnednnStep info;
+  info.kind = "layer_normalization";
+  info.nodes = g.node_names();
+  info.detail = fmt::format("{}; rms (zero mean, global statistics)", describe_md(md));
+  b.add_primitive(dnnl::layer_normalization_forward(norm_pd), norm_pd,
+                  {{DNNL_ARG_SRC, src, md}, {DNNL_ARG_DST, dst, md}, {DNNL_ARG_VARIANCE, mean_square, {}}}, fixed, info);
   return Status::ok();
 }
 

@@ -10,6 +10,7 @@
 #include "builder.h"
 #include "compress/ir/verifier.h"
 #include "compress/runtime/onednn.h"
+#include "compress/runtime/partition.h"
 #include "compress/runtime/reference.h"
 #include "compress/support/threads.h"
 
@@ -183,13 +184,10 @@ class OnednnBackend final : public Backend {
 
   Expected<std::unique_ptr<ExecutionPlan>> compile(const ir::Graph& graph) override {
     COMPRESS_RETURN_IF_ERROR(ir::verify(graph).with_context("onednn backend: the graph does not verify"));
-    const auto reference = make_reference_backend();
-    for (const ir::Node* node : graph.nodes()) {
-      if (supports(*node).supported) continue;
-      const SupportDecision fallback = reference->supports(*node);
-      COMPRESS_CHECK(fallback.supported, StatusCode::kUnsupported, "onednn backend: node '{}': {}", node->name(),
-                     fallback.reason);
-    }
+    // What oneDNN refuses must be runnable by the reference kernels (the
+    // shared placement, Note [Partitions]); the plan runs those nodes on its
+    // own buffers, without partition copies.
+    COMPRESS_RETURN_IF_ERROR(partition_graph(graph, *this).status());
     COMPRESS_CHECK(options_.threads >= 0, StatusCode::kInvalidArgument, "onednn backend: threads must be >= 0, got {}",
                    options_.threads);
     const int threads = options_.threads > 0 ? options_.threads : num_threads();

@@ -86,6 +86,7 @@ Expected<Tensors> fake_quant(const ir::Node& node, const Tensors& in);
 // normalization.cpp
 Expected<Tensors> batch_norm(const ir::Node& node, const Tensors& in);
 Expected<Tensors> layer_norm(const ir::Node& node, const Tensors& in);
+Expected<Tensors> rms_norm(const ir::Node& node, const Tensors& in);
 Expected<Tensors> softmax(const ir::Node& node, const Tensors& in);
 Expected<Tensors> reduce_mean(const ir::Node& node, const Tensors& in);
 // elementwise.cpp

@@ -1,6 +1,7 @@
-// batch_norm (inference), layer_norm, softmax and reduce_mean, with statistics in double.
+// batch_norm (inference), layer_norm, rms_norm, softmax and reduce_mean, with statistics in double.
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "kernels.h"
 
@@ -58,7 +59,17 @@ Expected<Tensors> batch_norm(const ir::Node& node, const Tensors& in) {
   return Tensors{std::move(out)};
 }
 
-Expected<Tensors> layer_norm(const ir::Node& node, const Tensors& in) {
+namespace {
+
+// The [rows, size] view of a norm over the last normalized_ndim dims, with
+// its optional weight and bias checked against the normalized shape.
+struct TrailingRows {
+  int64_t rows = 0, size = 0;
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+};
+
+Expected<TrailingRows> trailing_rows(const ir::Node& node, const Tensors& in) {
   const Tensor& x = in[0];
   COMPRESS_RETURN_IF_ERROR(check_f32(x, "input"));
   const int64_t k = node.attr_int("normalized_ndim");
@@ -70,33 +81,61 @@ Expected<Tensors> layer_norm(const ir::Node& node, const Tensors& in) {
     COMPRESS_CHECK(in[i].shape() == normalized, kBad, "{} has shape {}, input {} needs {}", i == 1 ? "weight" : "bias",
                    ir::shape_to_string(in[i].shape()), ir::shape_to_string(x.shape()), ir::shape_to_string(normalized));
   }
-  const double eps = node.attr_float("eps");
-  const int64_t size = ir::numel(normalized);
-  const int64_t rows = size == 0 ? 0 : x.numel() / size;
-  const float* w = in.size() > 1 ? in[1].data<float>() : nullptr;
-  const float* b = in.size() > 2 ? in[2].data<float>() : nullptr;
+  TrailingRows r;
+  r.size = ir::numel(normalized);
+  r.rows = r.size == 0 ? 0 : x.numel() / r.size;
+  r.weight = in.size() > 1 ? in[1].data<float>() : nullptr;
+  r.bias = in.size() > 2 ? in[2].data<float>() : nullptr;
+  return r;
+}
+
+// Normalizes each row of `x` as y = (x - center) * inv_scale(row) * weight + bias,
+// with the row statistics from `stats` (in double).
+template <typename RowStats>
+Expected<Tensors> normalize_rows(const Tensor& x, const TrailingRows& r, RowStats stats) {
   COMPRESS_ASSIGN_OR_RETURN(Tensor out, new_tensor(DType::kF32, x.shape()));
   const float* src = x.data<float>();
   float* dst = out.data<float>();
-  parallel_for_grain(rows, kGrain / std::max<int64_t>(1, size) + 1, [&](long begin, long end) {
-    for (long r = begin; r < end; ++r) {
-      const float* xr = src + r * size;
-      double mean = 0.0;
-      for (int64_t i = 0; i < size; ++i) mean += xr[i];
-      mean /= static_cast<double>(size);
-      double var = 0.0;  // biased (divide by N), two-pass for accuracy
-      for (int64_t i = 0; i < size; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-      var /= static_cast<double>(size);
-      const double inv_std = 1.0 / std::sqrt(var + eps);
-      for (int64_t i = 0; i < size; ++i) {
-        double y = (xr[i] - mean) * inv_std;
-        if (w) y *= w[i];
-        if (b) y += b[i];
-        dst[r * size + i] = static_cast<float>(y);
+  parallel_for_grain(r.rows, kGrain / std::max<int64_t>(1, r.size) + 1, [&](long begin, long end) {
+    for (long row = begin; row < end; ++row) {
+      const float* xr = src + row * r.size;
+      const auto [center, inv_scale] = stats(xr, r.size);
+      for (int64_t i = 0; i < r.size; ++i) {
+        double y = (xr[i] - center) * inv_scale;
+        if (r.weight) y *= r.weight[i];
+        if (r.bias) y += r.bias[i];
+        dst[row * r.size + i] = static_cast<float>(y);
       }
     }
   });
   return Tensors{std::move(out)};
+}
+
+}  // namespace
+
+Expected<Tensors> layer_norm(const ir::Node& node, const Tensors& in) {
+  COMPRESS_ASSIGN_OR_RETURN(TrailingRows r, trailing_rows(node, in));
+  const double eps = node.attr_float("eps");
+  return normalize_rows(in[0], r, [eps](const float* xr, int64_t size) {
+    double mean = 0.0;
+    for (int64_t i = 0; i < size; ++i) mean += xr[i];
+    mean /= static_cast<double>(size);
+    double var = 0.0;  // biased (divide by N), two-pass for accuracy
+    for (int64_t i = 0; i < size; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+    var /= static_cast<double>(size);
+    return std::pair<double, double>{mean, 1.0 / std::sqrt(var + eps)};
+  });
+}
+
+Expected<Tensors> rms_norm(const ir::Node& node, const Tensors& in) {
+  COMPRESS_ASSIGN_OR_RETURN(TrailingRows r, trailing_rows(node, in));
+  const double eps = node.attr_float("eps");
+  return normalize_rows(in[0], r, [eps](const float* xr, int64_t size) {
+    double mean_square = 0.0;
+    for (int64_t i = 0; i < size; ++i) mean_square += static_cast<double>(xr[i]) * xr[i];
+    mean_square /= static_cast<double>(size);
+    return std::pair<double, double>{0.0, 1.0 / std::sqrt(mean_square + eps)};
+  });
 }
 
 Expected<Tensors> softmax(const ir::Node& node, const Tensors& in) {

@@ -46,6 +46,7 @@ const std::array<KernelEntry, ir::kNumOpKinds>& kernel_table() {
     set(OpKind::qadd, ref::qadd, true);
     set(OpKind::batch_norm, ref::batch_norm, true);
     set(OpKind::layer_norm, ref::layer_norm, true);
+    set(OpKind::rms_norm, ref::rms_norm, true);
     set(OpKind::concat, ref::concat, false);
     set(OpKind::split, ref::split, false);
     set(OpKind::slice, ref::slice, false);
