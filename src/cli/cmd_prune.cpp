@@ -7,10 +7,10 @@
 
 #include "commands.h"
 #include "compress/eval/dataset.h"
-#include "compress/io/cmf.h"
-#include "compress/pass/pass_manager.h"
+#include "compress/pass/recipe.h"
 #include "compress/pass/registry.h"
 #include "compress/pipeline/model_loading.h"
+#include "compress/pipeline/recipe_runner.h"
 #include "compress/pipeline/registry.h"
 
 namespace compress::cli {
@@ -166,77 +166,78 @@ int run_prune(const std::vector<std::string>& args) {
   if (samples < 1) cl.usage_error(fmt::format("bad --samples {} (use >= 1)", samples));
   if (cl.has("calib")) pairs.emplace_back("samples", std::to_string(samples));
 
-  // Every family this ctk was built with: prune.structured and (with
-  // LibTorch) distill.finetune are there only when compiled in.
-  Expected<pass::PassRegistry> made = pipeline::make_pass_registry();
-  if (!made.has_value()) return report_failure(kPruneDoc, made.status());
-  const pass::PassRegistry& registry = *made;
-  if (!registry.contains(pass_name)) {
-    return report_failure(kPruneDoc, unsupported("--method {} needs the {} pass, which this build of ctk does not have",
-                                                 method, pass_name));
-  }
+  // ctk prune is a recipe made of its flags: the prune stage, then
+  // distill.finetune with --finetune-data. The library prepares and runs it
+  // (pipeline::RecipeRun, as for ctk run); this command only words the
+  // stages' option errors in flags and prints the outcome.
   auto options = pass::PassOptions::from_pairs(pairs, "");
   if (!options.has_value()) cl.usage_error(in_flag_terms(options.status().message(), key_flags));
-  auto prune_pass = registry.create(pass_name, *options);
-  if (!prune_pass.has_value()) cl.usage_error(in_flag_terms(prune_pass.status().message(), key_flags));
-
+  const eval::DatasetOptions data_options = dataset_options(cl);
+  auto data_flag = [&](const char* flag, int64_t limit) {
+    return pass::RecipeData{cl.vm()[flag].as<std::string>(), data_options.normalization.mean,
+                            data_options.normalization.std, limit, std::string("--") + flag};
+  };
+  pass::Recipe recipe;
+  recipe.file = path;
+  recipe.model = path;
+  recipe.output = out;
+  recipe.stages.push_back({pass_name, *options, "--method " + method});
+  if (cl.has("calib")) recipe.calibration = data_flag("calib", samples);
   const bool finetune = cl.has("finetune-data");
-  std::unique_ptr<pass::Pass> finetune_pass;
   if (finetune) {
     const int64_t epochs = cl.vm()["epochs"].as<int64_t>();
     if (epochs < 1) cl.usage_error(fmt::format("bad --epochs {} (use >= 1)", epochs));
-    if (!registry.contains("distill.finetune")) {
-      return report_failure(kPruneDoc, unsupported("--finetune-data needs the distill.finetune pass (built with "
-                                                   "LibTorch); this build of ctk does not have it"));
-    }
     auto ft_options = pass::PassOptions::from_pairs({{"epochs", std::to_string(epochs)}}, "distill.finetune");
     if (!ft_options.has_value()) cl.usage_error(ft_options.status().message());
-    auto created = registry.create("distill.finetune", *ft_options);
-    if (!created.has_value()) cl.usage_error(created.status().message());
-    finetune_pass = std::move(*created);
+    recipe.training = data_flag("finetune-data", data_options.limit);
+    recipe.stages.push_back({"distill.finetune", *ft_options, "--finetune-data"});
   }
 
-  const eval::DatasetOptions data_options = dataset_options(cl);
+  // Which passes this build has (prune.structured and, with LibTorch,
+  // distill.finetune only when compiled in), and the stages' options checked
+  // here so that a bad value is a usage error in flag terms.
+  Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
+  if (!registry.has_value()) return report_failure(kPruneDoc, registry.status());
+  if (!registry->contains(pass_name)) {
+    return report_failure(kPruneDoc, unsupported("--method {} needs the {} pass, which this build of ctk does not have",
+                                                 method, pass_name));
+  }
+  if (finetune && !registry->contains("distill.finetune")) {
+    return report_failure(kPruneDoc, unsupported("--finetune-data needs the distill.finetune pass (built with "
+                                                 "LibTorch); this build of ctk does not have it"));
+  }
+  for (const pass::RecipeStage& stage : recipe.stages) {
+    auto created = registry->create(stage.pass, stage.options);
+    if (!created.has_value()) cl.usage_error(in_flag_terms(created.status().message(), key_flags));
+    if ((*created)->needs().calibration && !recipe.calibration) {
+      const std::string criterion = cl.has("criterion") ? " --criterion " + cl.vm()["criterion"].as<std::string>() : "";
+      return report_failure(kPruneDoc, invalid_argument("{}: --method {}{} needs calibration data: give --calib SPEC "
+                                                        "(with --mean, --std and --samples)",
+                                                        path, method, criterion));
+    }
+  }
+
   require_cmf_destination(cl, out, "OUT");
   const Status destination = check_destination(cl, out, {path}, "OUT");
   if (!destination.is_ok()) return report_failure(kPruneDoc, destination);
 
-  Expected<ir::Graph> graph = pipeline::load_model(path, cl.model_options());
-  if (!graph.has_value()) return report_failure(kPruneDoc, graph.status());
-  const ir::Graph original = graph->clone();
-
-  pass::PassContext context;
-  context.progress = !cl.vm()["quiet"].as<bool>();
-  context.reference_model = &original;
-  std::unique_ptr<eval::DataSource> calib, train;
-  if (cl.has("calib")) {
-    eval::DatasetOptions o = data_options;
-    o.limit = samples;
-    auto data = eval::open_dataset(cl.vm()["calib"].as<std::string>(), o);
-    if (!data.has_value()) return report_failure(kPruneDoc, data.status());
-    calib = std::move(*data);
-    context.calibration = calib.get();
-  }
-  if (finetune) {
-    auto data = eval::open_dataset(cl.vm()["finetune-data"].as<std::string>(), data_options);
-    if (!data.has_value()) return report_failure(kPruneDoc, data.status());
-    train = std::move(*data);
-    context.training = train.get();
-  }
-
-  pass::PassManager pipeline;
-  pipeline.add(std::move(*prune_pass));
-  if (finetune_pass) pipeline.add(std::move(finetune_pass));
-  auto results = pipeline.run(*graph, context);
-  if (!results.has_value()) return report_failure(kPruneDoc, results.status().with_context(path));
+  pipeline::RecipeRunOptions run_options;
+  run_options.model = cl.model_options();
+  run_options.progress = !cl.vm()["quiet"].as<bool>();
+  run_options.use_recipe_threads = false;
+  auto run = pipeline::RecipeRun::prepare(std::move(recipe), run_options);
+  if (!run.has_value()) return report_failure(kPruneDoc, run.status());
+  auto results = run->run_stages();
+  if (!results.has_value()) return report_failure(kPruneDoc, results.status());
   const pass::PassResult& pruned = results->front().result;
   if (!pruned.changed) {
     return report_failure(kPruneDoc, invalid_argument("{}: {} pruned nothing (no selected conv2d/linear/matmul with "
                                                       "constant f32 weights); no output written",
                                                       path, pass_name));
   }
-  Status saved = io::save_cmf(*graph, out);
+  Status saved = run->save_output();
   if (!saved.is_ok()) return report_failure(kPruneDoc, saved);
+  const ir::Graph* graph = &run->graph();
 
   auto counter = [&](const char* key) { return pruned.counters.count(key) ? pruned.counters.at(key) : 0.0; };
   if (pruned.counters.count("flops_before") != 0) {
