@@ -391,11 +391,11 @@ int run(const Args& args) {
   }
   const std::string section = fmt::format(
       "\n## bench_onednn_vs_libtorch — onednn backend vs LibTorch frozen TorchScript\n\n"
-      "- Date: {}\n- Machine: {} ({}), {} threads; load average {:.1f} before, {:.1f} after (shared machine)\n"
+      "- Date: {}\n- Machine: {}, {} threads; load average {:.1f} before, {:.1f} after (shared machine)\n"
       "- Runtime: {}; OMP_WAIT_POLICY={}\n- Input: random N(0,1) [batch, 3, {}, {}] (token models: random ids "
       "[batch, L]); {} x {} runs per variant, {}\n"
       "- Command (Release build):\n\n```\n{}\n```\n\n{}\n{}",
-      bench::now_utc(), "2-core AMD EPYC Zen 4", "AVX-512, VNNI, BF16", args.threads, load_before,
+      bench::now_utc(), bench::machine_description(), args.threads, load_before,
       eval::current_load_average(),
       runtime::onednn_runtime_info(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
       args.size, args.size, args.rounds, args.iters,

@@ -179,11 +179,10 @@ int run(int argc, char** argv) {
         prune_s, channels);
   }
   std::printf(
-      "### Structured pruning speedup (onednn f32, batch 1)\n\n- Command: `%s`\n- Date: %s\n- Machine: 2-core AMD EPYC "
-      "Zen 4 (AVX-512), %d threads; load average %.1f before, %.1f after (shared machine)\n- oneDNN: %s\n- Input "
+      "### Structured pruning speedup (onednn f32, batch 1)\n\n- Command: `%s`\n- Date: %s\n- Machine: %s, %d threads; load average %.1f before, %.1f after (shared machine)\n- oneDNN: %s\n- Input "
       "[1,3,%lld,%lld] N(0,1); prune.structured target_flops %.2f, round_to %lld, criterion %s; %d alternating rounds "
       "x %d runs per variant after 5 warm-up runs\n\n%s\n%s",
-      a.command.c_str(), bench::now_utc().c_str(), a.threads, load_before, eval::current_load_average(),
+      a.command.c_str(), bench::now_utc().c_str(), bench::machine_description().c_str(), a.threads, load_before, eval::current_load_average(),
       runtime::onednn_runtime_info().c_str(), static_cast<long long>(a.size), static_cast<long long>(a.size),
       a.target_flops, static_cast<long long>(a.round_to), a.criterion.c_str(), a.rounds, a.iters, table.c_str(),
       notes.c_str());
