@@ -334,6 +334,34 @@ TEST_CASE("batch_norm (standalone, with fused relu) and layer_norm (1 or 2 dims,
   }
 }
 
+TEST_CASE("rms_norm runs natively as a reduction and a global-stats layer norm (1 or 2 dims, optional weight)",
+          "[onednn][ops]") {
+  for (bool bf16 : {false, true}) {
+    const OnednnOptions options = bf16 ? bf16_options() : f32_options();
+    for (int64_t dims : {int64_t{1}, int64_t{2}}) {
+      for (bool weighted : {false, true}) {
+        GraphBuilder g;
+        Value* x = g.input("x", {3, 6, 32});
+        Value* e = bf16 ? identity_entry(g, x) : x;
+        const ir::Shape ns = dims == 1 ? ir::Shape{32} : ir::Shape{6, 32};
+        std::vector<Value*> ins = {e};
+        if (weighted) ins.push_back(g.constant("w", random_f32(ns, 9, 0.5f, 1.5f)));
+        g.outputs({g.node("rms_norm", ins, {{"normalized_ndim", dims}}, "rms")});
+        INFO("rms_norm dims " << dims << " weighted " << weighted << " bf16 " << bf16);
+        // Inputs offset from zero: the mean of squares is not the variance.
+        RunResult r = run_both(g.graph, {random_f32({3, 6, 32}, 10, -1, 3, true)}, options);
+        const Comparison cmp = compare(r.got[0], r.want[0], bf16 ? kBf16Norm : kNorm);
+        INFO(cmp.to_string() << "\n" << r.report.to_string());
+        CHECK(cmp.worst <= 1.0);
+        CHECK(r.fallbacks.empty());
+        bool reduction = false;
+        for (const auto& step : r.report.steps) reduction = reduction || step.kind == "reduction";
+        CHECK(reduction);
+      }
+    }
+  }
+}
+
 TEST_CASE("softmax over any axis and reduce_mean with and without keepdim", "[onednn][ops]") {
   for (bool bf16 : {false, true}) {
     const OnednnOptions options = bf16 ? bf16_options() : f32_options();

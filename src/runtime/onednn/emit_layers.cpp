@@ -40,6 +40,25 @@ Expected<dnnl::memory> vector_memory(Builder& b, const Value* v, int64_t n, cons
   return b.weight(v, "vector", md, v->constant().raw_data(), md);
 }
 
+// A norm over the last normalized_ndim dims (layer_norm, rms_norm) as a
+// normalization over the last dim of the [rows, width] view.
+struct TrailingRows {
+  int64_t rows = 0, width = 0;
+};
+
+Expected<TrailingRows> trailing_rows(const Node& n) {
+  const ir::Shape& xs = n.input(0)->shape();
+  const int64_t k = n.attr_int("normalized_ndim");
+  COMPRESS_CHECK(k >= 1 && k <= static_cast<int64_t>(xs.size()), kUnsup, "{} over {} dims of rank {}", n.op(), k,
+                 xs.size());
+  TrailingRows r;
+  r.width = 1;
+  for (size_t d = xs.size() - static_cast<size_t>(k); d < xs.size(); ++d) r.width *= xs[d];
+  r.rows = r.width == 0 ? 0 : ir::numel(xs) / r.width;
+  COMPRESS_CHECK(r.rows > 0 && r.width > 0, kUnsup, "{} on empty data", n.op());
+  return r;
+}
+
 }  // namespace
 
 Status emit_eltwise(Builder& b, const Group& g) {
@@ -262,14 +281,8 @@ Status emit_layer_norm(Builder& b, const Group& g) {
   const Node& n = *g.main;
   const Value* x = n.input(0);
   COMPRESS_RETURN_IF_ERROR(check_float(x, n));
-  const ir::Shape& xs = x->shape();
-  const int64_t k = n.attr_int("normalized_ndim");
-  COMPRESS_CHECK(k >= 1 && k <= static_cast<int64_t>(xs.size()), kUnsup, "layer_norm over {} dims of rank {}", k,
-                 xs.size());
-  int64_t width = 1;
-  for (size_t d = xs.size() - static_cast<size_t>(k); d < xs.size(); ++d) width *= xs[d];
-  const int64_t rows = width == 0 ? 0 : ir::numel(xs) / width;
-  COMPRESS_CHECK(rows > 0 && width > 0, kUnsup, "layer_norm on empty data");
+  COMPRESS_ASSIGN_OR_RETURN(const TrailingRows view, trailing_rows(n));
+  const int64_t rows = view.rows, width = view.width;
   const Value* weight = n.num_inputs() > 1 ? n.input(1) : nullptr;
   const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
@@ -320,14 +333,8 @@ Status emit_rms_norm(Builder& b, const Group& g) {
   const Node& n = *g.main;
   const Value* x = n.input(0);
   COMPRESS_RETURN_IF_ERROR(check_float(x, n));
-  const ir::Shape& xs = x->shape();
-  const int64_t k = n.attr_int("normalized_ndim");
-  COMPRESS_CHECK(k >= 1 && k <= static_cast<int64_t>(xs.size()), kUnsup, "rms_norm over {} dims of rank {}", k,
-                 xs.size());
-  int64_t width = 1;
-  for (size_t d = xs.size() - static_cast<size_t>(k); d < xs.size(); ++d) width *= xs[d];
-  const int64_t rows = width == 0 ? 0 : ir::numel(xs) / width;
-  COMPRESS_CHECK(rows > 0 && width > 0, kUnsup, "rms_norm on empty data");
+  COMPRESS_ASSIGN_OR_RETURN(const TrailingRows view, trailing_rows(n));
+  const int64_t rows = view.rows, width = view.width;
   const Value* weight = n.num_inputs() > 1 ? n.input(1) : nullptr;
   COMPRESS_ASSIGN_OR_RETURN(int src, b.get_plain_any(x));
   const md_t md = plain_md({rows, width}, to_dnnl(b.stored(src).dtype).value());
