@@ -28,9 +28,9 @@ class SequentialImporter {
     return graph_->add_constant(graph_->unique_name(name), std::move(value));
   }
 
-  Expected<ir::Value*> node(const std::string& op, std::vector<ir::Value*> inputs, ir::AttributeMap attrs,
+  Expected<ir::Value*> node(ir::OpKind op, std::vector<ir::Value*> inputs, ir::AttributeMap attrs,
                             const std::string& name) {
-    auto n = graph_->add_node(op, inputs, std::move(attrs), name);
+    auto n = graph_->add_node(std::string(ir::op_name(op)), inputs, std::move(attrs), name);
     if (!n) return n.status();
     return (*n)->output();
   }
@@ -50,7 +50,7 @@ class SequentialImporter {
         COMPRESS_ASSIGN_OR_RETURN(ir::Value * b, param(name + ".bias", conv->bias));
         inputs.push_back(b);
       }
-      return node("conv2d", inputs,
+      return node(ir::OpKind::conv2d, inputs,
                   {{"stride", ints(o.stride())}, {"padding", padding4(pad)}, {"dilation", ints(o.dilation())},
                    {"groups", o.groups()}},
                   name);
@@ -65,7 +65,7 @@ class SequentialImporter {
         COMPRESS_ASSIGN_OR_RETURN(ir::Value * v, param(name + suffix, tensor));
         inputs.push_back(v);
       }
-      return node("batch_norm", inputs, {{"eps", bn->options.eps()}}, name);
+      return node(ir::OpKind::batch_norm, inputs, {{"eps", bn->options.eps()}}, name);
     }
     if (auto* linear = module->as<nn::LinearImpl>()) {
       COMPRESS_ASSIGN_OR_RETURN(ir::Value * w, param(name + ".weight", linear->weight));
@@ -74,24 +74,24 @@ class SequentialImporter {
         COMPRESS_ASSIGN_OR_RETURN(ir::Value * b, param(name + ".bias", linear->bias));
         inputs.push_back(b);
       }
-      return node("linear", inputs, {}, name);
+      return node(ir::OpKind::linear, inputs, {}, name);
     }
-    if (module->as<nn::ReLUImpl>()) return node("relu", {x}, {}, name);
-    if (module->as<nn::ReLU6Impl>()) return node("relu6", {x}, {}, name);
-    if (module->as<nn::SiLUImpl>()) return node("silu", {x}, {}, name);
-    if (module->as<nn::SigmoidImpl>()) return node("sigmoid", {x}, {}, name);
-    if (module->as<nn::TanhImpl>()) return node("tanh", {x}, {}, name);
+    if (module->as<nn::ReLUImpl>()) return node(ir::OpKind::relu, {x}, {}, name);
+    if (module->as<nn::ReLU6Impl>()) return node(ir::OpKind::relu6, {x}, {}, name);
+    if (module->as<nn::SiLUImpl>()) return node(ir::OpKind::silu, {x}, {}, name);
+    if (module->as<nn::SigmoidImpl>()) return node(ir::OpKind::sigmoid, {x}, {}, name);
+    if (module->as<nn::TanhImpl>()) return node(ir::OpKind::tanh, {x}, {}, name);
     if (auto* hardtanh = module->as<nn::HardtanhImpl>()) {
       const double lo = hardtanh->options.min_val(), hi = hardtanh->options.max_val();
-      if (lo == 0.0 && hi == 6.0) return node("relu6", {x}, {}, name);
-      return node("clamp", {x}, {{"min", lo}, {"max", hi}}, name);
+      if (lo == 0.0 && hi == 6.0) return node(ir::OpKind::relu6, {x}, {}, name);
+      return node(ir::OpKind::clamp, {x}, {{"min", lo}, {"max", hi}}, name);
     }
     if (auto* gelu = module->as<nn::GELUImpl>()) {
-      return node("gelu", {x}, {{"approximate", gelu->options.approximate()}}, name);
+      return node(ir::OpKind::gelu, {x}, {{"approximate", gelu->options.approximate()}}, name);
     }
     if (auto* pool = module->as<nn::MaxPool2dImpl>()) {
       const auto& o = pool->options;
-      return node("max_pool2d", {x},
+      return node(ir::OpKind::max_pool2d, {x},
                   {{"kernel", ints(o.kernel_size())}, {"stride", ints(o.stride())},
                    {"padding", padding4(ints(o.padding()))}, {"dilation", ints(o.dilation())},
                    {"ceil_mode", int64_t{o.ceil_mode()}}},
@@ -101,7 +101,7 @@ class SequentialImporter {
       const auto& o = pool->options;
       COMPRESS_CHECK(!o.divisor_override().has_value(), StatusCode::kUnsupported,
                      "child '{}' (AvgPool2d): divisor_override is not supported", name);
-      return node("avg_pool2d", {x},
+      return node(ir::OpKind::avg_pool2d, {x},
                   {{"kernel", ints(o.kernel_size())}, {"stride", ints(o.stride())},
                    {"padding", padding4(ints(o.padding()))}, {"ceil_mode", int64_t{o.ceil_mode()}},
                    {"count_include_pad", int64_t{o.count_include_pad()}}},
@@ -114,10 +114,10 @@ class SequentialImporter {
                        "child '{}' (AdaptiveAvgPool2d): None output sizes are not supported", name);
         size.push_back(*d);
       }
-      return node("adaptive_avg_pool2d", {x}, {{"output_size", size}}, name);
+      return node(ir::OpKind::adaptive_avg_pool2d, {x}, {{"output_size", size}}, name);
     }
     if (auto* flatten = module->as<nn::FlattenImpl>()) {
-      return node("flatten", {x},
+      return node(ir::OpKind::flatten, {x},
                   {{"start_dim", flatten->options.start_dim()}, {"end_dim", flatten->options.end_dim()}}, name);
     }
     if (module->as<nn::DropoutImpl>() || module->as<nn::Dropout2dImpl>() || module->as<nn::IdentityImpl>()) {
