@@ -205,6 +205,11 @@ Node* Graph::add_node_unchecked(const std::string& op, const std::vector<Value*>
   return raw;
 }
 
+Expected<Node*> Graph::add_node(OpKind op, const std::vector<Value*>& inputs, AttributeMap attrs,
+                                const std::string& name, Node* before) {
+  return add_node(std::string(op_name(op)), inputs, std::move(attrs), name, before);
+}
+
 Expected<Node*> Graph::add_node(const std::string& op, const std::vector<Value*>& inputs, AttributeMap attrs,
                                 const std::string& name, Node* before) {
   const OpSchema* schema = find_op(op);

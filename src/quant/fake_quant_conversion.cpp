@@ -12,7 +12,7 @@ namespace {
 Expected<ir::Value*> fake_quant_after(ir::Graph& g, ir::Value* v, const ir::QuantParams& params,
                                       const std::string& name) {
   const std::vector<ir::Use> uses = v->uses();
-  COMPRESS_ASSIGN_OR_RETURN(ir::Node * fq, g.add_node("fake_quant", {v}, quant_attrs(params), name));
+  COMPRESS_ASSIGN_OR_RETURN(ir::Node * fq, g.add_node(ir::OpKind::fake_quant, {v}, quant_attrs(params), name));
   for (const ir::Use& u : uses) u.user->replace_input(static_cast<size_t>(u.input_index), fq->output());
   return fq->output();
 }
@@ -30,12 +30,12 @@ Status convert_to_fake_quant(ir::Graph& g, const std::vector<LayerQuant>& layers
     ir::Value* x = n->input(0);
     auto it = cache.find(x);
     if (it == cache.end()) {
-      COMPRESS_ASSIGN_OR_RETURN(ir::Node * fq, g.add_node("fake_quant", {x}, quant_attrs(l.input_params),
+      COMPRESS_ASSIGN_OR_RETURN(ir::Node * fq, g.add_node(ir::OpKind::fake_quant, {x}, quant_attrs(l.input_params),
                                                           x->name() + ".fake_quant", n));
       it = cache.emplace(x, fq->output()).first;
     }
     n->replace_input(0, it->second);
-    COMPRESS_ASSIGN_OR_RETURN(ir::Node * fw, g.add_node("fake_quant", {n->input(1)}, quant_attrs(l.weight_params),
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * fw, g.add_node(ir::OpKind::fake_quant, {n->input(1)}, quant_attrs(l.weight_params),
                                                         n->input(1)->name() + ".fake_quant", n));
     n->replace_input(1, fw->output());
     if (l.output_params) {

@@ -36,7 +36,7 @@ Expected<ir::Value*> quantized_input(ir::Graph& g, ir::Value* x, const ir::Quant
     }
   }
   if (!may_quantize) return nullptr;
-  COMPRESS_ASSIGN_OR_RETURN(ir::Node * q, g.add_node("quantize", {x}, quant_attrs(params), x->name() + ".quantize", before));
+  COMPRESS_ASSIGN_OR_RETURN(ir::Node * q, g.add_node(ir::OpKind::quantize, {x}, quant_attrs(params), x->name() + ".quantize", before));
   cache[x] = q->output();
   return q->output();
 }
@@ -154,7 +154,7 @@ Status quantize_residual_adds(ir::Graph& g) {
     attrs["out_zero_point"] = static_cast<int64_t>(params->zero_points()[0]);
     const std::string name = n->name();
     n->set_name(g.unique_name(name + ".f32"));
-    COMPRESS_ASSIGN_OR_RETURN(ir::Node * qadd, g.add_node("qadd", {a, b}, std::move(attrs), name, n));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * qadd, g.add_node(ir::OpKind::qadd, {a, b}, std::move(attrs), name, n));
     // A narrower qmin/qmax than the dtype's would be lost in the attributes.
     if (!(*qadd->output()->type().quant == *params)) {
       COMPRESS_RETURN_IF_ERROR(g.remove_node(qadd));
@@ -163,7 +163,7 @@ Status quantize_residual_adds(ir::Graph& g) {
     }
     for (ir::Node* q : quantizes) g.replace_all_uses_with(q->output(), qadd->output());
     if (!y->uses().empty() && !(y->uses().size() == quantizes.size())) {
-      COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq, g.add_node("dequantize", {qadd->output()}, {}, name + ".dequantize", n));
+      COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq, g.add_node(ir::OpKind::dequantize, {qadd->output()}, {}, name + ".dequantize", n));
       // Only the adds still read y (the quantizes are dead now).
       std::vector<std::pair<ir::Node*, size_t>> readers;
       for (const ir::Use& u : y->uses()) {
@@ -205,9 +205,9 @@ Status pool_quantized_values(ir::Graph& g) {
     if (q == nullptr) continue;
     const std::string name = n->name();
     n->set_name(g.unique_name(name + ".f32"));
-    COMPRESS_ASSIGN_OR_RETURN(ir::Node * pool, g.add_node("max_pool2d", {q}, n->attrs(), name, n));
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * pool, g.add_node(ir::OpKind::max_pool2d, {q}, n->attrs(), name, n));
     COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq,
-                              g.add_node("dequantize", {pool->output()}, {}, name + ".dequantize", n));
+                              g.add_node(ir::OpKind::dequantize, {pool->output()}, {}, name + ".dequantize", n));
     g.replace_all_uses_with(n->output(), dq->output());
     COMPRESS_RETURN_IF_ERROR(g.remove_node(n));
     pool->set_name(name);  // free again now that the f32 pool is gone
@@ -258,7 +258,7 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers, cons
         ir::Node * q, g.add_node(n->is(ir::OpKind::conv2d) ? "qconv2d" : "qlinear", inputs, std::move(attrs), layer, n));
     ir::Value* result = q->output();
     if (l.output_params && !pooled) {
-      COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq, g.add_node("dequantize", {q->output()}, {}, layer + ".dequantize", n));
+      COMPRESS_ASSIGN_OR_RETURN(ir::Node * dq, g.add_node(ir::OpKind::dequantize, {q->output()}, {}, layer + ".dequantize", n));
       result = dq->output();
     }
     g.replace_all_uses_with(out, result);

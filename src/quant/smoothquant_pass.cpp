@@ -126,7 +126,7 @@ Expected<pass::PassResult> SmoothQuantPass::run(ir::Graph& graph, pass::PassCont
       COMPRESS_ASSIGN_OR_RETURN(ir::Tensor t, from_double(inv, {static_cast<int64_t>(d)}));
       COMPRESS_ASSIGN_OR_RETURN(ir::Value * c,
                                 graph.add_constant(graph.unique_name(gr.input->name() + ".smooth_scale"), t));
-      COMPRESS_ASSIGN_OR_RETURN(ir::Node * mul, graph.add_node("mul", {gr.input, c}, {},
+      COMPRESS_ASSIGN_OR_RETURN(ir::Node * mul, graph.add_node(ir::OpKind::mul, {gr.input, c}, {},
                                                                gr.input->name() + ".smoothed", gr.linears.front()));
       for (ir::Node* n : gr.linears) n->replace_input(0, mul->output());
       ++inserted;

@@ -135,9 +135,8 @@ Expected<std::string> ImportContext::string_input(size_t i) {
 
 Expected<ir::Node*> ImportContext::emit_node(ir::OpKind op, const std::vector<ir::Value*>& inputs,
                                              ir::AttributeMap attrs) {
-  const std::string op_name(ir::op_name(op));
-  const std::string name = module_path_.empty() ? op_name : module_path_;
-  auto node = graph_->add_node(op_name, inputs, std::move(attrs), name);
+  const std::string name = module_path_.empty() ? std::string(ir::op_name(op)) : module_path_;
+  auto node = graph_->add_node(op, inputs, std::move(attrs), name);
   if (!node) return error(node.status().code(), node.status().message());
   return *node;
 }

@@ -30,7 +30,7 @@ class SequentialImporter {
 
   Expected<ir::Value*> node(ir::OpKind op, std::vector<ir::Value*> inputs, ir::AttributeMap attrs,
                             const std::string& name) {
-    auto n = graph_->add_node(std::string(ir::op_name(op)), inputs, std::move(attrs), name);
+    auto n = graph_->add_node(op, inputs, std::move(attrs), name);
     if (!n) return n.status();
     return (*n)->output();
   }

@@ -96,7 +96,7 @@ Expected<pass::PassResult> FoldBatchNormPass::run(ir::Graph& graph, pass::PassCo
     // layers by it); the old node is renamed away first.
     const std::string layer = producer->name();
     producer->set_name(graph.unique_name(layer + ".unfolded"));
-    COMPRESS_ASSIGN_OR_RETURN(ir::Node * folded, graph.add_node(producer->op(), {producer->input(0), w_value, b_value},
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * folded, graph.add_node(producer->kind(), {producer->input(0), w_value, b_value},
                                                                 producer->attrs(), layer, bn));
     graph.replace_all_uses_with(bn->output(), folded->output());
     COMPRESS_RETURN_IF_ERROR(graph.remove_node(bn));

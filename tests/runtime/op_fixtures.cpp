@@ -102,7 +102,7 @@ BuiltFixture build_fixture(const OpFixture& fixture) {
     }
     ir::AttributeMap attrs;
     for (const auto& [key, value] : n.at("attrs").items()) attrs[key] = to_attribute(value);
-    auto node = b.graph.add_node(n.at("op"), inputs, attrs, n.at("name"));
+    auto node = b.graph.add_node(n.at("op").get<std::string>(), inputs, attrs, n.at("name").get<std::string>());
     INFO("add_node " << n.at("name").get<std::string>() << ": " << node.status().to_string());
     REQUIRE(node.has_value());
   }

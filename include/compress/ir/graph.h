@@ -159,6 +159,10 @@ class Graph {
   // "<node name>.<i>"; the node name is made unique if taken.
   Expected<Node*> add_node(const std::string& op, const std::vector<Value*>& inputs, AttributeMap attrs,
                            const std::string& name, Node* before = nullptr);
+  // The same by interned kind: passes name the op they create as
+  // OpKind::quantize, so a misspelt op does not compile.
+  Expected<Node*> add_node(OpKind op, const std::vector<Value*>& inputs, AttributeMap attrs, const std::string& name,
+                           Node* before = nullptr);
   // Creates a node with given output types and no checks at all (the file
   // reader, tests that build broken graphs). Run verify() afterwards.
   Node* add_node_unchecked(const std::string& op, const std::vector<Value*>& inputs, AttributeMap attrs,

@@ -92,7 +92,9 @@ Status ShapePlan::finalize() {
   const ArenaLayout layout = plan_arena(lifetimes);
   offsets_.assign(buffers.size(), 0);
   for (size_t k = 0; k < arena_ids.size(); ++k) offsets_[arena_ids[k]] = layout.offsets[k];
-  const size_t arena_bytes = std::max<size_t>(64, (layout.total_bytes + 4095) / 4096 * 4096);
+  // aligned_alloc needs a size that is a multiple of the alignment, also for
+  // a plan whose steps need no arena at all (a reshape-only graph).
+  const size_t arena_bytes = std::max<size_t>(4096, (layout.total_bytes + 4095) / 4096 * 4096);
   void* raw = std::aligned_alloc(4096, arena_bytes);
   if (raw == nullptr)
     return make_error(StatusCode::kInternal, "cannot allocate a {}-byte activation arena", arena_bytes);
