@@ -59,6 +59,18 @@ Expected<TrailingRows> trailing_rows(const Node& n) {
   return r;
 }
 
+// The inference layer normalization over the last dim of `md`.
+Expected<dnnl::layer_normalization_forward::primitive_desc> layer_norm_pd(const md_t& md, double eps,
+                                                                        dnnl::normalization_flags flags,
+                                                                        const char* what) {
+  dnnl::layer_normalization_forward::primitive_desc pd;
+  COMPRESS_RETURN_IF_ERROR(try_dnnl(what, [&] {
+    dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md, static_cast<float>(eps), flags);
+    pd = dnnl::layer_normalization_forward::primitive_desc(d, scratch_attr(), cpu_engine());
+  }));
+  return pd;
+}
+
 }  // namespace
 
 Status emit_eltwise(Builder& b, const Group& g) {
@@ -291,12 +303,7 @@ Status emit_layer_norm(Builder& b, const Group& g) {
   dnnl::normalization_flags flags = dnnl::normalization_flags::none;
   if (weight != nullptr) flags |= dnnl::normalization_flags::use_scale;
   if (bias != nullptr) flags |= dnnl::normalization_flags::use_shift;
-  dnnl::layer_normalization_forward::primitive_desc pd;
-  COMPRESS_RETURN_IF_ERROR(try_dnnl("layer normalization", [&] {
-    dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md,
-                                              static_cast<float>(n.attr_float("eps")), flags);
-    pd = dnnl::layer_normalization_forward::primitive_desc(d, scratch_attr(), cpu_engine());
-  }));
+  COMPRESS_ASSIGN_OR_RETURN(const auto pd, layer_norm_pd(md, n.attr_float("eps"), flags, "layer normalization"));
   std::vector<std::pair<int, dnnl::memory>> fixed;
   if (weight != nullptr) {
     COMPRESS_ASSIGN_OR_RETURN(dnnl::memory m, vector_memory(b, weight, width, "layer_norm weight"));
@@ -350,12 +357,7 @@ Status emit_rms_norm(Builder& b, const Group& g) {
   }));
   dnnl::normalization_flags flags = dnnl::normalization_flags::use_global_stats;
   if (weight != nullptr) flags |= dnnl::normalization_flags::use_scale;
-  dnnl::layer_normalization_forward::primitive_desc norm_pd;
-  COMPRESS_RETURN_IF_ERROR(try_dnnl("rms_norm normalization", [&] {
-    dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md,
-                                              static_cast<float>(n.attr_float("eps")), flags);
-    norm_pd = dnnl::layer_normalization_forward::primitive_desc(d, scratch_attr(), cpu_engine());
-  }));
+  COMPRESS_ASSIGN_OR_RETURN(const auto norm_pd, layer_norm_pd(md, n.attr_float("eps"), flags, "rms_norm normalization"));
   std::vector<std::pair<int, dnnl::memory>> fixed;
   COMPRESS_ASSIGN_OR_RETURN(dnnl::memory zero_mean,
                             b.constant_memory(n.output(), fmt::format("rms_norm zero mean of {} rows", rows),
