@@ -17,7 +17,7 @@ namespace {
 
 // Adding a command: write cmd_<name>.cpp (a CommandDoc and a run function),
 // declare both in commands.h and add one line here.
-constexpr std::array<Command, 9> kCommands = {{
+constexpr std::array<Command, 10> kCommands = {{
     {&kInspectDoc, &run_inspect},
     {&kInferDoc, &run_infer},
     {&kEvalDoc, &run_eval},
@@ -25,6 +25,7 @@ constexpr std::array<Command, 9> kCommands = {{
     {&kConvertDoc, &run_convert},
     {&kQuantizeDoc, &run_quantize},
     {&kPruneDoc, &run_prune},
+    {&kQatDoc, &run_qat},
     {&kRunDoc, &run_run},
     {&kReportDoc, &run_report},
 }};

@@ -14,7 +14,7 @@
 #include "compress/torch/trainable_model.h"
 #include "compress/torch/trainer.h"
 #include "gradual_prune.h"
-#include "training_data.h"
+#include "compress/distill/training_data.h"
 
 namespace compress::distill {
 namespace {

@@ -13,7 +13,7 @@
 #include "compress/support/logging.h"
 #include "compress/torch/trainable_model.h"
 #include "compress/torch/trainer.h"
-#include "training_data.h"
+#include "compress/distill/training_data.h"
 
 namespace compress::distill {
 namespace {

@@ -1,5 +1,5 @@
 // Training-data checks shared by distill.finetune and distill.taylor_importance.
-#include "training_data.h"
+#include "compress/distill/training_data.h"
 
 #include <algorithm>
 

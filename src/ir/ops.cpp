@@ -214,10 +214,19 @@ Expected<ValueType> quantized_output_type(const InferContext& c, Shape shape) {
   const auto dtype = dtype_from_name(out);
   COMPRESS_CHECK(dtype == DType::kI8 || dtype == DType::kU8, kBad, "{}: out_dtype must be f32, i8 or u8, got '{}'",
                  c.op, out);
-  const double scale = float_attr(c, "out_scale");
-  COMPRESS_ASSIGN_OR_RETURN(
-      QuantParams params,
-      QuantParams::per_tensor(*dtype, static_cast<float>(scale), static_cast<int32_t>(int_attr(c, "out_zero_point"))));
+  // out_qmin/out_qmax (both 0: the dtype's range) narrow the output range,
+  // e.g. to [0, 15] for a 4-bit activation held in u8 (Note [Narrow
+  // activation ranges], docs/ops.md).
+  QuantParams::Spec spec;
+  spec.storage = *dtype;
+  spec.granularity = QuantGranularity::kPerTensor;
+  spec.scales = {static_cast<float>(float_attr(c, "out_scale"))};
+  spec.zero_points = {static_cast<int32_t>(int_attr(c, "out_zero_point"))};
+  if (int_attr(c, "out_qmin") != 0 || int_attr(c, "out_qmax") != 0) {
+    spec.qmin = int_attr(c, "out_qmin");
+    spec.qmax = int_attr(c, "out_qmax");
+  }
+  COMPRESS_ASSIGN_OR_RETURN(QuantParams params, QuantParams::create(std::move(spec)));
   return ValueType{*dtype, std::move(shape), std::make_shared<const QuantParams>(std::move(params))};
 }
 
@@ -663,7 +672,9 @@ std::vector<OpSchema> build_table() {
   const AttrSpec groups{"groups", AttrKind::kInt, false, int64_t{1}};
   const std::vector<AttrSpec> quant_out = {{"out_dtype", AttrKind::kString, false, std::string("f32")},
                                            {"out_scale", AttrKind::kFloat, false, 1.0},
-                                           {"out_zero_point", AttrKind::kInt, false, int64_t{0}}};
+                                           {"out_zero_point", AttrKind::kInt, false, int64_t{0}},
+                                           {"out_qmin", AttrKind::kInt, false, int64_t{0}},
+                                           {"out_qmax", AttrKind::kInt, false, int64_t{0}}};
   const std::vector<AttrSpec> quant_attrs = {
       {"dtype", AttrKind::kString, false, std::string("i8")}, {"scale", AttrKind::kFloats, true, Attribute{}},
       {"zero_point", AttrKind::kInts, false, ints({})},       {"axis", AttrKind::kInt, false, int64_t{-1}},

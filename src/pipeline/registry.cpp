@@ -9,6 +9,9 @@
 #ifdef COMPRESS_HAVE_DISTILL
 #include "compress/distill/finetune.h"
 #endif
+#ifdef COMPRESS_HAVE_QAT
+#include "compress/quant/qat_pass.h"
+#endif
 
 namespace compress::pipeline {
 namespace {
@@ -27,6 +30,9 @@ const Family kFamilies[] = {
 #endif
 #ifdef COMPRESS_HAVE_DISTILL
     {"distill", distill::register_distill_passes},
+#endif
+#ifdef COMPRESS_HAVE_QAT
+    {"quant.qat", quant::register_qat_passes},
 #endif
 };
 

@@ -11,6 +11,15 @@
 namespace compress::quant {
 namespace {
 
+// out_qmin/out_qmax for an output range narrower than its dtype's (a 4-bit
+// activation in u8 is [0, 15]); the default range needs no attribute.
+void set_output_range(ir::AttributeMap& attrs, const ir::QuantParams& p) {
+  const ir::DTypeTraits& info = ir::traits(p.storage());
+  if (p.qmin() == info.min_value && p.qmax() == info.max_value) return;
+  attrs["out_qmin"] = p.qmin();
+  attrs["out_qmax"] = p.qmax();
+}
+
 // The u8 value carrying `x` quantized with `params`, created before `before`.
 // Reuses what exists: a cached quantize of x, the u8 value x was dequantized
 // from, or a flatten/reshape of such a value (they keep per-tensor params).
@@ -152,6 +161,7 @@ Status quantize_residual_adds(ir::Graph& g) {
     attrs["out_dtype"] = std::string(ir::dtype_name(params->storage()));
     attrs["out_scale"] = static_cast<double>(params->scales()[0]);
     attrs["out_zero_point"] = static_cast<int64_t>(params->zero_points()[0]);
+    set_output_range(attrs, *params);
     const std::string name = n->name();
     n->set_name(g.unique_name(name + ".f32"));
     COMPRESS_ASSIGN_OR_RETURN(ir::Node * qadd, g.add_node(ir::OpKind::qadd, {a, b}, std::move(attrs), name, n));
@@ -249,6 +259,7 @@ Status convert_to_int8(ir::Graph& g, const std::vector<LayerQuant>& layers, cons
       attrs["out_dtype"] = std::string(ir::dtype_name(o.storage()));
       attrs["out_scale"] = static_cast<double>(o.scales()[0]);
       attrs["out_zero_point"] = static_cast<int64_t>(o.zero_points()[0]);
+      set_output_range(attrs, o);
     } else {
       attrs["out_dtype"] = std::string("f32");
     }

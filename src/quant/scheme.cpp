@@ -105,6 +105,9 @@ Expected<ir::Tensor> quantize_tensor(const ir::Tensor& stored, const ir::QuantPa
     const int64_t v = runtime::quantize_value(w[i], inv, zp, params.qmin(), params.qmax());
     if (params.storage() == ir::DType::kI8) {
       q.data<int8_t>()[i] = static_cast<int8_t>(v);
+    } else if (params.storage() == ir::DType::kI4 || params.storage() == ir::DType::kU4) {
+      // 4-bit weights (QAT at <= 4 bits) are stored packed, two per byte.
+      ir::set_packed4(static_cast<uint8_t*>(q.raw_data()), i, static_cast<int>(v));
     } else {
       q.data<uint8_t>()[i] = static_cast<uint8_t>(v);
     }

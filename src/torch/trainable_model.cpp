@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
 #include "compress/ir/sparse_layout.h"
@@ -129,7 +130,10 @@ Expected<std::vector<at::Tensor>> TrainableModel::run(const std::vector<at::Tens
     std::vector<at::Tensor> args;
     args.reserve(node->num_inputs());
     for (const ir::Value* in : node->inputs()) args.push_back(lookup(in));
-    COMPRESS_ASSIGN_OR_RETURN(std::vector<at::Tensor> outs, run_torch_node(*node, args, context));
+    auto runner = runners_.find(node);
+    Expected<std::vector<at::Tensor>> ran = runner == runners_.end() ? run_torch_node(*node, args, context)
+                                                                      : runner->second(*node, args, is_training());
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<at::Tensor> outs, std::move(ran));
     for (size_t i = 0; i < outs.size(); ++i) env[node->output(i)] = std::move(outs[i]);
   }
   std::vector<at::Tensor> outputs;
@@ -138,6 +142,54 @@ Expected<std::vector<at::Tensor>> TrainableModel::run(const std::vector<at::Tens
     for (size_t i = 0; i < tap_values_.size(); ++i) taps->insert(tap_names_[i], lookup(tap_values_[i]));
   }
   return outputs;
+}
+
+Status TrainableModel::set_node_runner(const std::string& node, NodeRunner runner) {
+  const ir::Node* n = graph_.find_node(node);
+  if (n == nullptr) return not_found("TrainableModel: no node named '{}' to run differently", node);
+  runners_[n] = std::move(runner);
+  return Status::ok();
+}
+
+Expected<at::Tensor> TrainableModel::add_parameter(const std::string& name, const at::Tensor& value, double lr_scale) {
+  for (const Slot& slot : slots_) {
+    if (slot.name == name) return invalid_argument("TrainableModel: a parameter named '{}' exists already", name);
+  }
+  if (!(lr_scale > 0 && std::isfinite(lr_scale))) {
+    return invalid_argument("TrainableModel: parameter '{}': lr_scale must be positive, got {}", name, lr_scale);
+  }
+  Slot slot;
+  slot.name = name;
+  slot.trainable = true;
+  slot.lr_scale = lr_scale;
+  std::string safe = module_safe(name) + "__extra";
+  while (named_parameters_of_module_contains(safe)) safe += "_";
+  slot.tensor = register_parameter(safe, value.detach().clone(), /*requires_grad=*/true);
+  slots_.push_back(slot);
+  return slot.tensor;
+}
+
+bool TrainableModel::named_parameters_of_module_contains(const std::string& safe) const {
+  return ::torch::nn::Module::named_parameters(/*recurse=*/false).contains(safe) ||
+         ::torch::nn::Module::named_buffers(/*recurse=*/false).contains(safe);
+}
+
+Expected<at::Tensor> TrainableModel::constant_tensor(const std::string& name) const {
+  const ir::Value* v = graph_.find_value(name);
+  auto it = v == nullptr ? slot_of_.end() : slot_of_.find(v);
+  if (it == slot_of_.end()) return not_found("TrainableModel: no constant named '{}'", name);
+  return slots_[it->second].tensor;
+}
+
+std::vector<TrainableModel::ParameterGroup> TrainableModel::parameter_groups() const {
+  std::vector<ParameterGroup> groups;
+  for (const Slot& slot : slots_) {
+    if (!slot.trainable) continue;
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const ParameterGroup& g) { return g.lr_scale == slot.lr_scale; });
+    if (it == groups.end()) it = groups.insert(groups.end(), ParameterGroup{slot.lr_scale, {}});
+    it->parameters.push_back(slot.tensor);
+  }
+  return groups;
 }
 
 std::vector<at::Tensor> TrainableModel::forward(const std::vector<at::Tensor>& inputs) {

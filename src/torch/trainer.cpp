@@ -165,23 +165,34 @@ Status check_options(const TrainerOptions& o) {
   return Status::ok();
 }
 
+// One optimizer parameter group per learning-rate multiplier of the model
+// (TrainableModel::parameter_groups); each group's lr is set per step to the
+// schedule's rate times its multiplier.
 std::unique_ptr<::torch::optim::Optimizer> make_optimizer(const OptimizerOptions& o,
-                                                          const std::vector<at::Tensor>& params) {
+                                                          const std::vector<TrainableModel::ParameterGroup>& groups) {
   namespace optim = ::torch::optim;
+  auto make_groups = [&](auto options) {
+    std::vector<optim::OptimizerParamGroup> out;
+    for (const auto& g : groups) {
+      auto group_options = std::make_unique<decltype(options)>(options);
+      group_options->lr(o.lr * g.lr_scale);
+      out.emplace_back(g.parameters, std::move(group_options));
+    }
+    return out;
+  };
   switch (o.kind) {
-    case OptimizerKind::kSgd:
-      return std::make_unique<optim::SGD>(
-          params, optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay));
-    case OptimizerKind::kAdam:
-      return std::make_unique<optim::Adam>(params, optim::AdamOptions(o.lr)
-                                                       .betas({o.beta1, o.beta2})
-                                                       .eps(o.eps)
-                                                       .weight_decay(o.weight_decay));
-    case OptimizerKind::kAdamW:
-      return std::make_unique<optim::AdamW>(params, optim::AdamWOptions(o.lr)
-                                                        .betas({o.beta1, o.beta2})
-                                                        .eps(o.eps)
-                                                        .weight_decay(o.weight_decay));
+    case OptimizerKind::kSgd: {
+      const auto options = optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay);
+      return std::make_unique<optim::SGD>(make_groups(options), options);
+    }
+    case OptimizerKind::kAdam: {
+      const auto options = optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay);
+      return std::make_unique<optim::Adam>(make_groups(options), options);
+    }
+    case OptimizerKind::kAdamW: {
+      const auto options = optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay);
+      return std::make_unique<optim::AdamW>(make_groups(options), options);
+    }
     case OptimizerKind::kNone: return nullptr;
   }
   return nullptr;
@@ -314,7 +325,8 @@ Expected<TrainResult> Trainer::fit(TrainableModel& model, const eval::DataSource
   ModelStateGuard restore(model);
   COMPRESS_RETURN_IF_ERROR(model.set_taps(requested_taps(o, terms)).with_context(o.label));
   ::torch::manual_seed(rng());
-  std::unique_ptr<::torch::optim::Optimizer> optimizer = make_optimizer(o.optimizer, params);
+  const std::vector<TrainableModel::ParameterGroup> groups = model.parameter_groups();
+  std::unique_ptr<::torch::optim::Optimizer> optimizer = make_optimizer(o.optimizer, groups);
   const BatchReader reader(data, o.label);
 
   TrainResult result;
@@ -347,7 +359,9 @@ Expected<TrainResult> Trainer::fit(TrainableModel& model, const eval::DataSource
         COMPRESS_RETURN_IF_ERROR(reader.read(step.samples, &step.inputs, &step.labels));
         step.lr = scheduled_lr(o.optimizer.lr, o.schedule, step.step, plan.total_steps);
         if (optimizer) {
-          for (auto& group : optimizer->param_groups()) group.options().set_lr(step.lr);
+          for (size_t g = 0; g < groups.size(); ++g) {
+            optimizer->param_groups()[g].options().set_lr(step.lr * groups[g].lr_scale);
+          }
         }
         if (hooks.before_forward) COMPRESS_RETURN_IF_ERROR(hooks.before_forward(step));
 

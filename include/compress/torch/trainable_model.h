@@ -4,6 +4,7 @@
 #include <torch/nn/module.h>
 #include <torch/ordered_dict.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -61,6 +62,32 @@ class TrainableModel : public ::torch::nn::Module {
   Expected<TappedForward> try_forward_with_taps(const std::vector<at::Tensor>& inputs);
   TappedForward forward_with_taps(const std::vector<at::Tensor>& inputs);
 
+  // Note [Node runners]
+  // A node runner replaces the torch lowering of one node (by name) in
+  // forward: QAT's learned quantizers run its fake_quant nodes, and its
+  // batch-norm freeze runs the batch norms. The runner gets the node, its
+  // input tensors and whether the model is in training mode; what it returns
+  // are the node's outputs. An unknown node name is an error.
+  using NodeRunner = std::function<Expected<std::vector<at::Tensor>>(const ir::Node& node,
+                                                                     const std::vector<at::Tensor>& inputs,
+                                                                     bool training)>;
+  Status set_node_runner(const std::string& node, NodeRunner runner);
+
+  // A trainable tensor that is not a graph constant (a quantizer's scale):
+  // it is in parameters() and named_parameters() under `name`, which must not
+  // be taken, and write_back() leaves it alone. Its learning rate is the
+  // schedule's times `lr_scale` (parameter_groups()).
+  Expected<at::Tensor> add_parameter(const std::string& name, const at::Tensor& value, double lr_scale = 1.0);
+  // The live tensor of graph constant `name` (a parameter or a buffer).
+  Expected<at::Tensor> constant_tensor(const std::string& name) const;
+  struct ParameterGroup {
+    double lr_scale = 1.0;
+    std::vector<at::Tensor> parameters;
+  };
+  // The parameters grouped by learning-rate multiplier, in first-seen order
+  // (the graph's own parameters have multiplier 1).
+  std::vector<ParameterGroup> parameter_groups() const;
+
   // Hide nn::Module's versions so the IR's dotted names are used.
   std::vector<at::Tensor> parameters() const;
   ::torch::OrderedDict<std::string, at::Tensor> named_parameters() const;
@@ -76,6 +103,7 @@ class TrainableModel : public ::torch::nn::Module {
  private:
   TrainableModel(ir::Graph graph, TrainableOptions options) : graph_(std::move(graph)), options_(options) {}
   Status init();
+  bool named_parameters_of_module_contains(const std::string& safe) const;
   // Runs the graph; fills `taps` (when not null) with the tapped values.
   Expected<std::vector<at::Tensor>> run(const std::vector<at::Tensor>& inputs,
                                         ::torch::OrderedDict<std::string, at::Tensor>* taps);
@@ -85,6 +113,7 @@ class TrainableModel : public ::torch::nn::Module {
     at::Tensor tensor;
     at::Tensor mask;  // defined for sparse weights
     bool trainable = false;
+    double lr_scale = 1.0;
   };
   ir::Graph graph_;
   TrainableOptions options_;
@@ -92,6 +121,7 @@ class TrainableModel : public ::torch::nn::Module {
   std::map<const ir::Value*, size_t> slot_of_;
   std::vector<std::string> tap_names_;
   std::vector<const ir::Value*> tap_values_;  // resolved tap_names_, same order
+  std::map<const ir::Node*, NodeRunner> runners_;
 };
 
 }  // namespace compress::torch

@@ -61,8 +61,12 @@ Expected<CenteredWeights> centered_weights(const Value* w) {
   COMPRESS_CHECK(w->is_constant(), kUnsup, "quantized weight '{}' is not a constant", w->name());
   COMPRESS_ASSIGN_OR_RETURN(Tensor t, w->constant().to_dense());
   const ir::QuantParams* q = t.quant() ? t.quant().get() : w->type().quant.get();
-  COMPRESS_CHECK(q != nullptr && (t.dtype() == DType::kI8 || t.dtype() == DType::kU8) && q->storage() == t.dtype(),
-                 kUnsup, "weight '{}' is not an i8/u8 quantized tensor", w->name());
+  // i4 weights (4-bit QAT) are unpacked to s8 here, once: a 4-bit value is
+  // an s8 value, so the int8 kernels compute them exactly.
+  const bool packed = t.dtype() == DType::kI4;
+  COMPRESS_CHECK(q != nullptr && (t.dtype() == DType::kI8 || t.dtype() == DType::kU8 || packed) &&
+                     q->storage() == t.dtype(),
+                 kUnsup, "weight '{}' is not an i8/u8/i4 quantized tensor", w->name());
   const bool per_tensor = q->granularity() == ir::QuantGranularity::kPerTensor;
   COMPRESS_CHECK(per_tensor || (q->granularity() == ir::QuantGranularity::kPerAxis && q->axis() == 0), kUnsup,
                  "weight '{}' is quantized {} (oneDNN takes per-tensor or per-output-channel scales)", w->name(),
@@ -79,7 +83,9 @@ Expected<CenteredWeights> centered_weights(const Value* w) {
     c.scales[static_cast<size_t>(r)] = q->scales()[pi];
     for (int64_t k = 0; k < row_size; ++k) {
       const int64_t i = r * row_size + k;
-      const int64_t qv = t.dtype() == DType::kI8 ? t.data<int8_t>()[i] : t.data<uint8_t>()[i];
+      const int64_t qv = packed                        ? ir::get_packed4(static_cast<const uint8_t*>(t.raw_data()), i, true)
+                         : t.dtype() == DType::kI8 ? t.data<int8_t>()[i]
+                                                   : t.data<uint8_t>()[i];
       const int64_t centered = qv - zp;
       COMPRESS_CHECK(centered >= -128 && centered <= 127, kUnsup,
                      "weight '{}' minus its zero point ({} - {}) does not fit s8, which oneDNN's int8 kernels need",

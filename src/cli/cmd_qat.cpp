@@ -1,0 +1,147 @@
+// `ctk qat MODEL OUT.cmf --data SPEC`: quantization-aware training to the deployable int8 model.
+#include <fmt/format.h>
+
+#include <iostream>
+#include <utility>
+
+#include "commands.h"
+#include "compress/pass/recipe.h"
+#include "compress/pass/registry.h"
+#include "compress/pipeline/recipe_runner.h"
+#include "compress/pipeline/registry.h"
+
+namespace compress::cli {
+
+const CommandDoc kQatDoc = {
+    "qat",
+    "quantization-aware training to an int8 model (LSQ, LSQ+, PACT, STE)",
+    "ctk qat MODEL OUT.cmf --data SPEC [--mean M --std S] [--epochs N | --steps N] [--weight-bits B] "
+    "[--activation-bits B] [--layer-bits PATTERN=B]... [--method lsq|lsq+|pact|ste] [--lr X] [--calib-samples N] "
+    "[--no-kd] [--seed N]",
+    "Runs quant.qat on MODEL: calibrates on the first --calib-samples images of\n"
+    "--data, inserts learned fake-quantizers where the int8 backends quantize\n"
+    "(batch norm simulated-folded), trains on --data with cross-entropy plus\n"
+    "logit distillation from MODEL itself (--no-kd: cross-entropy only), and\n"
+    "writes the converted int8 model to OUT.cmf. Weights take 2..8 bits (<= 4\n"
+    "stored packed), activations 4..8; --layer-bits 'conv1=8' keeps a layer at\n"
+    "more bits (the first and last layer at 8 is the usual practice). The model\n"
+    "as trained is what is deployed: the same integers, no second calibration.\n"
+    "Datasets as for ctk eval.",
+    "  ctk qat fashion_cnn.cmf q.cmf --data fashion-mnist:train --mean 0.286 --std 0.353\n"
+    "  ctk qat fashion_resnet.cmf w4.cmf --data fashion-mnist:train --mean 0.286 --std 0.353 --weight-bits 4 "
+    "--epochs 2 --layer-bits 'stem.0=8' --layer-bits fc=8\n",
+};
+
+int run_qat(const std::vector<std::string>& args) {
+  CommandLine cl(kQatDoc);
+  cl.options().add_options()
+      ("data,d", po::value<std::string>()->value_name("SPEC"), "labelled training data (also calibrates)")
+      ("epochs", po::value<std::string>()->value_name("N"), "training epochs (default 1)")
+      ("steps", po::value<std::string>()->value_name("N"), "exactly N optimizer steps instead of --epochs")
+      ("weight-bits", po::value<std::string>()->value_name("B"), "weight bits, 2..8 (default 8)")
+      ("activation-bits", po::value<std::string>()->value_name("B"), "activation bits, 4..8 (default 8)")
+      ("layer-bits", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN=B"),
+       "bits of the layers matching PATTERN, weights and activations (repeatable)")
+      ("method", po::value<std::string>()->value_name("NAME"), "lsq | lsq+ | pact | ste (default lsq)")
+      ("lr", po::value<std::string>()->value_name("X"), "learning rate (default 1e-4, adam, cosine)")
+      ("batch", po::value<std::string>()->value_name("N"), "batch size (default 32)")
+      ("calib-samples", po::value<std::string>()->value_name("N"), "calibration samples for the initial ranges (512)")
+      ("freeze-bn-step", po::value<std::string>()->value_name("N"),
+       "batch norm on running statistics from step N (default 0; -1: never)")
+      ("no-kd", po::bool_switch()->default_value(false), "train on cross-entropy only (no distillation from MODEL)")
+      ("seed", po::value<uint64_t>()->default_value(0)->value_name("N"), "shuffle and init seed");
+  add_dataset_options(cl, true);
+  cl.add_positional("model");
+  cl.add_positional("out");
+  if (!cl.parse(args)) return kExitOk;
+  const std::string path = cl.required_positional("model", "MODEL");
+  const std::string out = cl.required_positional("out", "OUT.cmf");
+  if (!cl.has("data")) cl.usage_error("missing --data SPEC (labelled training data)");
+
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::vector<std::pair<std::string, std::string>> key_flags;
+  auto forward = [&](const char* flag, const char* key) {
+    if (cl.has(flag)) pairs.emplace_back(key, cl.vm()[flag].as<std::string>());
+    key_flags.emplace_back(key, std::string("--") + flag);
+  };
+  forward("epochs", "epochs");
+  forward("steps", "steps");
+  forward("weight-bits", "weight_bits");
+  forward("activation-bits", "activation_bits");
+  forward("method", "method");
+  forward("lr", "lr");
+  forward("batch", "batch");
+  forward("calib-samples", "calibration_samples");
+  forward("freeze-bn-step", "freeze_bn_step");
+  key_flags.emplace_back("layer_bits", "--layer-bits");
+  if (cl.has("layer-bits")) {
+    std::string map;
+    for (const std::string& spec : cl.vm()["layer-bits"].as<std::vector<std::string>>()) {
+      const size_t eq = spec.rfind('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+        cl.usage_error(fmt::format("bad --layer-bits '{}' (use PATTERN=BITS, e.g. 'conv1=8')", spec));
+      }
+      std::string key;
+      for (char c : spec.substr(0, eq)) {
+        if (c == '"' || c == '\\') key += '\\';
+        key += c;
+      }
+      map += fmt::format("{}\"{}\": {}", map.empty() ? "{" : ", ", key, spec.substr(eq + 1));
+    }
+    pairs.emplace_back("layer_bits", map + "}");
+  }
+  if (cl.vm()["no-kd"].as<bool>()) pairs.emplace_back("kd", "false");
+  auto options = pass::PassOptions::from_pairs(pairs, "");
+  if (!options.has_value()) cl.usage_error(in_flag_terms(options.status().message(), key_flags));
+
+  const eval::DatasetOptions data_options = dataset_options(cl);
+  pass::Recipe recipe;
+  recipe.file = path;
+  recipe.model = path;
+  recipe.output = out;
+  recipe.seed = cl.vm()["seed"].as<uint64_t>();
+  recipe.stages.push_back({"quant.qat", *options, "ctk qat"});
+  recipe.training = pass::RecipeData{cl.vm()["data"].as<std::string>(), data_options.normalization.mean,
+                                     data_options.normalization.std, data_options.limit, "--data"};
+
+  Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
+  if (!registry.has_value()) return report_failure(kQatDoc, registry.status());
+  if (!registry->contains("quant.qat")) {
+    return report_failure(kQatDoc, unsupported("ctk qat needs the quant.qat pass (built with LibTorch); this build "
+                                               "of ctk does not have it"));
+  }
+  auto created = registry->create("quant.qat", recipe.stages[0].options);
+  if (!created.has_value()) cl.usage_error(in_flag_terms(created.status().message(), key_flags));
+
+  require_cmf_destination(cl, out, "OUT");
+  const Status destination = check_destination(cl, out, {path}, "OUT");
+  if (!destination.is_ok()) return report_failure(kQatDoc, destination);
+
+  pipeline::RecipeRunOptions run_options;
+  run_options.model = cl.model_options();
+  run_options.progress = !cl.vm()["quiet"].as<bool>();
+  run_options.use_recipe_threads = false;
+  auto run = pipeline::RecipeRun::prepare(std::move(recipe), run_options);
+  if (!run.has_value()) return report_failure(kQatDoc, run.status());
+  auto results = run->run_stages();
+  if (!results.has_value()) return report_failure(kQatDoc, results.status());
+  Status saved = run->save_output();
+  if (!saved.is_ok()) return report_failure(kQatDoc, saved);
+
+  const pass::PassResult& r = results->front().result;
+  auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };
+  std::cout << fmt::format("{}: quant.qat -> {} ({:.0f} layers, W{:.0f}A{:.0f}, {:.0f} steps in {:.1f} s, final loss "
+                           "{:.4f})\n",
+                           path, out, counter("quantized_layers"), counter("weight_bits"), counter("activation_bits"),
+                           counter("steps"), counter("train_seconds"), counter("final_loss"));
+  std::cout << fmt::format("  {:<24} {:>5} {:>14} {:>14}\n", "layer", "bits", "scale min", "scale max");
+  for (const ir::Node* node : run->graph().nodes()) {
+    auto it = r.layers.find(node->name());
+    if (it == r.layers.end() || it->second.count("weight_bits") == 0) continue;
+    std::cout << fmt::format("  {:<24} {:>5.0f} {:>14.6g} {:>14.6g}\n", node->name(), it->second.at("weight_bits"),
+                             it->second.at("weight_scale_min"), it->second.at("weight_scale_max"));
+  }
+  return kExitOk;
+}
+
+}  // namespace compress::cli
