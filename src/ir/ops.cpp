@@ -232,7 +232,12 @@ Expected<ValueType> quantized_output_type(const InferContext& c, Shape shape) {
 
 Status check_quantized_operands(const InferContext& c, bool weight_is_constant_layout) {
   COMPRESS_RETURN_IF_ERROR(require_quantized(c, 0));
-  COMPRESS_RETURN_IF_ERROR(require_quantized(c, 1));
+  // A layer's weight may be i4 (4-bit QAT stores it packed): a 4-bit value
+  // is an s8 value, and the backends unpack it once.
+  const ValueType& w = *c.inputs[1];
+  if (!(weight_is_constant_layout && w.quant != nullptr && w.dtype == DType::kI4)) {
+    COMPRESS_RETURN_IF_ERROR(require_quantized(c, 1));
+  }
   COMPRESS_CHECK(c.inputs[0]->quant->granularity() == QuantGranularity::kPerTensor, kBad,
                  "{}: activation input must be quantized per tensor", c.op);
   const QuantParams& wq = *c.inputs[1]->quant;

@@ -422,7 +422,8 @@ Expected<TrainResult> Trainer::fit(TrainableModel& model, const eval::DataSource
   } catch (const Error& e) {
     return e.status().with_context(o.label);
   } catch (const std::exception& e) {
-    return make_error(StatusCode::kInternal, "{}: LibTorch failed during training: {}", o.label, e.what());
+    return make_error(StatusCode::kInternal, "{}: LibTorch failed during training at step {}: {}", o.label,
+                      result.steps + 1, e.what());
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   return result;

@@ -324,6 +324,13 @@ Status QatModel::after_step(int64_t step) {
   for (auto& q : quantizers_) {
     COMPRESS_RETURN_IF_ERROR(q->after_step().with_context(fmt::format("step {}", step + 1)));
   }
+  // A weight that overflowed diverges the next forward pass; name it now.
+  for (const auto& item : module_->named_parameters()) {
+    if (!at::isfinite(item.value().detach()).all().item<bool>()) {
+      return invalid_argument("quant.qat: step {}: parameter '{}' went to NaN or Inf (the run diverged; lower lr)",
+                              step + 1, item.key());
+    }
+  }
   return Status::ok();
 }
 

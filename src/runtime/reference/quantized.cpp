@@ -52,7 +52,9 @@ Expected<CenteredOperand> centered(const ir::Node& node, const Tensors& in, size
                                    bool allow_per_row) {
   const Tensor& t = in[i];
   const ir::QuantParams* params = input_quant(node, in, i);
-  COMPRESS_CHECK(params != nullptr && (t.dtype() == DType::kI8 || t.dtype() == DType::kU8), kBad,
+  // A per-row operand is a layer's weight, which may be packed i4 (4-bit QAT).
+  const bool i4_weight = allow_per_row && t.dtype() == DType::kI4;
+  COMPRESS_CHECK(params != nullptr && (t.dtype() == DType::kI8 || t.dtype() == DType::kU8 || i4_weight), kBad,
                  "{} must be a quantized i8/u8 tensor, got {} {}{}", what, ir::dtype_name(t.dtype()),
                  ir::shape_to_string(t.shape()), params ? "" : " without quant params");
   COMPRESS_CHECK(params->storage() == t.dtype(), kBad, "{} is {} but its quant params say {}", what,
