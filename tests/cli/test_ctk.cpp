@@ -323,3 +323,52 @@ TEST_CASE("ctk infer takes a TorchScript model's input shapes from its .npy inpu
   CHECK(inspect.err.find("--input-shape") != std::string::npos);
 }
 #endif
+
+#ifdef COMPRESS_HAVE_TORCH
+TEST_CASE("ctk qat: a short W4A8 run writes an int8 model; bad flags and a diverging run write nothing", "[cli]") {
+  TempDir dir;
+  const std::string model = test::fashion_cnn_path();
+  const std::vector<std::string> data = {"--data", "fashion-mnist:train", "--mean", "0.286", "--std", "0.353"};
+  auto qat = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--quiet", "qat", model, out};
+    args.insert(args.end(), data.begin(), data.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ctk(args);
+  };
+  const std::string out = dir.file("w4.cmf");
+  const Run r = qat(out, {"--limit", "3200", "--steps", "100", "--weight-bits", "4", "--layer-bits", "conv1=8",
+                          "--calib-samples", "256"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("W4A8") && Catch::Contains("100 steps"));
+  auto g = io::load_cmf(out);
+  REQUIRE(g.has_value());
+  int64_t i4 = 0;
+  for (const ir::Node* n : g->nodes()) i4 += n->num_inputs() > 1 && n->input(1)->dtype() == ir::DType::kI4 ? 1 : 0;
+  CHECK(i4 == 3);  // conv2, fc1, fc2; conv1 kept at 8 bits
+  const Run e = ctk({"eval", out, "--data", "fashion-mnist:test", "--mean", "0.286", "--std", "0.353", "--limit", "1000",
+                     "--json"});
+  REQUIRE(e.exit_code == 0);
+  CHECK(nlohmann::json::parse(e.out)["top1"].get<double>() > 85.0);
+
+  for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+           {"--weight-bits", "1"}, {"--activation-bits", "2"}, {"--lr", "0"}, {"--lr", "nan"}, {"--method", "x"}}) {
+    const std::string bad = dir.file("bad.cmf");
+    const Run b = qat(bad, {"--steps", "5", flag, value});
+    INFO(flag << " " << value << ": " << b.err);
+    CHECK(b.exit_code == 2);
+    CHECK_THAT(b.err, Catch::Contains(flag));
+    CHECK_FALSE(fs::exists(bad));
+  }
+  const std::string nothing = dir.file("nothing.cmf");
+  const Run p = qat(nothing, {"--steps", "5", "--layer-bits", "nosuch=8"});
+  CHECK(p.exit_code == 1);
+  CHECK_THAT(p.err, Catch::Contains("nosuch"));
+  CHECK_FALSE(fs::exists(nothing));
+  const Run d = qat(nothing, {"--steps", "30", "--lr", "1e38", "--no-kd", "--limit", "2000"});
+  INFO(d.err);
+  CHECK(d.exit_code == 1);
+  CHECK_THAT(d.err, Catch::Contains("step"));
+  CHECK_FALSE(fs::exists(nothing));
+}
+#endif
