@@ -17,7 +17,7 @@ const CommandDoc kQatDoc = {
     "quantization-aware training to an int8 model (LSQ, LSQ+, PACT, STE)",
     "ctk qat MODEL OUT.cmf --data SPEC [--mean M --std S] [--epochs N | --steps N] [--weight-bits B] "
     "[--activation-bits B] [--layer-bits PATTERN=B]... [--method lsq|lsq+|pact|ste] [--lr X] [--calib-samples N] "
-    "[--no-kd] [--seed N]",
+    "[--no-kd] [--no-shuffle] [--seed N]",
     "Runs quant.qat on MODEL: calibrates on the first --calib-samples images of\n"
     "--data, inserts learned fake-quantizers where the int8 backends quantize\n"
     "(batch norm simulated-folded), trains on --data with cross-entropy plus\n"
@@ -49,6 +49,7 @@ int run_qat(const std::vector<std::string>& args) {
       ("freeze-bn-step", po::value<std::string>()->value_name("N"),
        "batch norm on running statistics from step N (default 0; -1: never)")
       ("no-kd", po::bool_switch()->default_value(false), "train on cross-entropy only (no distillation from MODEL)")
+      ("no-shuffle", po::bool_switch()->default_value(false), "batches in data order every epoch")
       ("seed", po::value<uint64_t>()->default_value(0)->value_name("N"), "shuffle and init seed");
   add_dataset_options(cl, true);
   cl.add_positional("model");
@@ -91,6 +92,7 @@ int run_qat(const std::vector<std::string>& args) {
     pairs.emplace_back("layer_bits", map + "}");
   }
   if (cl.vm()["no-kd"].as<bool>()) pairs.emplace_back("kd", "false");
+  if (cl.vm()["no-shuffle"].as<bool>()) pairs.emplace_back("shuffle", "false");
   auto options = pass::PassOptions::from_pairs(pairs, "");
   if (!options.has_value()) cl.usage_error(in_flag_terms(options.status().message(), key_flags));
 

@@ -42,6 +42,7 @@ struct QatOptions {
   int64_t steps = 0;     // > 0: this many steps instead of epochs
   int64_t samples = -1;  // first N training samples (-1: all)
   int64_t batch = 32;
+  bool shuffle = true;  // false: data order every epoch (to compare with another tool step for step)
   std::string optimizer = "adam";      // adam | sgd
   double lr = 1e-4;
   std::string lr_schedule = "cosine";  // constant | cosine
@@ -78,7 +79,7 @@ class QatPass : public pass::Pass {
   using Options = QatOptions;
   // Reads method, weight_bits, activation_bits (or bits), layer_bits, keep_f32, observer,
   // calibration_samples, calibration_batch, calibration_backend, weight_init, epochs, steps,
-  // samples, batch, optimizer, lr, lr_schedule, momentum, weight_decay, scale_lr,
+  // samples, batch, shuffle, optimizer, lr, lr_schedule, momentum, weight_decay, scale_lr,
   // freeze_bn_step, freeze_observer_step, kd, alpha, temperature.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   QatPass() = default;

@@ -77,6 +77,7 @@ compress::torch::TrainerOptions trainer_options(const QatOptions& o, const pass:
   t.steps = o.steps;
   t.samples = o.samples;
   t.batch = o.batch;
+  t.shuffle = o.shuffle;
   t.threads = context.threads;
   t.progress = context.progress;
   t.optimizer.kind = o.optimizer == "sgd" ? compress::torch::OptimizerKind::kSgd : compress::torch::OptimizerKind::kAdam;
@@ -187,6 +188,7 @@ Expected<QatOptions> QatPass::parse_options(const pass::PassOptions& options) {
   }
   COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, int64_t{1} << 40));
   COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
+  COMPRESS_ASSIGN_OR_RETURN(o.shuffle, options.boolean("shuffle", o.shuffle));
   COMPRESS_ASSIGN_OR_RETURN(o.optimizer, options.string("optimizer", o.optimizer, {"adam", "sgd"}));
   COMPRESS_ASSIGN_OR_RETURN(o.lr, options.number("lr", o.lr, pass::Range::positive()));
   COMPRESS_ASSIGN_OR_RETURN(o.lr_schedule, options.string("lr_schedule", o.lr_schedule, {"constant", "cosine"}));
