@@ -7,7 +7,7 @@
 For each Fashion-MNIST fixture and width (W8A8 1 epoch, W4A8 2 epochs, W4A4 3
 epochs) it measures on the 10,000 test images, side by side in one run:
   fp32      the fixture (ctk eval)
-  ptq       ctk quantize at 8 bits (W8A8 only: PTQ is 8-bit)
+  ptq       ctk qat --epochs 0: the calibrated model converted untrained (PTQ at the width)
   ours      ctk qat --no-kd --no-shuffle (LSQ, batch 32, Adam, cosine), the
             converted int8 model run by ctk eval on onednn
   ours+kd   the same with logit distillation from the fixture (the default)
@@ -94,7 +94,7 @@ def ours(exe, cmf, out, weight_bits, activation_bits, epochs, lr, kd):
     text = ctk(args, exe)
     seconds = float(text.split(" steps in ")[1].split(" s")[0])
     del start
-    return ctk_top1(exe, out, "onednn"), seconds / epochs
+    return ctk_top1(exe, out, "onednn"), seconds / max(epochs, 1)
 
 
 def main():
@@ -113,26 +113,23 @@ def main():
         for name in args.models.split(","):
             cmf = os.path.join(ROOT, "tests", "fixtures", "models", name + ".cmf")
             fp32 = ctk_top1(args.ctk, cmf, "reference")
-            ptq_path = os.path.join(tmp, "ptq.cmf")
-            ctk(["quantize", cmf, ptq_path, "--calib", "fashion-mnist:train", "--mean", str(MEAN), "--std", str(STD)],
-                args.ctk)
-            ptq = ctk_top1(args.ctk, ptq_path, "onednn")
             for width in args.widths.split(","):
                 wb, ab, epochs = WIDTHS[width]
                 out = os.path.join(tmp, f"{name}_{width}.cmf")
+                ptq, _ = ours(args.ctk, cmf, out, wb, ab, 0, args.lr, kd=False)
                 ours_top1, ours_epoch = ours(args.ctk, cmf, out, wb, ab, epochs, args.lr, kd=False)
                 kd_top1, _ = ours(args.ctk, cmf, out, wb, ab, epochs, args.lr, kd=True)
                 model = torch_module(args.ctk, cmf, MODELS[name], tmp)
                 fx_model, fx_epoch = fx_qat(model, x_train, y_train, wb, ab, epochs, args.lr)
                 fx = accuracy(fx_model, x_test, y_test)
-                rows.append((name, width, epochs, fp32, ptq if width == "w8a8" else None, ours_top1, kd_top1, fx,
+                rows.append((name, width, epochs, fp32, ptq, ours_top1, kd_top1, fx,
                              ours_epoch, fx_epoch))
                 print(rows[-1], flush=True)
-    print("| model | width | epochs | fp32 | ptq int8 | ours (int8, onednn) | ours + kd | FX QAT (fake-quant) "
+    print("| model | width | epochs | fp32 | PTQ at the width | ours (int8, onednn) | ours + kd | FX QAT (fake-quant) "
           "| ours - FX | epoch s ours / FX |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, width, epochs, fp32, ptq, o, k, fx, oe, fe in rows:
-        p = f"{ptq:.2f}" if ptq is not None else "-"
+        p = f"{ptq:.2f}"
         print(f"| {name} | {width.upper()} | {epochs} | {fp32:.2f} | {p} | {o:.2f} | {k:.2f} | {fx:.2f} | {o - fx:+.2f} "
               f"| {oe:.1f} / {fe:.1f} |")
 

@@ -36,7 +36,7 @@ int run_qat(const std::vector<std::string>& args) {
   CommandLine cl(kQatDoc);
   cl.options().add_options()
       ("data,d", po::value<std::string>()->value_name("SPEC"), "labelled training data (also calibrates)")
-      ("epochs", po::value<std::string>()->value_name("N"), "training epochs (default 1)")
+      ("epochs", po::value<std::string>()->value_name("N"), "training epochs (default 1; 0: convert untrained, PTQ at these widths)")
       ("steps", po::value<std::string>()->value_name("N"), "exactly N optimizer steps instead of --epochs")
       ("weight-bits", po::value<std::string>()->value_name("B"), "weight bits, 2..8 (default 8)")
       ("activation-bits", po::value<std::string>()->value_name("B"), "activation bits, 4..8 (default 8)")

@@ -325,7 +325,7 @@ TEST_CASE("ctk infer takes a TorchScript model's input shapes from its .npy inpu
 #endif
 
 #ifdef COMPRESS_HAVE_TORCH
-TEST_CASE("ctk qat: a short W4A8 run writes an int8 model; bad flags and a diverging run write nothing", "[cli]") {
+TEST_CASE("ctk qat: a short W4A8 run writes an int8 model, and bad flags or a diverging run write nothing", "[cli]") {
   TempDir dir;
   const std::string model = test::fashion_cnn_path();
   const std::vector<std::string> data = {"--data", "fashion-mnist:train", "--mean", "0.286", "--std", "0.353"};

@@ -258,7 +258,7 @@ TEST_CASE("W4A4: packed i4 weights, activations clamped to [0, 15], the same on 
   CHECK(sim.argmax(1).eq(dnn.argmax(1)).sum().item<int64_t>() >= 199);
 }
 
-TEST_CASE("quant.qat pass: a short run keeps accuracy and converts; bad options are errors naming them", "[qat]") {
+TEST_CASE("quant.qat pass: a short run keeps accuracy and converts, bad options are errors naming them", "[qat]") {
   auto registry = pass::PassRegistry();
   REQUIRE(quant::register_qat_passes(registry).is_ok());
   auto make = [&](std::vector<std::pair<std::string, std::string>> pairs) {

@@ -38,7 +38,7 @@ struct QatOptions {
   // "minmax" (max |w| / Qp, PTQ's scale).
   std::string weight_init = "minmax";
   // Training (torch::Trainer).
-  int64_t epochs = 1;
+  int64_t epochs = 1;    // 0: no training, convert the calibrated model (PTQ at these widths)
   int64_t steps = 0;     // > 0: this many steps instead of epochs
   int64_t samples = -1;  // first N training samples (-1: all)
   int64_t batch = 32;

@@ -96,7 +96,12 @@ Expected<pass::PassResult> QatPass::run(ir::Graph& graph, pass::PassContext& con
   COMPRESS_RETURN_IF_ERROR(check_qat_options(o));
   COMPRESS_ASSIGN_OR_RETURN(const eval::DataSource* training, distill::checked_training_data(graph, context, "quant.qat"));
   const eval::DataSource& calibration = context.calibration != nullptr ? *context.calibration : *training;
-  const compress::torch::Trainer trainer(trainer_options(o, context));
+  // epochs: 0 converts the calibrated model untrained: PTQ at these widths,
+  // the baseline that shows what training recovers.
+  const bool train = !(o.epochs == 0 && o.steps == 0);
+  QatOptions trainer_o = o;
+  if (!train) trainer_o.epochs = 1;
+  const compress::torch::Trainer trainer(trainer_options(trainer_o, context));
   COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainPlan plan, trainer.plan(*training));
 
   COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<QatModel> qat, QatModel::prepare(graph, calibration, o, context.progress));
@@ -128,8 +133,13 @@ Expected<pass::PassResult> QatPass::run(ir::Graph& graph, pass::PassContext& con
   log_info("quant.qat: {} steps ({} epochs of {}), batch {}, {} lr {} ({}), {} W{}A{}, kd {}", plan.total_steps,
            plan.epochs, plan.steps_per_epoch, plan.batch, o.optimizer, o.lr, o.lr_schedule, qat_method_name(o.method),
            o.weight_bits, o.activation_bits, terms.size() > 1 ? fmt::format("alpha {} T {}", o.alpha, o.temperature) : "off");
-  COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainResult trained,
-                            trainer.fit(qat->module(), *training, terms, hooks, context.rng));
+  compress::torch::TrainResult trained;
+  if (train) {
+    COMPRESS_ASSIGN_OR_RETURN(trained, trainer.fit(qat->module(), *training, terms, hooks, context.rng));
+  } else {
+    log_info("quant.qat: epochs 0: converting the calibrated model without training");
+    trained.epochs.push_back(compress::torch::EpochRecord{0, 0, 0.0, std::vector<double>(terms.size(), 0.0), 0.0});
+  }
   qat->module().eval();
   COMPRESS_ASSIGN_OR_RETURN(ir::Graph converted, qat->convert());
   COMPRESS_ASSIGN_OR_RETURN(std::vector<QuantizerReport> quantizers, qat->quantizers());
@@ -150,7 +160,7 @@ Expected<pass::PassResult> QatPass::run(ir::Graph& graph, pass::PassContext& con
   result.counters["weight_bits"] = static_cast<double>(o.weight_bits);
   result.counters["activation_bits"] = static_cast<double>(o.activation_bits);
   result.counters["steps"] = static_cast<double>(trained.steps);
-  result.counters["epochs"] = static_cast<double>(plan.epochs);
+  result.counters["epochs"] = train ? static_cast<double>(plan.epochs) : 0.0;
   result.counters["final_loss"] = last.loss;
   result.counters["final_ce"] = last.terms[0];
   if (terms.size() > 1) result.counters["final_kd"] = last.terms[1];
@@ -181,7 +191,7 @@ Expected<QatOptions> QatPass::parse_options(const pass::PassOptions& options) {
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
                             options.string("calibration_backend", o.calibration_backend, runtime::available_backends()));
   COMPRESS_ASSIGN_OR_RETURN(o.weight_init, options.string("weight_init", o.weight_init, {"lsq", "minmax"}));
-  COMPRESS_ASSIGN_OR_RETURN(o.epochs, options.integer("epochs", o.epochs, 1, 1 << 20));
+  COMPRESS_ASSIGN_OR_RETURN(o.epochs, options.integer("epochs", o.epochs, 0, 1 << 20));
   COMPRESS_ASSIGN_OR_RETURN(o.steps, options.integer("steps", o.steps, 1, int64_t{1} << 40));
   if (options.has("epochs") && options.has("steps")) {
     return invalid_argument("{}: give either 'epochs' or 'steps', not both", options.where("steps"));
