@@ -19,25 +19,6 @@
 namespace compress::distill {
 namespace {
 
-compress::torch::TrainerOptions trainer_options(const FinetunePass::Options& o, const pass::PassContext& context) {
-  compress::torch::TrainerOptions t;
-  t.label = "distill.finetune";
-  t.epochs = o.epochs;
-  t.steps = o.steps;
-  t.samples = o.samples;
-  t.batch = o.batch;
-  t.threads = context.threads;
-  t.progress = context.progress;
-  t.optimizer.kind =
-      o.optimizer == "sgd" ? compress::torch::OptimizerKind::kSgd : compress::torch::OptimizerKind::kAdam;
-  t.optimizer.lr = o.lr;
-  t.optimizer.weight_decay = o.weight_decay;
-  if (o.optimizer == "sgd") t.optimizer.momentum = o.momentum;
-  t.schedule.kind =
-      o.lr_schedule == "cosine" ? compress::torch::ScheduleKind::kCosine : compress::torch::ScheduleKind::kConstant;
-  return t;
-}
-
 // The fraction of exact zeros of every sparse weight, per node, for the report.
 Status record_sparsity(const ir::Graph& graph, pass::PassResult& result) {
   for (const ir::Node* node : graph.nodes()) {
@@ -65,7 +46,7 @@ Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext
     return invalid_argument("distill.finetune: alpha = {} needs a teacher (the reference model), and there is none",
                             alpha);
   }
-  const compress::torch::Trainer trainer(trainer_options(o, context));
+  const compress::torch::Trainer trainer(trainer_options(o.loop, "distill.finetune", context));
   COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainPlan plan, trainer.plan(data));
 
   COMPRESS_ASSIGN_OR_RETURN(std::shared_ptr<compress::torch::TrainableModel> student,
@@ -103,7 +84,7 @@ Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext
 
   log_info("distill.finetune: {} samples of {}, {} steps ({} epochs of {}), batch {}, {} lr {} ({}), alpha {}, T {}",
            plan.samples, data.describe(), plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch,
-           o.optimizer, o.lr, o.lr_schedule, alpha, o.temperature);
+           o.loop.optimizer, o.loop.lr, o.loop.lr_schedule, alpha, o.temperature);
   // The shuffle and LibTorch's seed come from the context's engine (Note
   // [Trainer determinism]), so the recipe's seed decides them.
   COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainResult trained,
@@ -130,7 +111,7 @@ Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext
   result.counters["samples"] = static_cast<double>(plan.samples);
   result.counters["alpha"] = alpha;
   result.counters["temperature"] = o.temperature;
-  result.counters["lr"] = o.lr;
+  result.counters["lr"] = o.loop.lr;
   if (pruner) {
     result.counters["prune_events"] = static_cast<double>(pruner->events());
     result.counters["prune_sparsity"] = pruner->current_target();
@@ -140,21 +121,7 @@ Expected<pass::PassResult> FinetunePass::run(ir::Graph& graph, pass::PassContext
 
 Expected<FinetunePass::Options> FinetunePass::parse_options(const pass::PassOptions& options) {
   Options o;
-  COMPRESS_ASSIGN_OR_RETURN(o.epochs, options.integer("epochs", o.epochs, 1, 1 << 20));
-  COMPRESS_ASSIGN_OR_RETURN(o.steps, options.integer("steps", o.steps, 1, int64_t{1} << 40));
-  if (options.has("epochs") && options.has("steps")) {
-    return invalid_argument("{}: give either 'epochs' or 'steps', not both", options.where("steps"));
-  }
-  COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, int64_t{1} << 40));
-  COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
-  COMPRESS_ASSIGN_OR_RETURN(o.optimizer, options.string("optimizer", o.optimizer, {"adam", "sgd"}));
-  COMPRESS_ASSIGN_OR_RETURN(o.lr, options.number("lr", o.lr, pass::Range::positive()));
-  COMPRESS_ASSIGN_OR_RETURN(o.lr_schedule, options.string("lr_schedule", o.lr_schedule, {"constant", "cosine"}));
-  COMPRESS_ASSIGN_OR_RETURN(o.momentum, options.number("momentum", o.momentum, pass::Range::half_open(0, 1)));
-  if (options.has("momentum") && o.optimizer != "sgd") {
-    return invalid_argument("{}: momentum applies to optimizer 'sgd' only", options.where("momentum"));
-  }
-  COMPRESS_ASSIGN_OR_RETURN(o.weight_decay, options.number("weight_decay", o.weight_decay, pass::Range::at_least(0)));
+  COMPRESS_ASSIGN_OR_RETURN(o.loop, parse_training_loop(options, o.loop));
   if (options.has("alpha")) {
     COMPRESS_ASSIGN_OR_RETURN(double alpha, options.number("alpha", 0.0, pass::Range::closed(0, 1)));
     o.alpha = alpha;

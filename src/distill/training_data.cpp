@@ -27,4 +27,24 @@ Expected<const eval::DataSource*> checked_training_data(const ir::Graph& graph, 
   return &data;
 }
 
+compress::torch::TrainerOptions trainer_options(const TrainingLoop& o, const std::string& label,
+                                                const pass::PassContext& context) {
+  compress::torch::TrainerOptions t;
+  t.label = label;
+  t.epochs = o.epochs;
+  t.steps = o.steps;
+  t.samples = o.samples;
+  t.batch = o.batch;
+  t.shuffle = o.shuffle;
+  t.threads = context.threads;
+  t.progress = context.progress;
+  t.optimizer.kind = o.optimizer == "sgd" ? compress::torch::OptimizerKind::kSgd : compress::torch::OptimizerKind::kAdam;
+  t.optimizer.lr = o.lr;
+  t.optimizer.weight_decay = o.weight_decay;
+  if (o.optimizer == "sgd") t.optimizer.momentum = o.momentum;
+  t.schedule.kind =
+      o.lr_schedule == "cosine" ? compress::torch::ScheduleKind::kCosine : compress::torch::ScheduleKind::kConstant;
+  return t;
+}
+
 }  // namespace compress::distill

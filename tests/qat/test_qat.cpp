@@ -70,9 +70,9 @@ at::Tensor as_aten(const ir::Tensor& t) {
 
 QatOptions short_run(int64_t steps) {
   QatOptions o;
-  o.steps = steps;
+  o.loop.steps = steps;
   o.calibration_samples = 256;
-  o.lr = 1e-4;
+  o.loop.lr = 1e-4;
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "compress/distill/training_loop.h"
 #include "compress/pass/pass.h"
 #include "compress/pass/registry.h"
 
@@ -48,26 +49,23 @@ struct PruneSchedule {
 // and thread count give bit-identical weights.
 class FinetunePass : public pass::Pass {
  public:
+  static TrainingLoop default_loop() {
+    TrainingLoop loop;
+    loop.lr = 3e-3;
+    return loop;
+  }
   struct Options {
-    int64_t epochs = 1;
-    int64_t steps = 0;      // > 0: exactly this many optimizer steps instead of `epochs`
-    int64_t samples = -1;   // use only the first `samples` training samples (-1: all)
     // batch 32 / adam / lr 3e-3 / cosine: the best of a sweep on the Fashion
     // CNN pruned 80% layer-wise (one epoch recovers 90.35% to 89.9-90.1%,
     // three seeds; lr 1e-3 / batch 64 gave 88.9%). Large pretrained models
     // usually want a lower lr (1e-4 .. 1e-3).
-    int64_t batch = 32;
-    std::string optimizer = "adam";     // adam | sgd
-    double lr = 3e-3;
-    std::string lr_schedule = "cosine";  // constant | cosine (decays to 0 over the run)
-    double momentum = 0.9;               // sgd only
-    double weight_decay = 0.0;
+    TrainingLoop loop = default_loop();
     std::optional<double> alpha;         // unset: 0.5 with a teacher, 0 without
     double temperature = 4.0;
     PruneSchedule prune_schedule;
   };
-  // Reads epochs, steps, samples, batch, optimizer, lr, lr_schedule, momentum,
-  // weight_decay, alpha, temperature, prune_schedule.
+  // Reads the training loop (parse_training_loop: epochs, steps, samples, batch, shuffle, optimizer,
+  // lr, lr_schedule, momentum, weight_decay), alpha, temperature, prune_schedule.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   FinetunePass() = default;
   explicit FinetunePass(Options options) : options_(std::move(options)) {}

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "compress/distill/training_loop.h"
 #include "compress/pass/pass.h"
 #include "compress/pass/registry.h"
 
@@ -37,17 +38,15 @@ struct QatOptions {
   // LSQ weight step init: "lsq" (the paper's 2 mean|w| / sqrt(Qp)) or
   // "minmax" (max |w| / Qp, PTQ's scale).
   std::string weight_init = "minmax";
-  // Training (torch::Trainer).
-  int64_t epochs = 1;    // 0: no training, convert the calibrated model (PTQ at these widths)
-  int64_t steps = 0;     // > 0: this many steps instead of epochs
-  int64_t samples = -1;  // first N training samples (-1: all)
-  int64_t batch = 32;
-  bool shuffle = true;  // false: data order every epoch (to compare with another tool step for step)
-  std::string optimizer = "adam";      // adam | sgd
-  double lr = 1e-4;
-  std::string lr_schedule = "cosine";  // constant | cosine
-  double momentum = 0.9;               // sgd
-  double weight_decay = 0.0;
+  // Training (torch::Trainer): epochs 1 (0: no training, convert the
+  // calibrated model: PTQ at these widths), steps, samples, batch 32,
+  // shuffle, adam, lr 1e-4, cosine, momentum (sgd), weight_decay.
+  distill::TrainingLoop loop = default_loop();
+  static distill::TrainingLoop default_loop() {
+    distill::TrainingLoop loop;
+    loop.lr = 1e-4;
+    return loop;
+  }
   double scale_lr = 1.0;  // the quantizer parameters' lr multiplier
   // Batch norm uses running statistics (and stops updating them) from this
   // step on; 0: from the start; -1: never during the run.
@@ -78,8 +77,9 @@ class QatPass : public pass::Pass {
  public:
   using Options = QatOptions;
   // Reads method, weight_bits, activation_bits (or bits), layer_bits, keep_f32, observer,
-  // calibration_samples, calibration_batch, calibration_backend, weight_init, epochs, steps,
-  // samples, batch, shuffle, optimizer, lr, lr_schedule, momentum, weight_decay, scale_lr,
+  // calibration_samples, calibration_batch, calibration_backend, weight_init, the training loop
+  // (parse_training_loop: epochs, steps, samples, batch, shuffle, optimizer, lr, lr_schedule,
+  // momentum, weight_decay), scale_lr,
   // freeze_bn_step, freeze_observer_step, kd, alpha, temperature.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   QatPass() = default;

@@ -51,7 +51,9 @@ Status check_qat_options(const QatOptions& o) {
                               pattern, bits);
     }
   }
-  if (!(o.lr > 0 && std::isfinite(o.lr))) return invalid_argument("quant.qat: lr must be a positive number, got {}", o.lr);
+  if (!(o.loop.lr > 0 && std::isfinite(o.loop.lr))) {
+    return invalid_argument("quant.qat: lr must be a positive number, got {}", o.loop.lr);
+  }
   if (!(o.scale_lr > 0 && std::isfinite(o.scale_lr))) {
     return invalid_argument("quant.qat: scale_lr must be a positive number, got {}", o.scale_lr);
   }
@@ -68,28 +70,6 @@ Status check_qat_options(const QatOptions& o) {
   return Status::ok();
 }
 
-namespace {
-
-compress::torch::TrainerOptions trainer_options(const QatOptions& o, const pass::PassContext& context) {
-  compress::torch::TrainerOptions t;
-  t.label = "quant.qat";
-  t.epochs = o.epochs;
-  t.steps = o.steps;
-  t.samples = o.samples;
-  t.batch = o.batch;
-  t.shuffle = o.shuffle;
-  t.threads = context.threads;
-  t.progress = context.progress;
-  t.optimizer.kind = o.optimizer == "sgd" ? compress::torch::OptimizerKind::kSgd : compress::torch::OptimizerKind::kAdam;
-  t.optimizer.lr = o.lr;
-  t.optimizer.weight_decay = o.weight_decay;
-  if (o.optimizer == "sgd") t.optimizer.momentum = o.momentum;
-  t.schedule.kind =
-      o.lr_schedule == "cosine" ? compress::torch::ScheduleKind::kCosine : compress::torch::ScheduleKind::kConstant;
-  return t;
-}
-
-}  // namespace
 
 Expected<pass::PassResult> QatPass::run(ir::Graph& graph, pass::PassContext& context) {
   const QatOptions& o = options_;
@@ -98,10 +78,10 @@ Expected<pass::PassResult> QatPass::run(ir::Graph& graph, pass::PassContext& con
   const eval::DataSource& calibration = context.calibration != nullptr ? *context.calibration : *training;
   // epochs: 0 converts the calibrated model untrained: PTQ at these widths,
   // the baseline that shows what training recovers.
-  const bool train = !(o.epochs == 0 && o.steps == 0);
-  QatOptions trainer_o = o;
-  if (!train) trainer_o.epochs = 1;
-  const compress::torch::Trainer trainer(trainer_options(trainer_o, context));
+  const bool train = !(o.loop.epochs == 0 && o.loop.steps == 0);
+  distill::TrainingLoop loop = o.loop;
+  if (!train) loop.epochs = 1;  // for the data checks of plan()
+  const compress::torch::Trainer trainer(distill::trainer_options(loop, "quant.qat", context));
   COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainPlan plan, trainer.plan(*training));
 
   COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<QatModel> qat, QatModel::prepare(graph, calibration, o, context.progress));
@@ -131,7 +111,7 @@ Expected<pass::PassResult> QatPass::run(ir::Graph& graph, pass::PassContext& con
     return Status::ok();
   };
   log_info("quant.qat: {} steps ({} epochs of {}), batch {}, {} lr {} ({}), {} W{}A{}, kd {}", plan.total_steps,
-           plan.epochs, plan.steps_per_epoch, plan.batch, o.optimizer, o.lr, o.lr_schedule, qat_method_name(o.method),
+           plan.epochs, plan.steps_per_epoch, plan.batch, o.loop.optimizer, o.loop.lr, o.loop.lr_schedule, qat_method_name(o.method),
            o.weight_bits, o.activation_bits, terms.size() > 1 ? fmt::format("alpha {} T {}", o.alpha, o.temperature) : "off");
   compress::torch::TrainResult trained;
   if (train) {
@@ -191,19 +171,7 @@ Expected<QatOptions> QatPass::parse_options(const pass::PassOptions& options) {
   COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
                             options.string("calibration_backend", o.calibration_backend, runtime::available_backends()));
   COMPRESS_ASSIGN_OR_RETURN(o.weight_init, options.string("weight_init", o.weight_init, {"lsq", "minmax"}));
-  COMPRESS_ASSIGN_OR_RETURN(o.epochs, options.integer("epochs", o.epochs, 0, 1 << 20));
-  COMPRESS_ASSIGN_OR_RETURN(o.steps, options.integer("steps", o.steps, 1, int64_t{1} << 40));
-  if (options.has("epochs") && options.has("steps")) {
-    return invalid_argument("{}: give either 'epochs' or 'steps', not both", options.where("steps"));
-  }
-  COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, int64_t{1} << 40));
-  COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
-  COMPRESS_ASSIGN_OR_RETURN(o.shuffle, options.boolean("shuffle", o.shuffle));
-  COMPRESS_ASSIGN_OR_RETURN(o.optimizer, options.string("optimizer", o.optimizer, {"adam", "sgd"}));
-  COMPRESS_ASSIGN_OR_RETURN(o.lr, options.number("lr", o.lr, pass::Range::positive()));
-  COMPRESS_ASSIGN_OR_RETURN(o.lr_schedule, options.string("lr_schedule", o.lr_schedule, {"constant", "cosine"}));
-  COMPRESS_ASSIGN_OR_RETURN(o.momentum, options.number("momentum", o.momentum, pass::Range::half_open(0, 1)));
-  COMPRESS_ASSIGN_OR_RETURN(o.weight_decay, options.number("weight_decay", o.weight_decay, pass::Range::at_least(0)));
+  COMPRESS_ASSIGN_OR_RETURN(o.loop, distill::parse_training_loop(options, o.loop, /*min_epochs=*/0));
   COMPRESS_ASSIGN_OR_RETURN(o.scale_lr, options.number("scale_lr", o.scale_lr, pass::Range::positive()));
   COMPRESS_ASSIGN_OR_RETURN(o.freeze_bn_step, options.integer("freeze_bn_step", o.freeze_bn_step, -1, int64_t{1} << 40));
   COMPRESS_ASSIGN_OR_RETURN(o.freeze_observer_step,
