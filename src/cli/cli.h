@@ -98,6 +98,12 @@ std::string in_flag_terms(std::string message, const std::vector<std::pair<std::
 // --mean and --std (and --limit when `with_limit`) for a command that reads
 // a dataset; dataset_options() reads them back checked: a finite mean, a
 // finite std > 0, a limit >= 1 (a usage error naming the flag otherwise).
+// Repeated "PATTERN=VALUE" flags as a YAML flow mapping {"PATTERN": VALUE, ...}
+// (patterns quoted and escaped); a malformed one is a usage error naming
+// `flag` with an example such as "'conv1=8'".
+std::string pattern_map(const CommandLine& cl, const std::string& flag, const std::vector<std::string>& specs,
+                        const std::string& value_name, const std::string& example);
+
 void add_dataset_options(CommandLine& cl, bool with_limit);
 eval::DatasetOptions dataset_options(const CommandLine& cl);
 

@@ -199,4 +199,22 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+std::string pattern_map(const CommandLine& cl, const std::string& flag, const std::vector<std::string>& specs,
+                        const std::string& value_name, const std::string& example) {
+  std::string map;
+  for (const std::string& spec : specs) {
+    const size_t eq = spec.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      cl.usage_error(fmt::format("bad {} '{}' (use PATTERN={}, e.g. {})", flag, spec, value_name, example));
+    }
+    std::string key;
+    for (char c : spec.substr(0, eq)) {
+      if (c == '"' || c == '\\') key += '\\';
+      key += c;
+    }
+    map += fmt::format("{}\"{}\": {}", map.empty() ? "{" : ", ", key, spec.substr(eq + 1));
+  }
+  return map + "}";
+}
+
 }  // namespace compress::cli

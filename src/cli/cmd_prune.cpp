@@ -47,20 +47,6 @@ const CommandDoc kPruneDoc = {
 
 namespace {
 
-// "PATTERN=R" -> YAML flow-mapping entry.
-std::string layer_entry(const CommandLine& cl, const std::string& spec) {
-  const size_t eq = spec.rfind('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-    cl.usage_error(fmt::format("bad --layer '{}' (use PATTERN=RATIO, e.g. 'layer1.*=0.3')", spec));
-  }
-  std::string key;
-  for (char c : spec.substr(0, eq)) {
-    if (c == '"' || c == '\\') key += '\\';
-    key += c;
-  }
-  return fmt::format("\"{}\": {}", key, spec.substr(eq + 1));
-}
-
 std::string flow_list(const std::vector<std::string>& items) {
   std::string out = "[";
   for (const std::string& s : items) {
@@ -155,11 +141,8 @@ int run_prune(const std::vector<std::string>& args) {
   forward("format", "format");
   forward("comparison", "comparison");
   if (cl.has("layer")) {
-    std::string map;
-    for (const std::string& spec : cl.vm()["layer"].as<std::vector<std::string>>()) {
-      map += (map.empty() ? "{" : ", ") + layer_entry(cl, spec);
-    }
-    pairs.emplace_back("layers", map + "}");
+    pairs.emplace_back("layers", pattern_map(cl, "--layer", cl.vm()["layer"].as<std::vector<std::string>>(), "RATIO",
+                                             "'layer1.*=0.3'"));
   }
   if (cl.has("exclude")) pairs.emplace_back("exclude", flow_list(cl.vm()["exclude"].as<std::vector<std::string>>()));
   const int64_t samples = cl.vm()["samples"].as<int64_t>();

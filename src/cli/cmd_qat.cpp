@@ -76,20 +76,8 @@ int run_qat(const std::vector<std::string>& args) {
   forward("freeze-bn-step", "freeze_bn_step");
   key_flags.emplace_back("layer_bits", "--layer-bits");
   if (cl.has("layer-bits")) {
-    std::string map;
-    for (const std::string& spec : cl.vm()["layer-bits"].as<std::vector<std::string>>()) {
-      const size_t eq = spec.rfind('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-        cl.usage_error(fmt::format("bad --layer-bits '{}' (use PATTERN=BITS, e.g. 'conv1=8')", spec));
-      }
-      std::string key;
-      for (char c : spec.substr(0, eq)) {
-        if (c == '"' || c == '\\') key += '\\';
-        key += c;
-      }
-      map += fmt::format("{}\"{}\": {}", map.empty() ? "{" : ", ", key, spec.substr(eq + 1));
-    }
-    pairs.emplace_back("layer_bits", map + "}");
+    pairs.emplace_back("layer_bits", pattern_map(cl, "--layer-bits", cl.vm()["layer-bits"].as<std::vector<std::string>>(),
+                                                 "BITS", "'conv1=8'"));
   }
   if (cl.vm()["no-kd"].as<bool>()) pairs.emplace_back("kd", "false");
   if (cl.vm()["no-shuffle"].as<bool>()) pairs.emplace_back("shuffle", "false");
