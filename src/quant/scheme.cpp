@@ -46,10 +46,13 @@ Expected<WeightGranularity> parse_weight_granularity(const std::string& name) {
 }
 
 Expected<ir::QuantParams> weight_params(const ir::Tensor& stored, const std::string& what,
-                                        WeightGranularity granularity) {
+                                        WeightGranularity granularity, int64_t bits) {
   if (stored.dtype() != ir::DType::kF32 || stored.rank() < 1 || stored.dim(0) < 1) {
     return invalid_argument("quant: weight {} must be f32 with an output-channel axis", what);
   }
+  if (bits < 2 || bits > 8) return invalid_argument("quant: weight {}: {} bits (2..8 are supported)", what, bits);
+  const auto qp = static_cast<int64_t>((1 << (bits - 1)) - 1);
+  const ir::DType storage = bits <= 4 ? ir::DType::kI4 : ir::DType::kI8;
   // A pruned weight's params come from its logical values (zeros included).
   COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor weight, stored.dense_f32(what));
   if (granularity == WeightGranularity::kPerTensor) {
@@ -60,12 +63,12 @@ Expected<ir::QuantParams> weight_params(const ir::Tensor& stored, const std::str
       amax = std::max(amax, std::fabs(w[i]));
     }
     ir::QuantParams::Spec spec;
-    spec.storage = ir::DType::kI8;
+    spec.storage = storage;
     spec.granularity = ir::QuantGranularity::kPerTensor;
-    spec.scales = {checked_scale(amax / 127.0f, what)};
+    spec.scales = {checked_scale(amax / static_cast<float>(qp), what)};
     spec.zero_points = {0};
-    spec.qmin = -127;
-    spec.qmax = 127;
+    spec.qmin = -qp;
+    spec.qmax = qp;
     return ir::QuantParams::create(std::move(spec));
   }
   const int64_t channels = weight.dim(0);
@@ -79,16 +82,16 @@ Expected<ir::QuantParams> weight_params(const ir::Tensor& stored, const std::str
       if (!std::isfinite(v)) return invalid_argument("quant: weight {} has a non-finite value in channel {}", what, c);
       amax = std::max(amax, std::fabs(v));
     }
-    scales[static_cast<size_t>(c)] = checked_scale(amax / 127.0f, fmt::format("{} channel {}", what, c));
+    scales[static_cast<size_t>(c)] = checked_scale(amax / static_cast<float>(qp), fmt::format("{} channel {}", what, c));
   }
   ir::QuantParams::Spec spec;
-  spec.storage = ir::DType::kI8;
+  spec.storage = storage;
   spec.granularity = ir::QuantGranularity::kPerAxis;
   spec.axis = 0;
   spec.scales = std::move(scales);
   spec.zero_points.assign(static_cast<size_t>(channels), 0);
-  spec.qmin = -127;
-  spec.qmax = 127;
+  spec.qmin = -qp;
+  spec.qmax = qp;
   return ir::QuantParams::create(std::move(spec));
 }
 

@@ -35,9 +35,12 @@ Expected<WeightGranularity> parse_weight_granularity(const std::string& name);
 // s8 symmetric in [-127, 127]. Per output channel (axis 0):
 // scale[c] = max |w[c, ...]| / 127; per tensor: one scale max |w| / 127.
 // -128 is left out so that negating a weight never saturates and the scheme
-// is the same as PyTorch's and oneDNN's symmetric weights.
+// is the same as PyTorch's and oneDNN's symmetric weights. At `bits` < 8
+// (QAT) the range narrows to [-Qp, Qp], Qp = 2^(bits-1) - 1, scale max |w| / Qp,
+// stored as packed i4 at bits <= 4.
 Expected<ir::QuantParams> weight_params(const ir::Tensor& weight, const std::string& what,
-                                        WeightGranularity granularity = WeightGranularity::kPerChannel);
+                                        WeightGranularity granularity = WeightGranularity::kPerChannel,
+                                        int64_t bits = 8);
 
 // The i8 tensor holding nearbyint(w * (1/scale[c])) clamped (the contract's
 // quantize), carrying `params`.

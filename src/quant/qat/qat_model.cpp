@@ -55,34 +55,29 @@ Expected<ir::QuantParams> activation_at_bits(const ir::QuantParams& p, int64_t b
   return out;
 }
 
-// Symmetric per-channel weight params at `bits` for the (folded) weight.
+// Symmetric per-channel weight params at `bits` for the (folded) weight:
+// PTQ's (max |w| / Qp, weight_params), or with `lsq_init` the same range and
+// storage with LSQ's initial step 2 mean|w| / sqrt(Qp) (Esser et al. 2020).
 Expected<ir::QuantParams> weight_at_bits(const ir::Tensor& stored, int64_t bits, bool lsq_init, const std::string& what) {
+  COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams minmax, weight_params(stored, what, WeightGranularity::kPerChannel, bits));
+  if (!lsq_init) return minmax;
   COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor w, stored.dense_f32(what));
   const int64_t channels = w.dim(0);
   const int64_t per_channel = w.numel() / std::max<int64_t>(1, channels);
-  const int64_t qp = (int64_t{1} << (bits - 1)) - 1;
-  std::vector<float> scales(static_cast<size_t>(channels));
-  for (int64_t c = 0; c < channels; ++c) {
-    double amax = 0.0, sum = 0.0;
-    for (int64_t i = 0; i < per_channel; ++i) {
-      const double v = std::fabs(static_cast<double>(w.data<float>()[c * per_channel + i]));
-      if (!std::isfinite(v)) return invalid_argument("quant.qat: weight {} has a non-finite value in channel {}", what, c);
-      amax = std::max(amax, v);
-      sum += v;
-    }
-    // LSQ's init 2 mean|w| / sqrt(Qp) (Esser et al. 2020), or PTQ's max |w| / Qp.
-    const double s = lsq_init ? 2.0 * (sum / static_cast<double>(per_channel)) / std::sqrt(static_cast<double>(qp))
-                              : amax / static_cast<double>(qp);
-    scales[static_cast<size_t>(c)] = s == 0.0 ? kFallbackScale : std::max(static_cast<float>(s), kMinScale);
-  }
+  const double sqrt_qp = std::sqrt(static_cast<double>(minmax.qmax()));
   ir::QuantParams::Spec spec;
-  spec.storage = bits <= 4 ? ir::DType::kI4 : ir::DType::kI8;
+  spec.storage = minmax.storage();
   spec.granularity = ir::QuantGranularity::kPerAxis;
   spec.axis = 0;
-  spec.scales = std::move(scales);
-  spec.zero_points.assign(static_cast<size_t>(channels), 0);
-  spec.qmin = -qp;
-  spec.qmax = qp;
+  spec.zero_points = minmax.zero_points();
+  spec.qmin = minmax.qmin();
+  spec.qmax = minmax.qmax();
+  for (int64_t c = 0; c < channels; ++c) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < per_channel; ++i) sum += std::fabs(static_cast<double>(w.data<float>()[c * per_channel + i]));
+    const double step = 2.0 * (sum / static_cast<double>(per_channel)) / sqrt_qp;
+    spec.scales.push_back(step == 0.0 ? kFallbackScale : std::max(static_cast<float>(step), kMinScale));
+  }
   return ir::QuantParams::create(std::move(spec));
 }
 
