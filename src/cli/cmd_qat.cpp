@@ -6,9 +6,7 @@
 
 #include "commands.h"
 #include "compress/pass/recipe.h"
-#include "compress/pass/registry.h"
-#include "compress/pipeline/recipe_runner.h"
-#include "compress/pipeline/registry.h"
+#include "stage_command.h"
 
 namespace compress::cli {
 
@@ -94,44 +92,22 @@ int run_qat(const std::vector<std::string>& args) {
   recipe.training = pass::RecipeData{cl.vm()["data"].as<std::string>(), data_options.normalization.mean,
                                      data_options.normalization.std, data_options.limit, "--data"};
 
-  Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
-  if (!registry.has_value()) return report_failure(kQatDoc, registry.status());
-  if (!registry->contains("quant.qat")) {
-    return report_failure(kQatDoc, unsupported("ctk qat needs the quant.qat pass (built with LibTorch); this build "
-                                               "of ctk does not have it"));
-  }
-  auto created = registry->create("quant.qat", recipe.stages[0].options);
-  if (!created.has_value()) cl.usage_error(in_flag_terms(created.status().message(), key_flags));
-
-  require_cmf_destination(cl, out, "OUT");
-  const Status destination = check_destination(cl, out, {path}, "OUT");
-  if (!destination.is_ok()) return report_failure(kQatDoc, destination);
-
-  pipeline::RecipeRunOptions run_options;
-  run_options.model = cl.model_options();
-  run_options.progress = !cl.vm()["quiet"].as<bool>();
-  run_options.use_recipe_threads = false;
-  auto run = pipeline::RecipeRun::prepare(std::move(recipe), run_options);
-  if (!run.has_value()) return report_failure(kQatDoc, run.status());
-  auto results = run->run_stages();
-  if (!results.has_value()) return report_failure(kQatDoc, results.status());
-  Status saved = run->save_output();
-  if (!saved.is_ok()) return report_failure(kQatDoc, saved);
-
-  const pass::PassResult& r = results->front().result;
+  return run_stage_command(kQatDoc, cl, std::move(recipe), key_flags,
+                           [&](const pipeline::RecipeRun& run, const std::vector<pass::StageResult>& results) {
+  const pass::PassResult& r = results.front().result;
   auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };
   std::cout << fmt::format("{}: quant.qat -> {} ({:.0f} layers, W{:.0f}A{:.0f}, {:.0f} steps in {:.1f} s, final loss "
                            "{:.4f})\n",
                            path, out, counter("quantized_layers"), counter("weight_bits"), counter("activation_bits"),
                            counter("steps"), counter("train_seconds"), counter("final_loss"));
   std::cout << fmt::format("  {:<24} {:>5} {:>14} {:>14}\n", "layer", "bits", "scale min", "scale max");
-  for (const ir::Node* node : run->graph().nodes()) {
+  for (const ir::Node* node : run.graph().nodes()) {
     auto it = r.layers.find(node->name());
     if (it == r.layers.end() || it->second.count("weight_bits") == 0) continue;
     std::cout << fmt::format("  {:<24} {:>5.0f} {:>14.6g} {:>14.6g}\n", node->name(), it->second.at("weight_bits"),
                              it->second.at("weight_scale_min"), it->second.at("weight_scale_max"));
   }
-  return kExitOk;
+  });
 }
 
 }  // namespace compress::cli

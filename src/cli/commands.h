@@ -32,6 +32,9 @@ int run_prune(const std::vector<std::string>& args);
 extern const CommandDoc kQatDoc;
 int run_qat(const std::vector<std::string>& args);
 
+extern const CommandDoc kDistillDoc;
+int run_distill(const std::vector<std::string>& args);
+
 extern const CommandDoc kRunDoc;
 int run_run(const std::vector<std::string>& args);
 

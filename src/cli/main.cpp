@@ -17,7 +17,7 @@ namespace {
 
 // Adding a command: write cmd_<name>.cpp (a CommandDoc and a run function),
 // declare both in commands.h and add one line here.
-constexpr std::array<Command, 10> kCommands = {{
+constexpr std::array<Command, 11> kCommands = {{
     {&kInspectDoc, &run_inspect},
     {&kInferDoc, &run_infer},
     {&kEvalDoc, &run_eval},
@@ -26,6 +26,7 @@ constexpr std::array<Command, 10> kCommands = {{
     {&kQuantizeDoc, &run_quantize},
     {&kPruneDoc, &run_prune},
     {&kQatDoc, &run_qat},
+    {&kDistillDoc, &run_distill},
     {&kRunDoc, &run_run},
     {&kReportDoc, &run_report},
 }};

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "compress/distill/kd_loss.h"
+#include "compress/distill/kd_pass.h"
 #include "compress/distill/taylor_importance.h"
 #include "compress/eval/dataset.h"
 #include "compress/support/logging.h"
@@ -161,6 +162,7 @@ Expected<FinetunePass::Options> FinetunePass::parse_options(const pass::PassOpti
 
 Status register_distill_passes(pass::PassRegistry& registry) {
   COMPRESS_RETURN_IF_ERROR(registry.add<FinetunePass>("distill.finetune"));
+  COMPRESS_RETURN_IF_ERROR(registry.add<KdPass>("distill.kd"));
   return registry.add<TaylorImportancePass>("distill.taylor_importance");
 }
 

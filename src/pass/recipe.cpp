@@ -87,14 +87,6 @@ Status check_duplicate_keys(const YAML::Node& node, const std::string& file, Wal
   return Status::ok();
 }
 
-// Relative paths in a recipe are relative to the recipe's folder, so a recipe
-// works from any working directory.
-std::string resolve(const std::string& recipe_file, const std::string& path) {
-  if (path.empty() || fs::path(path).is_absolute()) return path;
-  const fs::path base = fs::path(recipe_file).parent_path();
-  return (base / path).lexically_normal().string();
-}
-
 // idx:/npy: specs carry file paths after the colon; named datasets do not.
 std::string resolve_spec(const std::string& recipe_file, const std::string& spec) {
   const size_t colon = spec.find(':');
@@ -106,7 +98,7 @@ std::string resolve_spec(const std::string& recipe_file, const std::string& spec
   std::string part;
   bool first = true;
   while (std::getline(parts, part, ',')) {
-    out += (first ? "" : ",") + resolve(recipe_file, part);
+    out += (first ? "" : ",") + resolve_recipe_path(recipe_file, part);
     first = false;
   }
   return out;
@@ -155,7 +147,7 @@ Expected<RecipeReport> parse_report(const YAML::Node& node, const std::string& f
   RecipeReport r;
   if (!o.has("out")) return invalid_argument("{}: report: missing key 'out' (the folder for report.md/.json/.html)", at(file, node));
   COMPRESS_ASSIGN_OR_RETURN(std::string out, o.string("out", ""));
-  r.out_dir = resolve(file, out);
+  r.out_dir = resolve_recipe_path(file, out);
   COMPRESS_ASSIGN_OR_RETURN(r.backend, o.string("backend", r.backend, runtime::available_backends()));
   if (o.has("batch_sizes")) {
     COMPRESS_ASSIGN_OR_RETURN(r.batch_sizes, o.integer_list("batch_sizes", 1, 65536));
@@ -207,8 +199,8 @@ Expected<Recipe> parse_recipe(const std::string& text, const std::string& file) 
   COMPRESS_ASSIGN_OR_RETURN(PassOptions top, scalar_keys(root, file, "recipe", {"data", "stages", "report"}));
   COMPRESS_ASSIGN_OR_RETURN(std::string model, top.string("model", ""));
   COMPRESS_ASSIGN_OR_RETURN(std::string output, top.string("output", ""));
-  recipe.model = resolve(file, model);
-  recipe.output = resolve(file, output);
+  recipe.model = resolve_recipe_path(file, model);
+  recipe.output = resolve_recipe_path(file, output);
   COMPRESS_ASSIGN_OR_RETURN(int64_t seed, top.integer("seed", 0, 0));
   recipe.seed = static_cast<uint64_t>(seed);
   COMPRESS_ASSIGN_OR_RETURN(int64_t threads, top.integer("threads", 0, 0, kMaxThreads));
@@ -288,6 +280,14 @@ Status check_stage_needs(const Recipe& recipe, const std::vector<std::unique_ptr
     if (needs.metric && !recipe.evaluation) return missing("evaluation data to score candidates", "evaluation");
   }
   return Status::ok();
+}
+
+// Relative paths in a recipe are relative to the recipe's folder, so a recipe
+// works from any working directory.
+std::string resolve_recipe_path(const std::string& recipe_file, const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  const fs::path base = fs::path(recipe_file).parent_path();
+  return (base / path).lexically_normal().string();
 }
 
 }  // namespace compress::pass

@@ -92,6 +92,10 @@ Expected<RecipeRun> RecipeRun::prepare(pass::Recipe recipe, const RecipeRunOptio
   context.rng.seed(recipe.seed);
   context.threads = num_threads();
   context.progress = options.progress;
+  // Model paths in stage options resolve like the recipe's own paths.
+  context.load_model = [file = recipe.file](const std::string& path) -> Expected<ir::Graph> {
+    return load_model(pass::resolve_recipe_path(file, path));
+  };
   // The metric scores candidates on the evaluation data with the fast
   // backend (the report's), or the reference one where that is not built.
   if (state->evaluation) {

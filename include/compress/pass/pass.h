@@ -38,6 +38,11 @@ struct PassContext {
   // given; passes that search under an accuracy budget (sensitivity,
   // mixed precision) require it and fail with a clear error when it is unset.
   std::function<Expected<double>(const ir::Graph&)> metric;
+  // Loads a model file named in a pass option (distill.kd's teacher or
+  // student); a relative path is relative to the recipe's folder. Set by the
+  // recipe runner; passes that take a model path fail naming the option when
+  // it is unset.
+  std::function<Expected<ir::Graph>(const std::string& path)> load_model;
   std::mt19937_64 rng{0x5eed};                    // the only randomness a pass may use
   int threads = 0;                                // 0: the process default
   bool progress = true;                           // show progress bars

@@ -61,6 +61,9 @@ struct Recipe {
 };
 
 Expected<Recipe> load_recipe(const std::string& path);
+// A path written in `recipe_file` (a model, a dataset file, a stage option
+// naming a file): relative paths are relative to the recipe's folder.
+std::string resolve_recipe_path(const std::string& recipe_file, const std::string& path);
 // The same from YAML text; `file` is used for messages and relative paths.
 Expected<Recipe> parse_recipe(const std::string& text, const std::string& file);
 

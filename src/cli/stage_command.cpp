@@ -1,0 +1,40 @@
+// run_stage_command: the shared body of ctk qat and ctk distill.
+#include "stage_command.h"
+
+#include "compress/pass/registry.h"
+#include "compress/pipeline/registry.h"
+
+namespace compress::cli {
+
+int run_stage_command(const CommandDoc& doc, CommandLine& cl, pass::Recipe recipe,
+                      const std::vector<std::pair<std::string, std::string>>& key_flags, const StagePrinter& print) {
+  Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
+  if (!registry.has_value()) return report_failure(doc, registry.status());
+  for (const pass::RecipeStage& stage : recipe.stages) {
+    if (!registry->contains(stage.pass)) {
+      return report_failure(doc, unsupported("ctk {} needs the {} pass (built with LibTorch); this build of ctk does "
+                                             "not have it",
+                                             doc.name, stage.pass));
+    }
+    auto created = registry->create(stage.pass, stage.options);
+    if (!created.has_value()) cl.usage_error(in_flag_terms(created.status().message(), key_flags));
+  }
+  require_cmf_destination(cl, recipe.output, "OUT");
+  const Status destination = check_destination(cl, recipe.output, {recipe.model}, "OUT");
+  if (!destination.is_ok()) return report_failure(doc, destination);
+
+  pipeline::RecipeRunOptions run_options;
+  run_options.model = cl.model_options();
+  run_options.progress = !cl.vm()["quiet"].as<bool>();
+  run_options.use_recipe_threads = false;
+  auto run = pipeline::RecipeRun::prepare(std::move(recipe), run_options);
+  if (!run.has_value()) return report_failure(doc, run.status());
+  auto results = run->run_stages();
+  if (!results.has_value()) return report_failure(doc, results.status());
+  const Status saved = run->save_output();
+  if (!saved.is_ok()) return report_failure(doc, saved);
+  print(*run, *results);
+  return kExitOk;
+}
+
+}  // namespace compress::cli
