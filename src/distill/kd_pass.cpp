@@ -71,7 +71,7 @@ Expected<pass::PassResult> KdPass::run(ir::Graph& graph, pass::PassContext& cont
   pass::PassResult result;
   if (!o.teacher_cache.empty() && o.alpha > 0) {
     Expected<std::shared_ptr<TeacherCache>> opened = TeacherCache::open_or_build(
-        o.teacher_cache, distiller.teacher(), data, plan.samples, 256, context.progress);
+        o.teacher_cache, distiller.teacher(), data, plan.samples, plan.batch, context.progress);
     if (!opened.has_value()) return opened.status().with_context("distill.kd: teacher_cache");
     result.counters["teacher_cache_bytes"] = static_cast<double>((*opened)->bytes());
     result.counters["teacher_cache_reused"] = (*opened)->reused() ? 1.0 : 0.0;

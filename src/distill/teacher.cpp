@@ -187,10 +187,12 @@ Expected<std::shared_ptr<TeacherCache>> TeacherCache::open_or_build(const std::s
       const std::string bytes = content.str();
       Reader r{bytes};
       const bool header_matches = bytes.size() >= header.size() && bytes.compare(0, header.size(), header) == 0;
-      if (!header_matches) {
-        why_rebuilt = bytes.compare(0, sizeof(kCacheMagic), std::string(kCacheMagic, sizeof(kCacheMagic))) != 0
-                          ? "it is not a teacher cache"
-                          : "it was made for another teacher, other values or other data (the key differs)";
+      const bool is_cache = bytes.compare(0, sizeof(kCacheMagic), std::string(kCacheMagic, sizeof(kCacheMagic))) == 0;
+      if (is_cache && bytes.size() < header.size() + sizeof(uint64_t)) {
+        why_rebuilt = fmt::format("it has {} bytes, fewer than its header needs (truncated?)", bytes.size());
+      } else if (!header_matches) {
+        why_rebuilt = !is_cache ? "it is not a teacher cache"
+                                : "it was made for another teacher, other values or other data (the key differs)";
       } else {
         r.at = header.size();
         const uint64_t header_sum = r.get<uint64_t>();
@@ -231,14 +233,22 @@ Expected<std::shared_ptr<TeacherCache>> TeacherCache::open_or_build(const std::s
     full.insert(full.end(), shape.begin(), shape.end());
     cache->rows_.push_back(at::empty(full, at::kFloat));
   }
-  ProgressReporter bar(fmt::format("teacher cache ({})", teacher.backend()), (samples + batch - 1) / batch,
+  ProgressReporter bar(fmt::format("teacher cache ({})", teacher.backend()), (samples + batch - 1) / std::min(batch, samples),
                        progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
-  for (int64_t start = 0; start < samples; start += batch) {
-    const int64_t count = std::min(batch, samples - start);
-    COMPRESS_ASSIGN_OR_RETURN(eval::Batch b, data.batch(start, count));
+  // Every row is computed in a batch of exactly `batch` samples, the last
+  // batch overlapping the one before it: a backend may pick its kernel by the
+  // batch size, and rows from the training batch size are bit-identical to
+  // what the live teacher computes during training.
+  const int64_t window = std::min(batch, samples);
+  for (int64_t start = 0; start < samples; start += window) {
+    const int64_t count = std::min(window, samples - start);
+    const int64_t first = start + count - window;
+    COMPRESS_ASSIGN_OR_RETURN(eval::Batch b, data.batch(first, window));
     COMPRESS_ASSIGN_OR_RETURN(at::Tensor inputs, compress::torch::to_aten(b.inputs));
     COMPRESS_ASSIGN_OR_RETURN(std::vector<at::Tensor> outs, teacher.run(inputs));
-    for (size_t v = 0; v < outs.size(); ++v) cache->rows_[v].narrow(0, start, count).copy_(outs[v]);
+    for (size_t v = 0; v < outs.size(); ++v) {
+      cache->rows_[v].narrow(0, start, count).copy_(outs[v].narrow(0, window - count, count));
+    }
     bar.advance();
   }
   bar.finish();

@@ -66,8 +66,9 @@ class TeacherRunner {
 class TeacherCache {
  public:
   // Opens `path` if it holds the outputs of `teacher` on the first `samples`
-  // of `data`; otherwise runs the teacher over them `batch` at a time and
-  // writes the file.
+  // of `data`; otherwise runs the teacher over them in batches of exactly
+  // `batch` (give the training batch size: then every row is bit-identical
+  // to the live teacher's during training) and writes the file.
   static Expected<std::shared_ptr<TeacherCache>> open_or_build(const std::string& path, TeacherRunner& teacher,
                                                                const eval::DataSource& data, int64_t samples,
                                                                int64_t batch, bool progress);
