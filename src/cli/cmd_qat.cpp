@@ -92,22 +92,25 @@ int run_qat(const std::vector<std::string>& args) {
   recipe.training = pass::RecipeData{cl.vm()["data"].as<std::string>(), data_options.normalization.mean,
                                      data_options.normalization.std, data_options.limit, "--data"};
 
-  return run_stage_command(kQatDoc, cl, std::move(recipe), key_flags,
-                           [&](const pipeline::RecipeRun& run, const std::vector<pass::StageResult>& results) {
-  const pass::PassResult& r = results.front().result;
-  auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };
-  std::cout << fmt::format("{}: quant.qat -> {} ({:.0f} layers, W{:.0f}A{:.0f}, {:.0f} steps in {:.1f} s, final loss "
-                           "{:.4f})\n",
-                           path, out, counter("quantized_layers"), counter("weight_bits"), counter("activation_bits"),
-                           counter("steps"), counter("train_seconds"), counter("final_loss"));
-  std::cout << fmt::format("  {:<24} {:>5} {:>14} {:>14}\n", "layer", "bits", "scale min", "scale max");
-  for (const ir::Node* node : run.graph().nodes()) {
-    auto it = r.layers.find(node->name());
-    if (it == r.layers.end() || it->second.count("weight_bits") == 0) continue;
-    std::cout << fmt::format("  {:<24} {:>5.0f} {:>14.6g} {:>14.6g}\n", node->name(), it->second.at("weight_bits"),
-                             it->second.at("weight_scale_min"), it->second.at("weight_scale_max"));
-  }
-  });
+  return run_stage_command(
+      kQatDoc, cl, std::move(recipe), key_flags,
+      [&](const pipeline::RecipeRun& run, const std::vector<pass::StageResult>& results) {
+        const pass::PassResult& r = results.front().result;
+        auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };
+        std::cout << fmt::format(
+            "{}: quant.qat -> {} ({:.0f} layers, W{:.0f}A{:.0f}, {:.0f} steps in {:.1f} s, final loss "
+            "{:.4f})\n",
+            path, out, counter("quantized_layers"), counter("weight_bits"), counter("activation_bits"),
+            counter("steps"), counter("train_seconds"), counter("final_loss"));
+        std::cout << fmt::format("  {:<24} {:>5} {:>14} {:>14}\n", "layer", "bits", "scale min", "scale max");
+        for (const ir::Node* node : run.graph().nodes()) {
+          auto it = r.layers.find(node->name());
+          if (it == r.layers.end() || it->second.count("weight_bits") == 0) continue;
+          std::cout << fmt::format("  {:<24} {:>5.0f} {:>14.6g} {:>14.6g}\n", node->name(),
+                                   it->second.at("weight_bits"), it->second.at("weight_scale_min"),
+                                   it->second.at("weight_scale_max"));
+        }
+      });
 }
 
 }  // namespace compress::cli

@@ -30,9 +30,10 @@ Expected<Adapter> Adapter::create(PairLoss loss, const std::vector<int64_t>& s, 
   using Match = PairLossSpec::Match;
   const PairLossSpec& spec = pair_loss_spec(loss);
   if (s.size() != t.size()) {
-    return invalid_argument("the student value is {} (rank {}) and the teacher value {} (rank {}): no adapter bridges "
-                            "a change of rank; pair values of the same rank",
-                            dims(s), s.size(), dims(t), t.size());
+    return invalid_argument(
+        "the student value is {} (rank {}) and the teacher value {} (rank {}): no adapter bridges "
+        "a change of rank; pair values of the same rank",
+        dims(s), s.size(), dims(t), t.size());
   }
   Adapter a;
   const size_t rank = s.size();
@@ -42,9 +43,10 @@ Expected<Adapter> Adapter::create(PairLoss loss, const std::vector<int64_t>& s, 
                               dims(s), dims(t));
     }
     if (s[2] != t[2]) {
-      return invalid_argument("{}: the student attends over {} positions and the teacher over {}; attention maps of "
-                              "different sequence lengths cannot be compared",
-                              spec.name, s[2], t[2]);
+      return invalid_argument(
+          "{}: the student attends over {} positions and the teacher over {}; attention maps of "
+          "different sequence lengths cannot be compared",
+          spec.name, s[2], t[2]);
     }
     return a;  // a different head count is handled by the loss
   }
@@ -65,9 +67,10 @@ Expected<Adapter> Adapter::create(PairLoss loss, const std::vector<int64_t>& s, 
       const bool larger = s[2] >= t[2] && s[3] >= t[3];
       const bool smaller = s[2] <= t[2] && s[3] <= t[3];
       if (!larger && !smaller) {
-        return invalid_argument("the student's spatial size {}x{} is larger than the teacher's {}x{} in one dim and "
-                                "smaller in the other; no pooling or interpolation bridges that",
-                                s[2], s[3], t[2], t[3]);
+        return invalid_argument(
+            "the student's spatial size {}x{} is larger than the teacher's {}x{} in one dim and "
+            "smaller in the other; no pooling or interpolation bridges that",
+            s[2], s[3], t[2], t[3]);
       }
       a.resize_ = {t[2], t[3]};
       a.pool_ = larger;
@@ -75,9 +78,10 @@ Expected<Adapter> Adapter::create(PairLoss loss, const std::vector<int64_t>& s, 
     }
   } else if (rank == 2 || rank == 3) {
     if (rank == 3 && s[1] != t[1]) {
-      return invalid_argument("the student value {} and the teacher value {} differ in dim 1 (a sequence length?); an "
-                              "adapter maps the last (hidden) dim only",
-                              dims(s), dims(t));
+      return invalid_argument(
+          "the student value {} and the teacher value {} differ in dim 1 (a sequence length?); an "
+          "adapter maps the last (hidden) dim only",
+          dims(s), dims(t));
     }
     if (s.back() != t.back()) {
       const double bound = 1.0 / std::sqrt(static_cast<double>(s.back()));
@@ -89,9 +93,10 @@ Expected<Adapter> Adapter::create(PairLoss loss, const std::vector<int64_t>& s, 
   } else {
     for (size_t d = 1; d < rank; ++d) {
       if (s[d] != t[d]) {
-        return invalid_argument("the values {} and {} differ in dim {}; adapters exist for [N, C, H, W], [N, D] and "
-                                "[N, L, D] values only",
-                                dims(s), dims(t), d);
+        return invalid_argument(
+            "the values {} and {} differ in dim {}; adapters exist for [N, C, H, W], [N, D] and "
+            "[N, L, D] values only",
+            dims(s), dims(t), d);
       }
     }
   }

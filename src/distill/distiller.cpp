@@ -40,8 +40,8 @@ Expected<std::vector<const ir::Value*>> resolve_side(const ir::Graph& graph, con
 
 // Student match i of s, teacher match of t, by relative depth.
 size_t by_depth(size_t i, size_t s, size_t t) {
-  const auto j = static_cast<size_t>(std::llround(static_cast<double>(i + 1) * static_cast<double>(t) /
-                                                  static_cast<double>(s)));
+  const auto j =
+      static_cast<size_t>(std::llround(static_cast<double>(i + 1) * static_cast<double>(t) / static_cast<double>(s)));
   return std::min(t, std::max<size_t>(j, 1)) - 1;
 }
 
@@ -87,9 +87,7 @@ std::vector<int64_t> dims_of(const ir::Shape& shape) { return {shape.begin(), sh
 
 }  // namespace
 
-std::string ResolvedPair::label() const {
-  return fmt::format("{}={}:{}", student, teacher, pair_loss_spec(loss).name);
-}
+std::string ResolvedPair::label() const { return fmt::format("{}={}:{}", student, teacher, pair_loss_spec(loss).name); }
 
 Expected<PairSpec> parse_pair(const std::string& text) {
   PairSpec p;
@@ -203,8 +201,8 @@ Expected<std::unique_ptr<Distiller>> Distiller::create(const ir::Graph& teacher,
     Expected<std::vector<const ir::Value*>> t = resolve_side(teacher, spec.teacher, "teacher");
     if (!t.has_value()) return t.status().with_context(fmt::format("pair '{}'", text));
     if (!is_glob(spec.student) && t->size() > 1) {
-      return invalid_argument("pair '{}': one student value and {} teacher values; use a pattern on both sides",
-                              text, t->size());
+      return invalid_argument("pair '{}': one student value and {} teacher values; use a pattern on both sides", text,
+                              t->size());
     }
     for (size_t i = 0; i < s->size(); ++i) {
       raw.push_back({(*s)[i], (*t)[by_depth(i, s->size(), t->size())], spec.loss, spec.weight, text});

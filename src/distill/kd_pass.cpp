@@ -16,9 +16,10 @@ namespace {
 
 Expected<ir::Graph> load_option_model(const pass::PassContext& context, const std::string& path, const char* key) {
   if (!context.load_model) {
-    return invalid_argument("distill.kd: '{}: {}' names a model file, and this caller cannot load models (run it "
-                            "through a recipe or ctk distill)",
-                            key, path);
+    return invalid_argument(
+        "distill.kd: '{}: {}' names a model file, and this caller cannot load models (run it "
+        "through a recipe or ctk distill)",
+        key, path);
   }
   Expected<ir::Graph> graph = context.load_model(path);
   if (!graph.has_value()) return graph.status().with_context(fmt::format("distill.kd: {}", key));
@@ -36,8 +37,9 @@ Expected<pass::PassResult> KdPass::run(ir::Graph& graph, pass::PassContext& cont
     teacher = &teacher_file;
   }
   if (teacher == nullptr) {
-    return invalid_argument("distill.kd needs a teacher: give 'teacher: PATH', or run it in a recipe (whose original "
-                            "model is the default teacher)");
+    return invalid_argument(
+        "distill.kd needs a teacher: give 'teacher: PATH', or run it in a recipe (whose original "
+        "model is the default teacher)");
   }
   ir::Graph student_graph;
   if (!o.student.empty()) {
@@ -52,8 +54,9 @@ Expected<pass::PassResult> KdPass::run(ir::Graph& graph, pass::PassContext& cont
   COMPRESS_ASSIGN_OR_RETURN(std::shared_ptr<compress::torch::TrainableModel> student,
                             compress::torch::TrainableModel::create(student_ir));
   if (student->parameters().empty()) {
-    return invalid_argument("distill.kd: the student has no trainable f32 parameters (quantized? distill before "
-                            "conversion, or use quant.qat's own distillation)");
+    return invalid_argument(
+        "distill.kd: the student has no trainable f32 parameters (quantized? distill before "
+        "conversion, or use quant.qat's own distillation)");
   }
   DistillerOptions d;
   d.temperature = o.temperature;
@@ -78,11 +81,12 @@ Expected<pass::PassResult> KdPass::run(ir::Graph& graph, pass::PassContext& cont
     cache = *opened;
   }
   const compress::torch::LossTerms terms = distiller.trainer_terms(cache);
-  log_info("distill.kd: {} samples of {}, {} steps ({} epochs of {}), batch {}, {} lr {} ({}), alpha {}, T {}, teacher "
-           "on {}{}",
-           plan.samples, data.describe(), plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch,
-           o.loop.optimizer, o.loop.lr, o.loop.lr_schedule, o.alpha, o.temperature,
-           cache ? "the cache" : distiller.teacher().backend(), o.balance == "ratio" ? ", balance ratio" : "");
+  log_info(
+      "distill.kd: {} samples of {}, {} steps ({} epochs of {}), batch {}, {} lr {} ({}), alpha {}, T {}, teacher "
+      "on {}{}",
+      plan.samples, data.describe(), plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch, o.loop.optimizer,
+      o.loop.lr, o.loop.lr_schedule, o.alpha, o.temperature, cache ? "the cache" : distiller.teacher().backend(),
+      o.balance == "ratio" ? ", balance ratio" : "");
   int adapters = 0;
   for (const ResolvedPair& p : distiller.pairs()) {
     log_info("distill.kd: pair {} (weight {}), adapter: {}", p.label(), p.weight, p.adapter.description());

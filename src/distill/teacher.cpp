@@ -103,9 +103,10 @@ Expected<std::unique_ptr<TeacherRunner>> TeacherRunner::create(const ir::Graph& 
                                                                const std::vector<std::string>& values,
                                                                const std::string& backend) {
   if (teacher.inputs().size() != 1 || teacher.outputs().empty()) {
-    return invalid_argument("the teacher has {} inputs and {} outputs; distillation needs one input and the logits "
-                            "as the first output",
-                            teacher.inputs().size(), teacher.outputs().size());
+    return invalid_argument(
+        "the teacher has {} inputs and {} outputs; distillation needs one input and the logits "
+        "as the first output",
+        teacher.inputs().size(), teacher.outputs().size());
   }
   std::unique_ptr<TeacherRunner> runner(new TeacherRunner());
   ir::Graph g = teacher.clone();
@@ -169,10 +170,10 @@ Expected<std::shared_ptr<TeacherCache>> TeacherCache::open_or_build(const std::s
   uint64_t row_bytes = 0;
   for (const auto& shape : cache->sample_shapes_) row_bytes += static_cast<uint64_t>(numel_of(shape)) * sizeof(float);
   if (row_bytes * static_cast<uint64_t>(samples) > kMaxCacheBytes) {
-    return invalid_argument("teacher cache {}: {} samples of {} bytes each are {:.1f} GiB, above the {} GiB limit; tap "
-                            "fewer or smaller values, or train without teacher_cache",
-                            path, samples, row_bytes, static_cast<double>(row_bytes * samples) / (1 << 30),
-                            kMaxCacheBytes >> 30);
+    return invalid_argument(
+        "teacher cache {}: {} samples of {} bytes each are {:.1f} GiB, above the {} GiB limit; tap "
+        "fewer or smaller values, or train without teacher_cache",
+        path, samples, row_bytes, static_cast<double>(row_bytes * samples) / (1 << 30), kMaxCacheBytes >> 30);
   }
   COMPRESS_ASSIGN_OR_RETURN(const uint64_t key, cache_key(teacher, data, samples, batch));
   const std::string header = header_bytes(key, samples, names, cache->sample_shapes_);
@@ -233,7 +234,8 @@ Expected<std::shared_ptr<TeacherCache>> TeacherCache::open_or_build(const std::s
     full.insert(full.end(), shape.begin(), shape.end());
     cache->rows_.push_back(at::empty(full, at::kFloat));
   }
-  ProgressReporter bar(fmt::format("teacher cache ({})", teacher.backend()), (samples + batch - 1) / std::min(batch, samples),
+  ProgressReporter bar(fmt::format("teacher cache ({})", teacher.backend()),
+                       (samples + batch - 1) / std::min(batch, samples),
                        progress ? ProgressReporter::Mode::kAuto : ProgressReporter::Mode::kOff);
   // Every row is computed in a batch of exactly `batch` samples, the last
   // batch overlapping the one before it: a backend may pick its kernel by the

@@ -1,5 +1,5 @@
 // distill.kd and its parts: pair losses against PyTorch, adapters, pair resolution, the teacher cache, bad input.
-#include "torch_catch.h"
+#include "torch_catch.h"  // first: Catch after LibTorch's glog CHECK
 
 #include <ATen/ATen.h>
 
@@ -41,9 +41,8 @@ at::Tensor fixture(const std::string& name) {
 
 ir::Graph load(const std::string& file) {
   const std::string path = kSource + "/tests/fixtures/models/" + file;
-  Expected<ir::Graph> g = file.size() > 3 && file.substr(file.size() - 3) == ".pt"
-                              ? compress::torch::import_file(path)
-                              : io::load_cmf(path);
+  Expected<ir::Graph> g = file.size() > 3 && file.substr(file.size() - 3) == ".pt" ? compress::torch::import_file(path)
+                                                                                   : io::load_cmf(path);
   REQUIRE(g.has_value());
   return std::move(*g);
 }
@@ -55,7 +54,8 @@ std::shared_ptr<compress::torch::TrainableModel> trainable(const ir::Graph& g) {
 }
 
 // Value and gradient of `loss` on the fixture's tensors against PyTorch's.
-void check_against_pytorch(const std::string& name, const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& loss) {
+void check_against_pytorch(const std::string& name,
+                           const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& loss) {
   at::Tensor s = fixture(name + "_s").requires_grad_(true);
   const at::Tensor t = fixture(name + "_t");
   const at::Tensor value = loss(s, t);
@@ -99,7 +99,8 @@ bool same_constants(const ir::Graph& a, const ir::Graph& b) {
 }  // namespace
 
 TEST_CASE("every pair loss and logit KD equal their PyTorch transcription, value and gradient", "[distill]") {
-  check_against_pytorch("kd", [](const at::Tensor& s, const at::Tensor& t) { return distill::kd_divergence(s, t, 3.0); });
+  check_against_pytorch("kd",
+                        [](const at::Tensor& s, const at::Tensor& t) { return distill::kd_divergence(s, t, 3.0); });
   check_against_pytorch("mse", distill::mse_loss);
   check_against_pytorch("l1", distill::l1_loss);
   check_against_pytorch("cosine", distill::cosine_loss);
@@ -181,9 +182,11 @@ TEST_CASE("distill.kd trains the half-width student with feature pairs; adapters
   ir::Graph student = load("fashion_resnet_half.pt");
   const ir::Graph before = student.clone();
   auto train = test::fashion_data("train", 256);
-  auto r = run_kd(student, teacher, *train,
-                  {{"steps", "16"},
-                   {"pairs", R"(["block3.relu2=block3.relu2:mse", "block1.relu2=block1.relu2:at", "block2.*=block2.*:cosine:0.5"])"}});
+  auto r = run_kd(
+      student, teacher, *train,
+      {{"steps", "16"},
+       {"pairs",
+        R"(["block3.relu2=block3.relu2:mse", "block1.relu2=block1.relu2:at", "block2.*=block2.*:cosine:0.5"])"}});
   REQUIRE(r.has_value());
   CHECK(r->counters.at("steps") == 16);
   CHECK(r->counters.at("adapters") >= 2);  // 1x1 convs for the 16 -> 32 and 8 -> 16 channel pairs
@@ -319,8 +322,7 @@ TEST_CASE("distill.kd alpha 0 trains on labels alone and never runs the teacher"
   CHECK(r->counters.at("final_loss") == Approx(r->counters.at("final_ce")));
 }
 
-TEST_CASE("distill.kd pairs 'auto' maps a 2-layer transformer student onto a 4-layer teacher by depth",
-          "[distill]") {
+TEST_CASE("distill.kd pairs 'auto' maps a 2-layer transformer student onto a 4-layer teacher by depth", "[distill]") {
   const ir::Graph teacher = load("fashion_transformer.cmf");
   ir::Graph student = load("fashion_transformer_student.pt");
   auto model = trainable(student);
@@ -335,7 +337,7 @@ TEST_CASE("distill.kd pairs 'auto' maps a 2-layer transformer student onto a 4-l
   CHECK(pairs[0].teacher.find("blocks.1.") != std::string::npos);  // student block 0 -> teacher block 1
   CHECK(pairs[2].teacher.find("blocks.3.") != std::string::npos);  // the last to the last
   CHECK(pairs[0].student.find("blocks.0.") != std::string::npos);
-  CHECK(pairs[0].adapter.identity());                // 2 heads against 4: compared on the head means
+  CHECK(pairs[0].adapter.identity());  // 2 heads against 4: compared on the head means
   CHECK(pairs[1].adapter.description() == "linear 32->64");
   // The loss of a batch in a user's own loop, with gradients into the student and the adapter.
   auto batch = test::fashion_data("train", 16)->batch(0, 16);
@@ -368,9 +370,12 @@ TEST_CASE("distill.kd bad input: unknown values, unbridgeable pairs, mismatched 
     CHECK_THAT(r.status().message(), Catch::Contains(says));
   };
   const ir::Graph half = load("fashion_resnet_half.pt");
-  fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["nope=block3.relu2"])"}}, "the student has no node or value named 'nope'");
-  fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["block3.relu2=nope"])"}}, "the teacher has no node or value named 'nope'");
-  fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["zz*=block3.relu2"])"}}, "the pattern 'zz*' matches no node of the student");
+  fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["nope=block3.relu2"])"}},
+        "the student has no node or value named 'nope'");
+  fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["block3.relu2=nope"])"}},
+        "the teacher has no node or value named 'nope'");
+  fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["zz*=block3.relu2"])"}},
+        "the pattern 'zz*' matches no node of the student");
   fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["fc=block3.relu2"])"}}, "no adapter bridges a change of rank");
   fails(half.clone(), {{"steps", "1"}, {"pairs", R"(["auto"])"}}, "has no attention maps");
 

@@ -200,8 +200,11 @@ TEST_CASE("QAT sim = deploy: the converted int8 graph on onednn agrees with the 
   const at::Tensor sim = (*qat)->module().forward(as_aten(batch->inputs)).detach();
   const at::Tensor deployed = as_aten(run_graph(*int8, "onednn", batch->inputs)[0]);
   CHECK(sim.argmax(1).eq(deployed.argmax(1)).sum().item<int64_t>() >= 499);
-  // The logits differ by float rounding plus rare one-step rounding flips.
-  CHECK(max_abs(sim, deployed) < 0.05 * deployed.abs().max().item<double>());
+  // The logits differ by float rounding plus rare one-step rounding flips
+  // upstream, which the machine's int8 kernels decide: the largest difference
+  // was under 5% of the largest logit on an AMX Xeon and 5.3% on a Zen 4
+  // (VNNI, no AMX); the mean below stays strict.
+  CHECK(max_abs(sim, deployed) < 0.08 * deployed.abs().max().item<double>());
   const double mean_diff = (sim - deployed).abs().mean().item<double>();
   INFO("mean |sim - deployed| = " << mean_diff);
   CHECK(mean_diff < 1e-3 * deployed.abs().max().item<double>());
@@ -269,7 +272,8 @@ TEST_CASE("quant.qat pass: a short run keeps accuracy and converts, bad options 
   SECTION("bad options") {
     for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
              {"weight_bits", "1"}, {"weight_bits", "9"}, {"activation_bits", "3"}, {"lr", "0"}, {"lr", "nan"},
-             {"lr", "-1"}, {"method", "dorefa"}, {"alpha", "2"}, {"layer_bits", "{conv1: 2}"}}) {
+             {"lr", "-1"}, {"method", "dorefa"}, {"alpha", "2"}, {"layer_bits", "{conv1: 2}"},
+             {"pairs", "[\"relu2=relu2:huber\"]"}, {"balance", "dynamic"}}) {
       auto p = make({{key, value}});
       INFO(key << " = " << value);
       REQUIRE_FALSE(p.has_value());
@@ -302,6 +306,26 @@ TEST_CASE("quant.qat pass: a short run keeps accuracy and converts, bad options 
     REQUIRE_FALSE(r3.has_value());
     CHECK(r3.status().message().find("no quantizable layer") != std::string::npos);
     CHECK(g.nodes().size() == f32.nodes().size());
+  }
+  SECTION("feature pairs through the Distiller: trained with the fake-quant model, not in the int8 graph") {
+    ir::Graph g = f32.clone();
+    auto p = make({{"steps", "10"}, {"calibration_samples", "128"}, {"pairs", "[\"relu2=relu2:mse\"]"}});
+    REQUIRE(p.has_value());
+    auto r = (*p)->run(g, context);
+    REQUIRE(r.has_value());
+    CHECK(r->counters.at("final_kd") > 0);
+    for (const ir::Value* v : g.values()) CHECK(v->name().find("distill") == std::string::npos);
+    ir::Graph h = f32.clone();
+    auto nope = make({{"steps", "10"}, {"pairs", "[\"nosuch=relu2\"]"}});
+    REQUIRE(nope.has_value());
+    auto bad = (*nope)->run(h, context);
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.status().message().find("no node or value named 'nosuch'") != std::string::npos);
+    auto no_kd = make({{"steps", "10"}, {"kd", "false"}, {"pairs", "[\"relu2=relu2\"]"}});
+    REQUIRE(no_kd.has_value());
+    auto refused = (*no_kd)->run(h, context);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.status().message().find("pairs need distillation") != std::string::npos);
   }
   SECTION("a diverging run stops with the step named and writes nothing") {
     ir::Graph g = f32.clone();

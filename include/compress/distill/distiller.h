@@ -70,8 +70,8 @@ struct ResolvedPair {
 };
 
 struct DistillerOptions {
-  double temperature = 4.0;  // > 0
-  double alpha = 0.5;        // [0, 1]
+  double temperature = 4.0;   // > 0
+  double alpha = 0.5;         // [0, 1]
   double logit_weight = 1.0;  // w_kd, >= 0
   std::vector<std::string> pairs;
   Balance balance = Balance::kStatic;

@@ -54,11 +54,18 @@ struct QatOptions {
   // STE's range observers (moving min/max of activations, max |w| of
   // weights) update until this step; 0: frozen from the start (-1: never).
   int64_t freeze_observer_step = 0;
-  // Logit distillation from the original model (the reference model, else
-  // the graph as it enters the pass): (1 - alpha) CE + alpha T^2 KL.
+  // Distillation from the original model (the reference model, else the
+  // graph as it enters the pass) through distill::Distiller (Note
+  // [Distillation loss]): (1 - alpha) CE + alpha (T^2 KL + pair losses).
+  // The teacher runs as an onednn inference plan. `pairs` and `balance` are
+  // distill.kd's ("S=T[:loss[:weight]]"; static | ratio): feature
+  // distillation during QAT, since quant.qat's output is the int8 graph that
+  // a later distill.kd stage cannot train.
   bool kd = true;
   double alpha = 0.5;
   double temperature = 4.0;
+  std::vector<std::string> pairs;
+  std::string balance = "static";
 };
 
 // Checks ranges and combinations; errors name the option.
@@ -80,7 +87,7 @@ class QatPass : public pass::Pass {
   // calibration_samples, calibration_batch, calibration_backend, weight_init, the training loop
   // (parse_training_loop: epochs, steps, samples, batch, shuffle, optimizer, lr, lr_schedule,
   // momentum, weight_decay), scale_lr,
-  // freeze_bn_step, freeze_observer_step, kd, alpha, temperature.
+  // freeze_bn_step, freeze_observer_step, kd, alpha, temperature, pairs, balance.
   static Expected<Options> parse_options(const pass::PassOptions& options);
   QatPass() = default;
   explicit QatPass(Options options) : options_(std::move(options)) {}

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <memory>
 
-#include "compress/distill/kd_loss.h"
+#include "compress/distill/distiller.h"
 #include "compress/distill/training_data.h"
 #include "compress/eval/dataset.h"
 #include "compress/quant/observer.h"
@@ -85,15 +85,24 @@ Expected<pass::PassResult> QatPass::run(ir::Graph& graph, pass::PassContext& con
   COMPRESS_ASSIGN_OR_RETURN(const compress::torch::TrainPlan plan, trainer.plan(*training));
 
   COMPRESS_ASSIGN_OR_RETURN(std::unique_ptr<QatModel> qat, QatModel::prepare(graph, calibration, o, context.progress));
-  compress::torch::LossTerms terms = {std::make_shared<compress::torch::CrossEntropyTerm>(o.kd ? 1.0 - o.alpha : 1.0)};
+  compress::torch::LossTerms terms = {std::make_shared<compress::torch::CrossEntropyTerm>(1.0)};
+  std::unique_ptr<distill::Distiller> distiller;
   if (o.kd && o.alpha > 0) {
     // The original model teaches: the recipe's reference model, else the
     // graph as it entered this pass.
     const ir::Graph& teacher_graph = context.reference_model != nullptr ? *context.reference_model : graph;
-    COMPRESS_ASSIGN_OR_RETURN(std::shared_ptr<compress::torch::TrainableModel> teacher,
-                              compress::torch::TrainableModel::create(teacher_graph));
-    teacher->eval();
-    terms.push_back(std::make_shared<distill::LogitDistillationTerm>(teacher, o.temperature, o.alpha));
+    distill::DistillerOptions d;
+    d.temperature = o.temperature;
+    d.alpha = o.alpha;
+    d.pairs = o.pairs;
+    d.balance = o.balance == "ratio" ? distill::Balance::kRatio : distill::Balance::kStatic;
+    d.seed = context.rng();
+    Expected<std::unique_ptr<distill::Distiller>> made = distill::Distiller::create(teacher_graph, qat->module(), d);
+    if (!made.has_value()) return made.status().with_context("quant.qat");
+    distiller = std::move(*made);
+    terms = distiller->trainer_terms();
+  } else if (!o.pairs.empty()) {
+    return invalid_argument("quant.qat: pairs need distillation (kd: true and alpha > 0)");
   }
   if (o.freeze_bn_step == 0) qat->freeze_batch_norm();
   if (o.freeze_observer_step == 0) qat->freeze_observers();
@@ -179,6 +188,12 @@ Expected<QatOptions> QatPass::parse_options(const pass::PassOptions& options) {
   COMPRESS_ASSIGN_OR_RETURN(o.kd, options.boolean("kd", o.kd));
   COMPRESS_ASSIGN_OR_RETURN(o.alpha, options.number("alpha", o.alpha, pass::Range::closed(0, 1)));
   COMPRESS_ASSIGN_OR_RETURN(o.temperature, options.number("temperature", o.temperature, pass::Range::positive()));
+  COMPRESS_ASSIGN_OR_RETURN(o.pairs, options.string_list("pairs"));
+  for (const std::string& pair : o.pairs) {
+    Expected<distill::PairSpec> parsed = distill::parse_pair(pair);
+    if (!parsed.has_value()) return parsed.status().with_context(options.where("pairs"));
+  }
+  COMPRESS_ASSIGN_OR_RETURN(o.balance, options.string("balance", o.balance, {"static", "ratio"}));
   COMPRESS_RETURN_IF_ERROR(check_qat_options(o));
   return o;
 }
