@@ -78,6 +78,7 @@ class CommandLine {
   std::string required_positional(const char* name, const char* display_name) const;
 
   std::string help_text() const;
+  const CommandDoc& doc() const { return doc_; }
 
  private:
   const CommandDoc& doc_;

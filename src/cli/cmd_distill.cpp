@@ -71,49 +71,32 @@ int run_distill(const std::vector<std::string>& args) {
   const std::string student = cl.vm()["student"].as<std::string>();
   const std::string teacher = cl.vm()["teacher"].as<std::string>();
 
-  std::vector<std::pair<std::string, std::string>> options;
-  std::vector<std::pair<std::string, std::string>> key_flags;
-  auto forward = [&](const char* flag, const char* key) {
-    if (cl.has(flag)) options.emplace_back(key, cl.vm()[flag].as<std::string>());
-    key_flags.emplace_back(key, std::string("--") + flag);
-  };
-  forward("epochs", "epochs");
-  forward("steps", "steps");
-  forward("lr", "lr");
-  forward("batch", "batch");
-  forward("temperature", "temperature");
-  forward("alpha", "alpha");
-  forward("logit-weight", "logit_weight");
-  forward("balance", "balance");
-  forward("teacher-backend", "teacher_backend");
-  key_flags.emplace_back("pairs", "--pair");
-  key_flags.emplace_back("teacher_cache", "--teacher-cache");
+  StageFlags flags(cl);
+  flags.forward("epochs", "epochs");
+  flags.forward("steps", "steps");
+  flags.forward("lr", "lr");
+  flags.forward("batch", "batch");
+  flags.forward("temperature", "temperature");
+  flags.forward("alpha", "alpha");
+  flags.forward("logit-weight", "logit_weight");
+  flags.forward("balance", "balance");
+  flags.forward("teacher-backend", "teacher_backend");
+  // A JSON string or array of strings is a YAML flow scalar or sequence, with any name quoted.
   if (cl.has("pair")) {
-    // A JSON array of strings is a YAML flow sequence, with any name quoted.
-    options.emplace_back("pairs", nlohmann::json(cl.vm()["pair"].as<std::vector<std::string>>()).dump());
+    flags.set("pairs", nlohmann::json(cl.vm()["pair"].as<std::vector<std::string>>()).dump(), "--pair");
+  } else {
+    flags.name("pairs", "--pair");
   }
   if (cl.has("teacher-cache")) {
-    options.emplace_back("teacher_cache", nlohmann::json(cl.vm()["teacher-cache"].as<std::string>()).dump());
+    flags.set("teacher_cache", nlohmann::json(cl.vm()["teacher-cache"].as<std::string>()).dump(), "--teacher-cache");
   }
   // The pass resolves model paths against the recipe's folder; here that is
   // the working directory.
-  options.emplace_back("teacher", nlohmann::json(std::filesystem::absolute(teacher).string()).dump());
-  key_flags.emplace_back("teacher", "--teacher");
-  if (cl.vm()["no-shuffle"].as<bool>()) options.emplace_back("shuffle", "false");
-  auto parsed = pass::PassOptions::from_pairs(options, "");
-  if (!parsed.has_value()) cl.usage_error(in_flag_terms(parsed.status().message(), key_flags));
-
-  const eval::DatasetOptions data_options = dataset_options(cl);
-  pass::Recipe recipe;
-  recipe.file = student;
-  recipe.model = student;
-  recipe.output = out;
-  recipe.seed = cl.vm()["seed"].as<uint64_t>();
-  recipe.stages.push_back({"distill.kd", *parsed, "ctk distill"});
-  recipe.training = pass::RecipeData{cl.vm()["data"].as<std::string>(), data_options.normalization.mean,
-                                     data_options.normalization.std, data_options.limit, "--data"};
+  flags.set("teacher", nlohmann::json(std::filesystem::absolute(teacher).string()).dump(), "--teacher");
+  if (cl.vm()["no-shuffle"].as<bool>()) flags.set("shuffle", "false", "--no-shuffle");
+  pass::Recipe recipe = training_stage_recipe(cl, student, out, "distill.kd", flags.options(cl));
   return run_stage_command(
-      kDistillDoc, cl, std::move(recipe), key_flags,
+      kDistillDoc, cl, std::move(recipe), flags.key_flags(),
       [&](const pipeline::RecipeRun&, const std::vector<pass::StageResult>& results) {
         const pass::PassResult& r = results.front().result;
         auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };

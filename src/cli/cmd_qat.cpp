@@ -57,43 +57,29 @@ int run_qat(const std::vector<std::string>& args) {
   const std::string out = cl.required_positional("out", "OUT.cmf");
   if (!cl.has("data")) cl.usage_error("missing --data SPEC (labelled training data)");
 
-  std::vector<std::pair<std::string, std::string>> pairs;
-  std::vector<std::pair<std::string, std::string>> key_flags;
-  auto forward = [&](const char* flag, const char* key) {
-    if (cl.has(flag)) pairs.emplace_back(key, cl.vm()[flag].as<std::string>());
-    key_flags.emplace_back(key, std::string("--") + flag);
-  };
-  forward("epochs", "epochs");
-  forward("steps", "steps");
-  forward("weight-bits", "weight_bits");
-  forward("activation-bits", "activation_bits");
-  forward("method", "method");
-  forward("lr", "lr");
-  forward("batch", "batch");
-  forward("calib-samples", "calibration_samples");
-  forward("freeze-bn-step", "freeze_bn_step");
-  key_flags.emplace_back("layer_bits", "--layer-bits");
+  StageFlags flags(cl);
+  flags.forward("epochs", "epochs");
+  flags.forward("steps", "steps");
+  flags.forward("weight-bits", "weight_bits");
+  flags.forward("activation-bits", "activation_bits");
+  flags.forward("method", "method");
+  flags.forward("lr", "lr");
+  flags.forward("batch", "batch");
+  flags.forward("calib-samples", "calibration_samples");
+  flags.forward("freeze-bn-step", "freeze_bn_step");
   if (cl.has("layer-bits")) {
-    pairs.emplace_back("layer_bits", pattern_map(cl, "--layer-bits", cl.vm()["layer-bits"].as<std::vector<std::string>>(),
-                                                 "BITS", "'conv1=8'"));
+    flags.set("layer_bits",
+              pattern_map(cl, "--layer-bits", cl.vm()["layer-bits"].as<std::vector<std::string>>(), "BITS", "'conv1=8'"),
+              "--layer-bits");
+  } else {
+    flags.name("layer_bits", "--layer-bits");
   }
-  if (cl.vm()["no-kd"].as<bool>()) pairs.emplace_back("kd", "false");
-  if (cl.vm()["no-shuffle"].as<bool>()) pairs.emplace_back("shuffle", "false");
-  auto options = pass::PassOptions::from_pairs(pairs, "");
-  if (!options.has_value()) cl.usage_error(in_flag_terms(options.status().message(), key_flags));
-
-  const eval::DatasetOptions data_options = dataset_options(cl);
-  pass::Recipe recipe;
-  recipe.file = path;
-  recipe.model = path;
-  recipe.output = out;
-  recipe.seed = cl.vm()["seed"].as<uint64_t>();
-  recipe.stages.push_back({"quant.qat", *options, "ctk qat"});
-  recipe.training = pass::RecipeData{cl.vm()["data"].as<std::string>(), data_options.normalization.mean,
-                                     data_options.normalization.std, data_options.limit, "--data"};
+  if (cl.vm()["no-kd"].as<bool>()) flags.set("kd", "false", "--no-kd");
+  if (cl.vm()["no-shuffle"].as<bool>()) flags.set("shuffle", "false", "--no-shuffle");
+  pass::Recipe recipe = training_stage_recipe(cl, path, out, "quant.qat", flags.options(cl));
 
   return run_stage_command(
-      kQatDoc, cl, std::move(recipe), key_flags,
+      kQatDoc, cl, std::move(recipe), flags.key_flags(),
       [&](const pipeline::RecipeRun& run, const std::vector<pass::StageResult>& results) {
         const pass::PassResult& r = results.front().result;
         auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };

@@ -6,6 +6,36 @@
 
 namespace compress::cli {
 
+void StageFlags::forward(const char* flag, const char* key) {
+  if (cl_.has(flag)) options_.emplace_back(key, cl_.vm()[flag].as<std::string>());
+  key_flags_.emplace_back(key, std::string("--") + flag);
+}
+
+void StageFlags::set(const std::string& key, std::string yaml, const std::string& flag) {
+  options_.emplace_back(key, std::move(yaml));
+  key_flags_.emplace_back(key, flag);
+}
+
+pass::PassOptions StageFlags::options(CommandLine& cl) const {
+  auto parsed = pass::PassOptions::from_pairs(options_, "");
+  if (!parsed.has_value()) cl.usage_error(in_flag_terms(parsed.status().message(), key_flags_));
+  return *parsed;
+}
+
+pass::Recipe training_stage_recipe(const CommandLine& cl, const std::string& model, const std::string& out,
+                                   const std::string& pass, pass::PassOptions options) {
+  const eval::DatasetOptions data = dataset_options(cl);
+  pass::Recipe recipe;
+  recipe.file = model;
+  recipe.model = model;
+  recipe.output = out;
+  recipe.seed = cl.vm()["seed"].as<uint64_t>();
+  recipe.stages.push_back({pass, std::move(options), "ctk " + std::string(cl.doc().name)});
+  recipe.training = pass::RecipeData{cl.vm()["data"].as<std::string>(), data.normalization.mean,
+                                     data.normalization.std, data.limit, "--data"};
+  return recipe;
+}
+
 int run_stage_command(const CommandDoc& doc, CommandLine& cl, pass::Recipe recipe,
                       const std::vector<std::pair<std::string, std::string>>& key_flags, const StagePrinter& print) {
   Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
