@@ -8,7 +8,7 @@
 #   transformer  the 2-layer transformer student from the 4-layer teacher, 2 epochs: labels alone, logits KD,
 #            logits + attention-map KL + hidden-state MSE (--pair auto)
 #   cost     samples/s of one epoch on SAMPLES images: labels alone, KD from the teacher cache, KD from the live
-#            teacher on onednn (half-width student; ROUNDS alternated rounds)
+#            teacher on onednn (half-width student; ROUNDS alternated rounds; PAIR=S=T adds a feature pair)
 #   bench/distill/kd_compare.sh build/src/cli/ctk student|recovery|transformer|cost [SAMPLES] [ROUNDS]
 set -euo pipefail
 ctk=$1
@@ -60,7 +60,8 @@ transformer)
     "$(top1 "$tmp/auto.cmf")%"
   ;;
 cost)
-  args=(--teacher $models/fashion_resnet.cmf --student $models/fashion_resnet_half.pt --limit "$samples")
+  args=(--teacher $models/fashion_resnet.cmf --student $models/fashion_resnet_half.pt --limit "$samples"
+        ${PAIR:+--pair "$PAIR"})
   distill "${args[@]}" "$tmp/warm.cmf" --teacher-cache "$tmp/c.cache" --steps 1 > /dev/null  # builds the cache
   args+=(--epochs 1)
   for r in $(seq "$rounds"); do
