@@ -177,7 +177,7 @@ TEST_CASE("adapters bridge channels, hidden sizes and spatial size, and refuse w
   }
 }
 
-TEST_CASE("distill.kd trains the half-width student with feature pairs; adapters are not in the result", "[distill]") {
+TEST_CASE("distill.kd trains the half-width student with feature pairs, and adapters are not in the result", "[distill]") {
   const ir::Graph teacher = load("fashion_resnet.cmf");
   ir::Graph student = load("fashion_resnet_half.pt");
   const ir::Graph before = student.clone();
@@ -230,7 +230,7 @@ TEST_CASE("distill.kd trains the half-width student with feature pairs; adapters
   std::filesystem::remove(path);
 }
 
-TEST_CASE("distill.kd: the teacher cache gives the same run as the live teacher; stale or corrupt caches are rebuilt",
+TEST_CASE("distill.kd: the teacher cache gives the same run as the live teacher, and stale or corrupt caches are rebuilt",
           "[distill]") {
   const ir::Graph teacher = load("fashion_resnet.cmf");
   const ir::Graph half = load("fashion_resnet_half.pt");
