@@ -208,8 +208,9 @@ Expected<std::unique_ptr<Distiller>> Distiller::create(const ir::Graph& teacher,
       raw.push_back({(*s)[i], (*t)[by_depth(i, s->size(), t->size())], spec.loss, spec.weight, text});
     }
   }
+  // The runner returns the logits first (slot 0), then each distinct value.
   std::vector<std::string> teacher_values;
-  std::map<std::string, size_t> teacher_slot;
+  std::map<std::string, size_t> teacher_slot = {{teacher.outputs()[0]->name(), 0}};
   for (const Raw& r : raw) {
     for (const auto& [v, model] : {std::pair{r.s, "student"}, std::pair{r.t, "teacher"}}) {
       if (v->is_constant() || v->dtype() != ir::DType::kF32) {
