@@ -2,8 +2,10 @@
 # The distillation figures of bench/RESULTS.md ("distill.kd"), each against its labels-only baseline with the same
 # schedule, on Fashion-MNIST (train: 60,000 images, test: 10,000), 2 threads:
 #   student  the half-width fashion_resnet student (random init, committed), 2 epochs, seeds 0 1 2:
-#            KD from fashion_resnet (logits, alpha 0.5, T 4) against labels alone (alpha 0)
+#            KD from fashion_resnet (logits, alpha 0.5, T 4) against labels alone (alpha 0);
+#            TEACHER=tests/fixtures/models/fashion_resnet_teacher.cmf for the longer-trained teacher
 #   recovery fashion_resnet pruned to 30% of its FLOPs (prune.structured), 1 epoch: no teacher, logits KD,
+#            (TEACHER= as above for the teacher)
 #            logits + block-output feature KD
 #   transformer  the 2-layer transformer student from the 4-layer teacher, 2 epochs: labels alone, logits KD,
 #            logits + attention-map KL + hidden-state MSE (--pair auto)
@@ -26,10 +28,11 @@ distill() { "$ctk" distill --threads 2 -q "${data[@]}" "$@"; }
 
 case "$what" in
 student)
+  teacher=${TEACHER:-$models/fashion_resnet.cmf}
   for seed in 0 1 2; do
-    distill --teacher $models/fashion_resnet.cmf --student $models/fashion_resnet_half.pt "$tmp/kd.cmf" --epochs 2 \
+    distill --teacher "$teacher" --student $models/fashion_resnet_half.pt "$tmp/kd.cmf" --epochs 2 \
       --seed "$seed" --teacher-cache "$tmp/teacher.cache" > /dev/null
-    distill --teacher $models/fashion_resnet.cmf --student $models/fashion_resnet_half.pt "$tmp/ce.cmf" --epochs 2 \
+    distill --teacher "$teacher" --student $models/fashion_resnet_half.pt "$tmp/ce.cmf" --epochs 2 \
       --seed "$seed" --alpha 0 > /dev/null
     echo "seed $seed: labels only $(top1 "$tmp/ce.cmf")%, KD $(top1 "$tmp/kd.cmf")%"
   done
@@ -40,9 +43,10 @@ recovery)
   echo "teacher $(top1 $models/fashion_resnet.cmf)%, pruned before training $(top1 "$tmp/p30.cmf")%"
   pairs=(--pair 'block1.relu2=block1.relu2' --pair 'block2.relu2=block2.relu2' --pair 'block3.relu2=block3.relu2')
   lr=(--lr "${LR:-5e-4}")
-  distill --teacher $models/fashion_resnet.cmf --student "$tmp/p30.cmf" "$tmp/none.cmf" --alpha 0 "${lr[@]}" > /dev/null
-  distill --teacher $models/fashion_resnet.cmf --student "$tmp/p30.cmf" "$tmp/logits.cmf" "${lr[@]}" > /dev/null
-  distill --teacher $models/fashion_resnet.cmf --student "$tmp/p30.cmf" "$tmp/features.cmf" "${pairs[@]}" "${lr[@]}" \
+  teacher=${TEACHER:-$models/fashion_resnet.cmf}
+  distill --teacher "$teacher" --student "$tmp/p30.cmf" "$tmp/none.cmf" --alpha 0 "${lr[@]}" > /dev/null
+  distill --teacher "$teacher" --student "$tmp/p30.cmf" "$tmp/logits.cmf" "${lr[@]}" > /dev/null
+  distill --teacher "$teacher" --student "$tmp/p30.cmf" "$tmp/features.cmf" "${pairs[@]}" "${lr[@]}" \
     ${BALANCE:+--balance "$BALANCE"} > /dev/null
   echo "no teacher $(top1 "$tmp/none.cmf")%, logits KD $(top1 "$tmp/logits.cmf")%, logits + features KD" \
     "$(top1 "$tmp/features.cmf")%"
