@@ -8,7 +8,7 @@
 #            (TEACHER= as above for the teacher)
 #            logits + block-output feature KD
 #   transformer  the 2-layer transformer student from the 4-layer teacher, 2 epochs: labels alone, logits KD,
-#            logits + attention-map KL + hidden-state MSE (--pair auto)
+#            logits + attention-map KL + hidden-state MSE (--pair auto); SEED=N for another seed (default 0)
 #   cost     samples/s of one epoch on SAMPLES images: labels alone, KD from the teacher cache, KD from the live
 #            teacher on onednn (half-width student; ROUNDS alternated rounds; PAIR=S=T adds a feature pair)
 #   bench/distill/kd_compare.sh build/src/cli/ctk student|recovery|transformer|cost [SAMPLES] [ROUNDS]
@@ -55,10 +55,10 @@ transformer)
   t=$models/fashion_transformer.cmf
   s=$models/fashion_transformer_student.pt
   echo "teacher $(top1 $t)%"
-  distill --teacher $t --student $s "$tmp/ce.cmf" --epochs 2 --alpha 0 --lr "${LR:-1e-3}" > /dev/null
-  distill --teacher $t --student $s "$tmp/logits.cmf" --epochs 2 --lr "${LR:-1e-3}" --teacher-cache "$tmp/t.cache" \
+  distill --teacher $t --student $s "$tmp/ce.cmf" --epochs 2 --alpha 0 --lr "${LR:-1e-3}" --seed "${SEED:-0}" > /dev/null
+  distill --teacher $t --student $s "$tmp/logits.cmf" --epochs 2 --lr "${LR:-1e-3}" --seed "${SEED:-0}" --teacher-cache "$tmp/t.cache" \
     > /dev/null
-  distill --teacher $t --student $s "$tmp/auto.cmf" --epochs 2 --lr "${LR:-1e-3}" --pair auto \
+  distill --teacher $t --student $s "$tmp/auto.cmf" --epochs 2 --lr "${LR:-1e-3}" --seed "${SEED:-0}" --pair auto \
     ${BALANCE:+--balance "$BALANCE"} --teacher-cache "$tmp/auto.cache" > /dev/null
   echo "labels only $(top1 "$tmp/ce.cmf")%, logits KD $(top1 "$tmp/logits.cmf")%, logits + attention + hidden KD" \
     "$(top1 "$tmp/auto.cmf")%"
