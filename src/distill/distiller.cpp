@@ -128,10 +128,16 @@ Expected<PairSpec> parse_pair(const std::string& text) {
   return p;
 }
 
-struct Distiller::StepCache {
-  int64_t step = -1;
-  DistillLossParts parts;
-};
+namespace {
+
+// A distillation term's share of the loss (Note [Distillation loss]): the
+// static weight, or `ratio` rescaled to weight times the label loss.
+at::Tensor balanced(const at::Tensor& value, double weight, Balance balance, const at::Tensor& ce) {
+  if (balance == Balance::kStatic) return value * weight;
+  return value * (weight * ce.detach() / value.detach().clamp_min(1e-12));
+}
+
+}  // namespace
 
 Expected<std::unique_ptr<Distiller>> Distiller::create(const ir::Graph& teacher,
                                                        compress::torch::TrainableModel& student,
@@ -246,7 +252,6 @@ Expected<std::unique_ptr<Distiller>> Distiller::create(const ir::Graph& teacher,
     if (seen.insert(p.student).second) taps.push_back(p.student);
   }
   COMPRESS_RETURN_IF_ERROR(student.set_taps(taps));
-  d->step_cache_ = std::make_shared<StepCache>();
   return d;
 }
 
@@ -279,15 +284,9 @@ Expected<DistillLossParts> Distiller::loss(const std::vector<at::Tensor>& studen
   }
   DistillLossParts parts;
   parts.ce = at::cross_entropy_loss(s, labels);
-  const bool distilling = o.alpha > 0;
-  parts.kd = distilling && o.logit_weight > 0 ? kd_divergence(s, t, o.temperature) : at::zeros({}, s.options());
-  // Each term's share of the distillation sum (Note [Distillation loss]).
-  auto weighted = [&](const at::Tensor& value, double weight) {
-    if (o.balance == Balance::kStatic) return value * weight;
-    return value * (weight * parts.ce.detach() / value.detach().clamp_min(1e-12));
-  };
+  parts.kd = o.logit_weight > 0 ? kd_divergence(s, t, o.temperature) : at::zeros({}, s.options());
   at::Tensor distill = at::zeros({}, s.options());
-  if (distilling && o.logit_weight > 0) distill = distill + weighted(parts.kd, o.logit_weight);
+  if (o.logit_weight > 0) distill = distill + balanced(parts.kd, o.logit_weight, o.balance, parts.ce);
   for (size_t i = 0; i < pairs_.size(); ++i) {
     const ResolvedPair& p = pairs_[i];
     const at::Tensor* sv = taps.find(p.student);
@@ -299,7 +298,7 @@ Expected<DistillLossParts> Distiller::loss(const std::vector<at::Tensor>& studen
                               fmt::join(mapped.sizes(), "x"), fmt::join(tv.sizes(), "x"));
     }
     at::Tensor value = pair_loss_spec(p.loss).compute(mapped, tv);
-    if (distilling && p.weight > 0) distill = distill + weighted(value, p.weight);
+    if (p.weight > 0) distill = distill + balanced(value, p.weight, o.balance, parts.ce);
     parts.pairs.push_back(std::move(value));
   }
   parts.total = parts.ce * (1.0 - o.alpha) + distill * o.alpha;
@@ -318,7 +317,7 @@ Expected<DistillLossParts> Distiller::loss(const at::Tensor& inputs, const at::T
 
 Expected<const DistillLossParts*> Distiller::step_loss(const compress::torch::StepContext& step,
                                                        const std::shared_ptr<const TeacherCache>& cache) {
-  StepCache& memo = *step_cache_;
+  StepCache& memo = step_cache_;
   if (memo.step == step.step && memo.parts.total.defined()) return &memo.parts;
   if (!step.labels.defined()) return invalid_argument("distillation needs labelled training data");
   std::vector<at::Tensor> teacher_outputs;
@@ -352,7 +351,7 @@ compress::torch::LossTerms Distiller::trainer_terms(std::shared_ptr<const Teache
       },
       taps));
   auto scaled = [this](const at::Tensor& value, double weight) {
-    return value * (weight * step_cache_->parts.ce.detach() / value.detach().clamp_min(1e-12));
+    return balanced(value, weight, Balance::kRatio, step_cache_.parts.ce);
   };
   const double kd_weight = o.alpha > 0 ? o.logit_weight : 0.0;
   terms.push_back(compress::torch::make_loss_term(

@@ -62,7 +62,7 @@ uint64_t combine(uint64_t seed, const void* data, size_t size) {
 // The cache key of Note [Teacher cache].
 Expected<uint64_t> cache_key(const TeacherRunner& teacher, const eval::DataSource& data, int64_t samples,
                              int64_t batch) {
-  uint64_t key = teacher.teacher_checksum();
+  COMPRESS_ASSIGN_OR_RETURN(uint64_t key, teacher.teacher_checksum());
   for (const std::string& name : teacher.names()) key = combine(key, name.data(), name.size());
   const std::string described = data.describe();
   key = combine(key, described.data(), described.size());
@@ -138,9 +138,17 @@ Expected<std::unique_ptr<TeacherRunner>> TeacherRunner::create(const ir::Graph& 
   COMPRESS_ASSIGN_OR_RETURN(runner->backend_, runtime::make_backend(chosen));
   COMPRESS_ASSIGN_OR_RETURN(runner->plan_, runner->backend_->compile(g));
   runner->backend_name_ = chosen;
-  COMPRESS_ASSIGN_OR_RETURN(std::string bytes, io::serialize_cmf(teacher));
-  runner->checksum_ = io::cmf::checksum64(bytes.data(), bytes.size());
+  runner->graph_ = std::move(g);
   return runner;
+}
+
+Expected<uint64_t> TeacherRunner::teacher_checksum() const {
+  // Only a cache needs it, so a live run never serializes the teacher.
+  if (!checksum_) {
+    COMPRESS_ASSIGN_OR_RETURN(std::string bytes, io::serialize_cmf(graph_));
+    checksum_ = io::cmf::checksum64(bytes.data(), bytes.size());
+  }
+  return *checksum_;
 }
 
 Expected<std::vector<at::Tensor>> TeacherRunner::run(const at::Tensor& inputs) {

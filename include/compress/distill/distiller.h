@@ -120,7 +120,11 @@ class Distiller {
 
  private:
   Distiller() = default;
-  struct StepCache;
+  // The loss parts of the Trainer's current step, computed by the first term that asks.
+  struct StepCache {
+    int64_t step = -1;
+    DistillLossParts parts;
+  };
   Expected<const DistillLossParts*> step_loss(const compress::torch::StepContext& step,
                                               const std::shared_ptr<const TeacherCache>& cache);
 
@@ -129,7 +133,7 @@ class Distiller {
   std::unique_ptr<TeacherRunner> teacher_;
   std::vector<ResolvedPair> pairs_;
   std::vector<size_t> teacher_index_;  // pair i's teacher value in the runner's outputs
-  std::shared_ptr<StepCache> step_cache_;
+  StepCache step_cache_;
 };
 
 }  // namespace compress::distill

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,9 @@ class TeacherRunner {
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<std::vector<int64_t>>& sample_shapes() const { return sample_shapes_; }
   const std::string& backend() const { return backend_name_; }
-  // checksum64 of the teacher's .cmf serialization: the cache key's teacher part.
-  uint64_t teacher_checksum() const { return checksum_; }
+  // checksum64 of the .cmf serialization of the teacher as compiled (its
+  // graph with the tapped values as outputs): the cache key's teacher part.
+  Expected<uint64_t> teacher_checksum() const;
 
  private:
   TeacherRunner() = default;
@@ -48,7 +50,8 @@ class TeacherRunner {
   std::string backend_name_;
   std::vector<std::string> names_;
   std::vector<std::vector<int64_t>> sample_shapes_;
-  uint64_t checksum_ = 0;
+  ir::Graph graph_;  // what the plan was compiled from
+  mutable std::optional<uint64_t> checksum_;
 };
 
 // Note [Teacher cache]
