@@ -16,12 +16,14 @@ const CommandDoc kQuantizeDoc = {
     "quantize",
     "post-training int8 quantization with calibration data",
     "ctk quantize MODEL OUT.cmf --calib SPEC [--mean M --std S] [--samples N] [--batch B] [--observer minmax|moving_average|percentile|kl|mse] "
-    "[--keep-f32 LAYER]... [--weight-granularity per_channel|per_tensor] [--fake-quant]",
+    "[--keep-f32 LAYER]... [--weight-granularity per_channel|per_tensor] [--weight-bits 8|7] [--fake-quant]",
     "Folds batch norms into the preceding conv2d/linear, calibrates activation\n"
     "ranges on the first N samples of the dataset (f32 graph on the reference\n"
     "backend, or --calib-backend onednn) and writes the int8 graph: u8\n"
     "asymmetric activations per tensor, s8 symmetric weights per output channel\n"
-    "(or one scale per weight tensor with --weight-granularity per_tensor),\n"
+    "(or one scale per weight tensor with --weight-granularity per_tensor;\n"
+    "--weight-bits 7 keeps them in [-63, 63], which oneDNN's int8 kernels sum\n"
+    "exactly on CPUs without VNNI: see docs/onednn.md),\n"
     "f32 bias, a following ReLU, ReLU6 or clamp(0, M) fused into the output\n"
     "range, f32 logits. It runs on the onednn and reference backends with\n"
     "identical results. --fake-quant writes\n"
@@ -48,6 +50,8 @@ int run_quantize(const std::vector<std::string>& args) {
        "leave this conv2d/linear in f32 (repeatable)")
       ("weight-granularity", po::value<std::string>()->default_value("per_channel")->value_name("G"),
        "s8 weight scales: per_channel (one per output channel) | per_tensor (one per weight)")
+      ("weight-bits", po::value<int64_t>()->default_value(8)->value_name("N"),
+       "s8 weight codes: 8 ([-127, 127]) | 7 ([-63, 63], native int8 on CPUs without VNNI)")
       ("fake-quant", po::bool_switch(), "write the fake-quant simulation instead of the int8 graph");
   add_dataset_options(cl, false);
   cl.add_positional("model");
@@ -71,6 +75,7 @@ int run_quantize(const std::vector<std::string>& args) {
   forward("calib-backend", "calibration_backend", cl.vm()["calib-backend"].as<std::string>());
   forward("fake-quant", "fake_quant", cl.vm()["fake-quant"].as<bool>() ? "true" : "false");
   forward("weight-granularity", "weight_granularity", cl.vm()["weight-granularity"].as<std::string>());
+  forward("weight-bits", "weight_bits", std::to_string(cl.vm()["weight-bits"].as<int64_t>()));
   if (cl.has("keep-f32")) {
     std::string list;
     for (const std::string& layer : cl.vm()["keep-f32"].as<std::vector<std::string>>()) {

@@ -17,9 +17,9 @@ namespace {
 
 // W - dequantize(quantize(W)) with the PTQ weight scheme (either granularity:
 // the scale of element i is the params' own param_index).
-Expected<ir::Tensor> weight_error(const ir::Value& weight, WeightGranularity granularity) {
+Expected<ir::Tensor> weight_error(const ir::Value& weight, WeightGranularity granularity, int64_t bits) {
   COMPRESS_ASSIGN_OR_RETURN(const ir::Tensor w, weight.constant().dense_f32(weight.name()));
-  COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams params, weight_params(w, weight.name(), granularity));
+  COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams params, weight_params(w, weight.name(), granularity, bits));
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor q, quantize_tensor(w, params));
   COMPRESS_ASSIGN_OR_RETURN(ir::Tensor err, ir::Tensor::zeros(ir::DType::kF32, w.shape()));
   for (int64_t i = 0; i < w.numel(); ++i) {
@@ -39,10 +39,10 @@ struct Probe {
   int64_t count = 0;        // outputs per channel summed
 };
 
-Expected<Probe> make_probe(const ir::Node& n, size_t slot, WeightGranularity granularity) {
+Expected<Probe> make_probe(const ir::Node& n, size_t slot, WeightGranularity granularity, int64_t weight_bits) {
   ir::Graph g;
   COMPRESS_ASSIGN_OR_RETURN(ir::Value * x, g.add_input("x", n.input(0)->type()));
-  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor err, weight_error(*n.input(1), granularity));
+  COMPRESS_ASSIGN_OR_RETURN(ir::Tensor err, weight_error(*n.input(1), granularity, weight_bits));
   COMPRESS_ASSIGN_OR_RETURN(ir::Value * w, g.add_constant("weight_error", std::move(err)));
   COMPRESS_ASSIGN_OR_RETURN(ir::Node * layer, g.add_node(n.op(), {x, w}, n.attrs(), "layer"));
   g.set_outputs({layer->output()});
@@ -79,7 +79,7 @@ void accumulate(Probe& p, const ir::Tensor& out, bool conv) {
 
 Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                    const eval::DataSource& data, const CalibrationOptions& options,
-                                                   WeightGranularity granularity) {
+                                                   WeightGranularity granularity, int64_t weight_bits) {
   std::vector<std::string> inputs;
   std::vector<Probe> probes;
   std::vector<bool> conv;
@@ -92,7 +92,7 @@ Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const
     auto it = std::find(inputs.begin(), inputs.end(), x);
     const size_t slot = static_cast<size_t>(it - inputs.begin());
     if (it == inputs.end()) inputs.push_back(x);
-    COMPRESS_ASSIGN_OR_RETURN(Probe p, make_probe(*n, slot, granularity));
+    COMPRESS_ASSIGN_OR_RETURN(Probe p, make_probe(*n, slot, granularity, weight_bits));
     probes.push_back(std::move(p));
     conv.push_back(n->is(ir::OpKind::conv2d));
   }
@@ -156,7 +156,8 @@ Expected<pass::PassResult> BiasCorrectionPass::run(ir::Graph& graph, pass::PassC
   copts.backend = options_.calibration_backend;
   copts.progress = context.progress;
   COMPRESS_ASSIGN_OR_RETURN(BiasCorrections corrections,
-                            measure_bias_corrections(graph, nodes, *context.calibration, copts, options_.weight_granularity));
+                            measure_bias_corrections(graph, nodes, *context.calibration, copts, options_.weight_granularity,
+                                                     options_.weight_bits));
   COMPRESS_RETURN_IF_ERROR(apply_bias_corrections(graph, corrections, nodes));
   for (const auto& [layer, shift] : corrections) {
     double max_shift = 0.0;
@@ -178,6 +179,7 @@ Expected<BiasCorrectionPass::Options> BiasCorrectionPass::parse_options(const pa
   COMPRESS_ASSIGN_OR_RETURN(std::string granularity,
                             options.string("weight_granularity", "per_channel", {"per_channel", "per_tensor"}));
   COMPRESS_ASSIGN_OR_RETURN(o.weight_granularity, parse_weight_granularity(granularity));
+  COMPRESS_ASSIGN_OR_RETURN(o.weight_bits, options.integer("weight_bits", o.weight_bits, 7, 8));
   return o;
 }
 

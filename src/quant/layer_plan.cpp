@@ -177,7 +177,8 @@ Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std:
       COMPRESS_ASSIGN_OR_RETURN(input_params, activation_params(r, n->input(0)->name()));
     }
     COMPRESS_ASSIGN_OR_RETURN(ir::QuantParams w_params, weight_params(n->input(1)->constant(), n->input(1)->name(),
-                                                                           options.weight_granularity));
+                                                                           options.weight_granularity,
+                                                                           options.weight_bits));
     std::optional<ir::QuantParams> out_params;
     if (!f32_output) {
       COMPRESS_ASSIGN_OR_RETURN(Range r, observed(out->name()));

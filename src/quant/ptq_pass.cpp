@@ -74,10 +74,12 @@ Expected<pass::PassResult> PtqPass::run(ir::Graph& graph, pass::PassContext& con
   // only to the layers finally quantized (max_drop may keep some in f32).
   PlanOptions plan;
   plan.weight_granularity = options_.weight_granularity;
+  plan.weight_bits = options_.weight_bits;
   BiasCorrections corrections;
   if (options_.bias_correction) {
     COMPRESS_ASSIGN_OR_RETURN(corrections, measure_bias_corrections(graph, nodes, *context.calibration, copts,
-                                                                              options_.weight_granularity));
+                                                                              options_.weight_granularity,
+                                                                              options_.weight_bits));
     for (const auto& [layer, shift] : corrections) {
       double max_shift = 0.0;
       for (double v : shift) max_shift = std::max(max_shift, std::fabs(v));
@@ -158,12 +160,15 @@ Expected<PtqPass::Options> PtqPass::parse_options(const pass::PassOptions& optio
   COMPRESS_ASSIGN_OR_RETURN(int64_t bits, options.integer("bits", 8, 2, 16));
   COMPRESS_ASSIGN_OR_RETURN(o.weight_bits, options.integer("weight_bits", bits, 2, 16));
   COMPRESS_ASSIGN_OR_RETURN(o.activation_bits, options.integer("activation_bits", bits, 2, 16));
-  for (const auto& [key, value] : {std::pair<const char*, int64_t>{"weight_bits", o.weight_bits},
-                                   std::pair<const char*, int64_t>{"activation_bits", o.activation_bits}}) {
-    if (value != 8) {
-      return unsupported("{}: {} bits: quant.ptq produces 8-bit weights and activations only in this version",
-                         options.where(options.has(key) ? key : "bits"), value);
-    }
+  // Note [int8 and bf16 by CPU ISA] (runtime/onednn.h): 7-bit weights are
+  // what oneDNN's int8 kernels sum exactly on CPUs without VNNI.
+  if (o.weight_bits != 8 && o.weight_bits != 7) {
+    return unsupported("{}: {} bits: quant.ptq produces 8-bit or 7-bit weights (lower bits: quant.qat)",
+                       options.where(options.has("weight_bits") ? "weight_bits" : "bits"), o.weight_bits);
+  }
+  if (o.activation_bits != 8) {
+    return unsupported("{}: {} bits: quant.ptq produces 8-bit activations only in this version",
+                       options.where(options.has("activation_bits") ? "activation_bits" : "bits"), o.activation_bits);
   }
   return o;
 }

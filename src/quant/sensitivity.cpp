@@ -88,6 +88,7 @@ Expected<pass::PassResult> SensitivityPass::run(ir::Graph& graph, pass::PassCont
   COMPRESS_ASSIGN_OR_RETURN(double baseline, context.metric(graph));
   PlanOptions plan;
   plan.weight_granularity = options_.weight_granularity;
+  plan.weight_bits = options_.weight_bits;
   COMPRESS_ASSIGN_OR_RETURN(std::vector<LayerSensitivity> sens,
                             layer_sensitivity(graph, nodes, calib, options_.fake_quant, context.metric, baseline,
                                               nullptr, plan));
@@ -116,6 +117,7 @@ Expected<SensitivityPass::Options> SensitivityPass::parse_options(const pass::Pa
   COMPRESS_ASSIGN_OR_RETURN(std::string granularity,
                             options.string("weight_granularity", "per_channel", {"per_channel", "per_tensor"}));
   COMPRESS_ASSIGN_OR_RETURN(o.weight_granularity, parse_weight_granularity(granularity));
+  COMPRESS_ASSIGN_OR_RETURN(o.weight_bits, options.integer("weight_bits", o.weight_bits, 7, 8));
   return o;
 }
 

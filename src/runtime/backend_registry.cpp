@@ -27,6 +27,8 @@ Expected<std::unique_ptr<Backend>> make_reference(const BackendOptions& options)
 Expected<std::unique_ptr<Backend>> make_onednn(const BackendOptions& options) {
   OnednnOptions onednn;
   if (options.compute == "bf16") {
+    // Said when the backend is made, not only at its first compile.
+    COMPRESS_RETURN_IF_ERROR(onednn_compute_available(OnednnCompute::kBF16).with_context("backend 'onednn'"));
     onednn.compute = OnednnCompute::kBF16;
   } else if (options.compute != "f32") {
     return invalid_argument("backend 'onednn': unknown compute type '{}' (f32 or bf16)", options.compute);

@@ -3,8 +3,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <set>
 
 #include "compress/runtime/reference.h"
 
@@ -66,6 +68,48 @@ Tensor random_quantized(ir::Shape shape, uint32_t seed, const ir::QuantParams& p
     }
   }
   return t.with_quant(std::make_shared<const ir::QuantParams>(params));
+}
+
+Tensor random_int8_weights(ir::Shape shape, uint32_t seed, const ir::QuantParams& params, int peak) {
+  // The limit is on the centered codes (code - zero point).
+  int zp_lo = 0, zp_hi = 0;
+  for (int32_t zp : params.zero_points()) {
+    zp_lo = std::min(zp_lo, static_cast<int>(zp));
+    zp_hi = std::max(zp_hi, static_cast<int>(zp));
+  }
+  const int limit = runtime::onednn_cpu_support().int8_weight_limit;
+  const int lo = std::max(-peak, limit < 127 ? zp_hi - limit : -128);
+  const int hi = std::min(peak, limit < 127 ? zp_lo + limit : 127);
+  return random_quantized(std::move(shape), seed, params, lo, hi);
+}
+
+std::shared_ptr<const ir::QuantParams> s8_operand(float scale, int32_t zero_point) {
+  const int limit = runtime::onednn_cpu_support().int8_weight_limit;
+  if (limit >= 127) return per_tensor(DType::kI8, scale, zero_point);
+  ir::QuantParams::Spec spec;
+  spec.scales = {scale};
+  spec.zero_points = {zero_point};
+  spec.qmin = -limit;
+  spec.qmax = limit;
+  auto q = ir::QuantParams::create(std::move(spec));
+  REQUIRE(q.has_value());
+  return std::make_shared<const ir::QuantParams>(std::move(*q));
+}
+
+int s8_operand_peak(int wanted) { return std::min(wanted, runtime::onednn_cpu_support().int8_weight_limit); }
+
+bool int8_conv_native(DType source) { return runtime::onednn_cpu_support().int8_vnni || source == DType::kU8; }
+
+int native_int8_weight_bits() { return runtime::onednn_cpu_support().int8_vnni ? 8 : 7; }
+
+bool skip_bf16() {
+  const runtime::OnednnCpuSupport& cpu = runtime::onednn_cpu_support();
+  if (cpu.bf16) return false;
+  static std::set<std::string> warned;  // once per test case
+  if (warned.insert(Catch::getResultCapture().getCurrentTestName()).second) {
+    WARN("bf16 cases skipped: this CPU's oneDNN ISA (" << cpu.isa << ") has no bf16 kernels");
+  }
+  return true;
 }
 
 std::shared_ptr<const ir::QuantParams> per_tensor(DType dtype, float scale, int32_t zero_point) {
@@ -156,6 +200,7 @@ RunResult run_both(const ir::Graph& graph, const std::vector<Tensor>& inputs, co
 
 Comparison check_against_reference(const ir::Graph& graph, const std::vector<Tensor>& inputs,
                                    const runtime::OnednnOptions& options, Bound bound, bool expect_no_fallback) {
+  if (options.compute == runtime::OnednnCompute::kBF16 && skip_bf16()) return {};
   RunResult r = run_both(graph, inputs, options);
   Comparison worst;
   for (size_t i = 0; i < r.got.size(); ++i) {

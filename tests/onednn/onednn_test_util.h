@@ -36,6 +36,25 @@ ir::Tensor random_quantized(ir::Shape shape, uint32_t seed, const ir::QuantParam
 std::shared_ptr<const ir::QuantParams> per_tensor(ir::DType dtype, float scale, int32_t zero_point);
 std::shared_ptr<const ir::QuantParams> per_channel(ir::DType dtype, std::vector<float> scales,
                                                    std::vector<int32_t> zero_points);
+// Note [int8 and bf16 by CPU ISA] (compress/runtime/onednn.h): random s8
+// weights for a test that wants oneDNN's int8 kernels, codes in [-p, p] with
+// p = min(peak, the largest value this CPU's kernels sum exactly), so the
+// native path is what the test exercises on every CPU.
+ir::Tensor random_int8_weights(ir::Shape shape, uint32_t seed, const ir::QuantParams& params, int peak = 127);
+// Per-tensor s8 params of a qmatmul's second (activation) operand, with the
+// range narrowed to what this CPU's int8 kernels sum exactly (full s8 with VNNI).
+std::shared_ptr<const ir::QuantParams> s8_operand(float scale, int32_t zero_point);
+// The largest |code| such an operand takes here: min(wanted, that range).
+int s8_operand_peak(int wanted);
+// Whether oneDNN's int8 convolutions run a `source`-typed (u8/i8) input
+// natively here: always with VNNI, only u8 without it.
+bool int8_conv_native(ir::DType source);
+// The PTQ weight bits whose codes this CPU's int8 kernels sum exactly: 8
+// with VNNI, else 7 (quant.ptq weight_bits), for tests of the int8 plan's shape.
+int native_int8_weight_bits();
+// True (after one WARN naming the ISA) when this CPU has no oneDNN bf16
+// kernels: the caller skips its bf16 case.
+bool skip_bf16();
 ir::Tensor identity_conv_weight(int64_t channels);  // [C, C, 1, 1]
 ir::Tensor identity_matrix(int64_t n);              // [n, n]
 

@@ -103,7 +103,7 @@ TEST_CASE("int8 weights of a mapped .cmf: bit-exact after their pages are releas
   Value* x = b.input("x", {4, 512}, ir::DType::kU8, xq);
   std::vector<float> scales(256, 0.004f);
   auto wq = per_channel(ir::DType::kI8, scales, std::vector<int32_t>(256, 0));
-  b.outputs({b.node("qlinear", {x, b.constant("w", random_quantized({256, 512}, 21, *wq, -100, 100))},
+  b.outputs({b.node("qlinear", {x, b.constant("w", random_int8_weights({256, 512}, 21, *wq, 100))},
                     {{"out_dtype", std::string("u8")}, {"out_scale", 0.2}, {"out_zero_point", int64_t{10}}})});
   const ir::Tensor input = random_quantized({4, 512}, 22, *xq, 0, 255);
   ir::Graph g = saved_and_mapped(b.graph, dir / "q.cmf", "w");

@@ -168,6 +168,7 @@ TEST_CASE("linear (2-D and 3-D inputs) and matmul (batched, broadcast, constant 
 TEST_CASE("binary ops: same shape, channel and scalar broadcast, first-operand broadcast", "[onednn][ops]") {
   for (const char* op : {"add", "sub", "mul", "div"}) {
     for (bool bf16 : {false, true}) {
+      if (bf16 && skip_bf16()) continue;
       const OnednnOptions options = bf16 ? bf16_options(false) : f32_options();
       const Bound bound = bf16 ? kBf16Exact : kExact;
       INFO(op << (bf16 ? " bf16" : " f32"));
@@ -296,6 +297,7 @@ TEST_CASE("pooling: max (padding, dilation, ceil mode), avg (count_include_pad b
 TEST_CASE("batch_norm (standalone, with fused relu) and layer_norm (1 or 2 dims, optional affine)", "[onednn][ops]") {
   const int64_t c = 24;
   for (bool bf16 : {false, true}) {
+    if (bf16 && skip_bf16()) continue;
     const OnednnOptions options = bf16 ? bf16_options() : f32_options();
     for (bool relu : {false, true}) {
       GraphBuilder g;
@@ -337,6 +339,7 @@ TEST_CASE("batch_norm (standalone, with fused relu) and layer_norm (1 or 2 dims,
 TEST_CASE("rms_norm runs natively as a reduction and a global-stats layer norm (1 or 2 dims, optional weight)",
           "[onednn][ops]") {
   for (bool bf16 : {false, true}) {
+    if (bf16 && skip_bf16()) continue;
     const OnednnOptions options = bf16 ? bf16_options() : f32_options();
     for (int64_t dims : {int64_t{1}, int64_t{2}}) {
       for (bool weighted : {false, true}) {
@@ -364,6 +367,7 @@ TEST_CASE("rms_norm runs natively as a reduction and a global-stats layer norm (
 
 TEST_CASE("softmax over any axis and reduce_mean with and without keepdim", "[onednn][ops]") {
   for (bool bf16 : {false, true}) {
+    if (bf16 && skip_bf16()) continue;
     const OnednnOptions options = bf16 ? bf16_options() : f32_options();
     for (int64_t axis : {int64_t{-1}, int64_t{1}}) {
       GraphBuilder g;
@@ -413,6 +417,7 @@ TEST_CASE("reduce_mean over consecutive axes of plain data is native and exact",
 
 TEST_CASE("data movement: concat, split, slice, reshape, flatten, transpose, permute, embedding", "[onednn][ops]") {
   for (bool bf16 : {false, true}) {
+    if (bf16 && skip_bf16()) continue;
     const OnednnOptions options = bf16 ? bf16_options() : f32_options();
     const Bound bound = bf16 ? kBf16Exact : kExact;
     {

@@ -51,7 +51,7 @@ Comparison run_qconv(const QConvCase& c) {
     zps.push_back(c.per_channel ? static_cast<int32_t>(i % 3) - 1 + c.zw : c.zw);
   }
   auto wq = c.per_channel ? per_channel(DType::kI8, scales, zps) : per_tensor(DType::kI8, scales[0], c.zw);
-  std::vector<Value*> ins = {x, g.constant("w", random_quantized(c.w, 11, *wq, -100, 100))};
+  std::vector<Value*> ins = {x, g.constant("w", random_int8_weights(c.w, 11, *wq, 100))};
   if (c.bias == 1) ins.push_back(g.constant("b", random_f32({o}, 12, -0.5f, 0.5f)));
   if (c.bias == 2) {
     std::vector<int32_t> b(static_cast<size_t>(o));
@@ -65,7 +65,9 @@ Comparison run_qconv(const QConvCase& c) {
   g.outputs({g.node("qconv2d", ins, attrs, "qconv")});
   const int lo = c.act == DType::kU8 ? 0 : -128, hi = c.act == DType::kU8 ? 255 : 127;
   INFO("qconv2d case " << c.name);
-  return check_against_reference(g.graph, {random_quantized(c.x, 13, *xq, lo, hi)}, f32_options(), kBitExact);
+  // An s8 source without VNNI runs on the reference (Note [int8 and bf16 by CPU ISA]).
+  return check_against_reference(g.graph, {random_quantized(c.x, 13, *xq, lo, hi)}, f32_options(), kBitExact,
+                                 int8_conv_native(c.act));
 }
 
 }  // namespace
@@ -128,7 +130,7 @@ TEST_CASE("qconv2d rounding ties with an odd output zero point are bit-exact", "
   auto xq = per_tensor(DType::kU8, 0.5f, 127);
   Value* x = g.input("x", {1, 8, 4, 4}, DType::kU8, xq);
   auto wq = per_tensor(DType::kI8, 1.0f, 0);
-  g.outputs({g.node("qconv2d", {x, g.constant("w", random_quantized({8, 8, 1, 1}, 3, *wq, -3, 3))},
+  g.outputs({g.node("qconv2d", {x, g.constant("w", random_int8_weights({8, 8, 1, 1}, 3, *wq, 3))},
                     {{"out_dtype", std::string("u8")}, {"out_scale", 1.0}, {"out_zero_point", int64_t{1}}})});
   const Tensor input = random_quantized({1, 8, 4, 4}, 4, *xq, 0, 255);
   RunResult r = run_both(g.graph, {input});
@@ -139,7 +141,7 @@ TEST_CASE("qconv2d rounding ties with an odd output zero point are bit-exact", "
   // The construction really produces ties: odd accumulators exist.
   GraphBuilder f;
   Value* fx = f.input("x", {1, 8, 4, 4}, DType::kU8, xq);
-  f.outputs({f.node("qconv2d", {fx, f.constant("w", random_quantized({8, 8, 1, 1}, 3, *wq, -3, 3))})});
+  f.outputs({f.node("qconv2d", {fx, f.constant("w", random_int8_weights({8, 8, 1, 1}, 3, *wq, 3))})});
   RunResult acc = run_both(f.graph, {input});
   int64_t ties = 0;
   for (int64_t i = 0; i < acc.want[0].numel(); ++i) {
@@ -161,6 +163,36 @@ TEST_CASE("qconv2d whose centered weights do not fit s8 falls back to the refere
   REQUIRE(r.fallbacks.size() == 1);
   CHECK(r.fallbacks[0].node == "wide_conv");
   CHECK_THAT(r.fallbacks[0].reason, Catch::Contains("does not fit s8"));
+}
+
+// Note [int8 and bf16 by CPU ISA]: the ctest entry "... (ONEDNN_MAX_CPU_ISA=AVX2)"
+// runs this on a VNNI machine as a CPU without VNNI too.
+TEST_CASE("int8 layers with weights beyond what this CPU's int8 kernels sum exactly run on the reference, named",
+          "[onednn][int8]") {
+  const runtime::OnednnCpuSupport& cpu = runtime::onednn_cpu_support();
+  INFO("oneDNN ISA " << cpu.isa << ", exact int8 weights within +-" << cpu.int8_weight_limit);
+  for (int peak : {64, 127}) {
+    GraphBuilder g;
+    auto xq = per_tensor(DType::kU8, 0.02f, 0);
+    Value* x = g.input("x", {2, 3, 96}, DType::kU8, xq);
+    auto wq = per_tensor(DType::kI8, 0.01f, 0);
+    // Every weight at +-peak and every input at 255: the largest pair sums there are.
+    Tensor w = random_quantized({16, 96}, 5, *wq, -peak, peak);
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(i % 3 == 0 ? -peak : peak);
+    g.outputs({g.node("qlinear", {x, g.constant("w", std::move(w))}, {{"out_dtype", std::string("f32")}}, "fc")});
+    Tensor input = random_quantized({2, 3, 96}, 6, *xq, 250, 255);
+    RunResult r = run_both(g.graph, {input});
+    INFO("weights at +-" << peak << "\n" << r.report.to_string());
+    CHECK(compare(r.got[0], r.want[0], kBitExact).worst == 0);
+    if (peak <= cpu.int8_weight_limit) {
+      CHECK(r.fallbacks.empty());
+    } else {
+      REQUIRE(r.fallbacks.size() == 1);
+      CHECK(r.fallbacks[0].node == "fc");
+      CHECK_THAT(r.fallbacks[0].reason, Catch::Contains("no VNNI") && Catch::Contains(cpu.isa) &&
+                                            Catch::Contains("'w' reaches 127"));
+    }
+  }
 }
 
 TEST_CASE("qlinear is bit-exact: 2-D and 3-D inputs, per-channel weights, biases, fused f32 post-ops",
@@ -192,7 +224,7 @@ TEST_CASE("qlinear is bit-exact: 2-D and 3-D inputs, per-channel weights, biases
       zps.push_back(static_cast<int32_t>(i % 5) - 2);
     }
     auto wq = per_channel(DType::kI8, scales, zps);
-    std::vector<Value*> ins = {x, g.constant("w", random_quantized({out, in}, 20 + index, *wq, -120, 120))};
+    std::vector<Value*> ins = {x, g.constant("w", random_int8_weights({out, in}, 20 + index, *wq, 120))};
     if (c.bias == 1) ins.push_back(g.constant("b", random_f32({out}, 30 + index)));
     if (c.bias == 2) {
       std::vector<int32_t> b(static_cast<size_t>(out));
@@ -241,7 +273,7 @@ TEST_CASE("qlinear -> [eltwise] -> quantize is one int8 primitive writing u8/i8"
     for (int64_t i = 0; i < out; ++i) scales.push_back(0.003f * static_cast<float>(1 + i % 4));
     auto wq = per_channel(DType::kI8, scales, std::vector<int32_t>(static_cast<size_t>(out), 0));
     Value* y = g.node("qlinear",
-                      {x, g.constant("w", random_quantized({out, 32}, 50 + index, *wq, -120, 120)),
+                      {x, g.constant("w", random_int8_weights({out, 32}, 50 + index, *wq, 120)),
                        g.constant("b", random_f32({out}, 60 + index))},
                       {{"out_dtype", std::string("f32")}, {"out_scale", 1.0}, {"out_zero_point", int64_t{0}}});
     if (!c.post.empty()) y = g.node(c.post, {y});
@@ -287,7 +319,7 @@ TEST_CASE("qconv2d and qmatmul -> [eltwise] -> quantize are one int8 primitive t
     ir::AttributeMap attrs = f32_out;
     attrs["padding"] = std::vector<int64_t>{1, 1, 1, 1};
     Value* y = g.node("qconv2d",
-                      {x, g.constant("w", random_quantized({16, 8, 3, 3}, 80, *wq, -100, 100)),
+                      {x, g.constant("w", random_int8_weights({16, 8, 3, 3}, 80, *wq, 100)),
                        g.constant("b", random_f32({16}, 81))},
                       attrs);
     if (!post.empty()) y = g.node(post, {y});
@@ -304,12 +336,12 @@ TEST_CASE("qconv2d and qmatmul -> [eltwise] -> quantize are one int8 primitive t
     INFO("qmatmul");
     GraphBuilder g;
     auto aq = per_tensor(DType::kU8, 0.03f, 7);
-    auto bq = per_tensor(DType::kI8, 0.02f, 3);
+    auto bq = s8_operand(0.02f, 3);
     Value* a = g.input("a", {2, 3, 5, 16}, DType::kU8, aq);
     Value* b = g.input("b", {2, 3, 16, 4}, DType::kI8, bq);
     g.outputs({requantize(g, g.node("qmatmul", {a, b}, f32_out), "i8", -4)});
     RunResult r = run_both(
-        g.graph, {random_quantized({2, 3, 5, 16}, 83, *aq, 0, 255), random_quantized({2, 3, 16, 4}, 84, *bq, -120, 120)});
+        g.graph, {random_quantized({2, 3, 5, 16}, 83, *aq, 0, 255), random_quantized({2, 3, 16, 4}, 84, *bq, -s8_operand_peak(120), s8_operand_peak(120))});
     const Comparison cmp = compare(r.got[0], r.want[0], kBitExact);
     INFO(cmp.to_string() << "\n" << r.report.to_string());
     CHECK(cmp.mismatched == 0);
@@ -322,13 +354,13 @@ TEST_CASE("qmatmul is bit-exact with zero points on both operands - a u8 second 
   {
     GraphBuilder g;
     auto aq = per_tensor(DType::kU8, 0.03f, 7);
-    auto bq = per_tensor(DType::kI8, 0.02f, 3);
+    auto bq = s8_operand(0.02f, 3);
     Value* a = g.input("a", {2, 3, 5, 16}, DType::kU8, aq);
     Value* b = g.input("b", {2, 3, 16, 4}, DType::kI8, bq);
     g.outputs({g.node("qmatmul", {a, b},
                       {{"out_dtype", std::string("u8")}, {"out_scale", 0.1}, {"out_zero_point", int64_t{9}}})});
     check_against_reference(
-        g.graph, {random_quantized({2, 3, 5, 16}, 1, *aq, 0, 255), random_quantized({2, 3, 16, 4}, 2, *bq, -120, 120)},
+        g.graph, {random_quantized({2, 3, 5, 16}, 1, *aq, 0, 255), random_quantized({2, 3, 16, 4}, 2, *bq, -s8_operand_peak(120), s8_operand_peak(120))},
         f32_options(), kBitExact);
   }
   {
@@ -414,12 +446,12 @@ TEST_CASE("an int8 chain (quantize, qconv2d u8 -> qconv2d u8 -> dequantize) stay
   auto w2q = per_channel(DType::kI8, std::vector<float>(16, 0.004f), std::vector<int32_t>(16, 0));
   Value* c1 = g.node(
       "qconv2d",
-      {q, g.constant("w1", random_quantized({16, 8, 3, 3}, 1, *w1q, -127, 127)), g.constant("b1", random_f32({16}, 2))},
+      {q, g.constant("w1", random_int8_weights({16, 8, 3, 3}, 1, *w1q, 127)), g.constant("b1", random_f32({16}, 2))},
       {{"padding", std::vector<int64_t>{1, 1, 1, 1}},
        {"out_dtype", std::string("u8")},
        {"out_scale", 0.03},
        {"out_zero_point", int64_t{0}}});
-  Value* c2 = g.node("qconv2d", {c1, g.constant("w2", random_quantized({16, 16, 1, 1}, 3, *w2q, -127, 127))},
+  Value* c2 = g.node("qconv2d", {c1, g.constant("w2", random_int8_weights({16, 16, 1, 1}, 3, *w2q, 127))},
                      {{"out_dtype", std::string("u8")}, {"out_scale", 0.05}, {"out_zero_point", int64_t{60}}});
   g.outputs({g.node("dequantize", {c2})});
   RunResult r = run_both(g.graph, {random_f32({1, 8, 12, 12}, 4, -2, 2)});
@@ -450,7 +482,7 @@ TEST_CASE("a PTQ-style graph (dequantize -> f32 add + relu -> quantize between i
   auto wq = per_channel(DType::kI8, std::vector<float>(16, 0.004f), std::vector<int32_t>(16, 0));
   auto qconv = [&](Value* v, uint32_t seed, double out_scale, int64_t out_zp) {
     return g.node("qconv2d",
-                  {v, g.constant("w" + std::to_string(seed), random_quantized({16, 16, 3, 3}, seed, *wq, -127, 127)),
+                  {v, g.constant("w" + std::to_string(seed), random_int8_weights({16, 16, 3, 3}, seed, *wq, 127)),
                    g.constant("b" + std::to_string(seed), random_f32({16}, seed + 1))},
                   {{"padding", std::vector<int64_t>{1, 1, 1, 1}},
                    {"out_dtype", std::string("u8")},

@@ -8,6 +8,7 @@
 #include "compress/ir/verifier.h"
 #include "compress/quant/calibration.h"
 #include "compress/quant/layer_plan.h"
+#include "native_ptq.h"
 #include "onednn_test_util.h"
 
 namespace compress::test {
@@ -132,7 +133,7 @@ TEST_CASE("PTQ: a max pool feeding a residual block runs on u8 and the block's a
   opts.progress = false;
   const auto nodes = quant::quantizable_nodes(g.graph);
   auto calib = quant::calibrate(g.graph, quant::values_to_observe(g.graph, nodes), *data, opts).value();
-  auto layers = quant::plan_layers(g.graph, nodes, calib).value();
+  auto layers = quant::plan_layers(g.graph, nodes, calib, native_ptq_plan()).value();
   ir::Graph int8 = g.graph.clone();
   REQUIRE(quant::convert_to_int8(int8, layers).is_ok());
   REQUIRE(ir::verify(int8).is_ok());
@@ -186,11 +187,11 @@ TEST_CASE("a residual add of a conv's own input is not fused in place over that 
   auto wq = per_channel(DType::kI8, std::vector<float>(8, 0.004f), std::vector<int32_t>(8, 0));
   Value* qx = q.node("qconv2d",
                      {q.input("x0", {2, 8, 9, 9}, DType::kU8, xq),
-                      q.constant("w0", random_quantized({8, 8, 1, 1}, 8, *wq, -127, 127))},
+                      q.constant("w0", random_int8_weights({8, 8, 1, 1}, 8, *wq, 127))},
                      {{"out_dtype", std::string("u8")}, {"out_scale", 0.02}, {"out_zero_point", int64_t{110}}},
                      "qconv0");
   Value* qy = q.node("qconv2d",
-                     {qx, q.constant("w", random_quantized({8, 8, 3, 3}, 4, *wq, -127, 127)),
+                     {qx, q.constant("w", random_int8_weights({8, 8, 3, 3}, 4, *wq, 127)),
                       q.constant("b", random_f32({8}, 5))},
                      {{"padding", std::vector<int64_t>{1, 1, 1, 1}}, {"out_dtype", std::string("u8")},
                       {"out_scale", 0.05}, {"out_zero_point", int64_t{7}}},

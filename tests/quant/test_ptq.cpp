@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "compress/eval/dataset.h"
@@ -120,6 +122,43 @@ TEST_CASE("PTQ fixture: int8 top-1 on Fashion-MNIST test within 0.3 points of fp
                                                                               << result->correct << "/10000)");
   CHECK(result->samples == 10000);
   CHECK(result->top1() >= 90.35 - 0.3);
+}
+
+// Note [int8 and bf16 by CPU ISA] (runtime/onednn.h): 7-bit weights are
+// summed exactly by oneDNN's int8 kernels on every x86 CPU, VNNI or not, so
+// the plan has no fallbacks anywhere; the cost is one bit of weight precision.
+TEST_CASE("PTQ weight_bits 7: codes in [-63, 63], native int8 on onednn on any CPU, bit-exact, accuracy kept") {
+  ir::Graph g = test::fashion_cnn();
+  auto calib = fashion_data("train", 512);
+  pass::PassContext ctx;
+  ctx.progress = false;
+  quant::PtqPass::Options opts;
+  opts.weight_bits = 7;
+  REQUIRE(quant::quantize_ptq(g, *calib, opts, ctx).has_value());
+  int64_t layers = 0;
+  for (const auto& node : g.node_list()) {
+    if (node->op() != "qconv2d" && node->op() != "qlinear") continue;
+    ++layers;
+    const ir::Tensor& w = node->input(1)->constant();
+    INFO(node->name());
+    REQUIRE(w.quant() != nullptr);
+    CHECK(w.quant()->qmax() == 63);
+    CHECK(w.quant()->qmin() == -63);
+    int peak = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) peak = std::max(peak, std::abs(static_cast<int>(w.data<int8_t>()[i])));
+    CHECK(peak == 63);  // the per-channel max lands on the end of the range
+  }
+  CHECK(layers == 4);
+  auto plan = runtime::make_backend("onednn").value()->compile(g).value();
+  const ir::Tensor x = fashion_test_images(256);
+  const ir::Tensor dnn = plan->run({x}).value()[0];
+  INFO(plan->describe().text);
+  CHECK(plan->describe().fallbacks.empty());
+  CHECK(dnn.bitwise_equal(run_graph(g, "reference", x)[0]));
+  auto result = fashion_top1(g);
+  REQUIRE(result.has_value());
+  WARN("fashion_cnn int8 with 7-bit weights top-1 " << result->top1() << "%");
+  CHECK(result->top1() >= 90.35 - 0.5);
 }
 
 // The second fixture has residual connections: the adds between quantized

@@ -36,7 +36,8 @@ using BiasCorrections = std::map<std::string, std::vector<double>>;
 // quant.ptq's weight scheme with `granularity` (quant.ptq passes its own).
 Expected<BiasCorrections> measure_bias_corrections(const ir::Graph& graph, const std::vector<std::string>& nodes,
                                                    const eval::DataSource& data, const CalibrationOptions& options,
-                                                   WeightGranularity granularity = WeightGranularity::kPerChannel);
+                                                   WeightGranularity granularity = WeightGranularity::kPerChannel,
+                                                   int64_t weight_bits = 8);
 
 // Adds the shifts of those of `nodes` that have one to their biases (a layer
 // without a bias gets one). quant.ptq applies them only to the layers it
@@ -53,6 +54,7 @@ class BiasCorrectionPass : public pass::Pass {
     std::vector<std::string> keep_f32;  // layers quant.ptq leaves in f32: not corrected
     // Must match the quant.ptq that follows (its weight_granularity).
     WeightGranularity weight_granularity = WeightGranularity::kPerChannel;
+    int64_t weight_bits = 8;  // and its weight_bits
   };
   static Expected<Options> parse_options(const pass::PassOptions& options);
   BiasCorrectionPass() = default;

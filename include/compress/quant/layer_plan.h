@@ -50,6 +50,7 @@ std::vector<std::string> values_to_observe(const ir::Graph& graph, const std::ve
 // Choices of the scheme that plan_layers leaves open.
 struct PlanOptions {
   WeightGranularity weight_granularity = WeightGranularity::kPerChannel;  // weight_params
+  int64_t weight_bits = 8;  // 7: codes in [-63, 63], which CPUs without VNNI sum exactly (onednn.h)
 };
 
 Expected<std::vector<LayerQuant>> plan_layers(const ir::Graph& graph, const std::vector<std::string>& nodes,

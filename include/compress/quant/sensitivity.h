@@ -73,6 +73,7 @@ class SensitivityPass : public pass::Pass {
     std::string calibration_backend = "reference";
     bool fake_quant = false;  // score the fake-quant simulation instead of the int8 graph
     WeightGranularity weight_granularity = WeightGranularity::kPerChannel;  // as quant.ptq's
+    int64_t weight_bits = 8;                                                // as quant.ptq's
   };
   static Expected<Options> parse_options(const pass::PassOptions& options);
   SensitivityPass() = default;

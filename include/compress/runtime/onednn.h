@@ -79,4 +79,31 @@ std::unique_ptr<Backend> make_onednn_backend(const OnednnOptions& options = {});
 // "oneDNN 2.6.3 (OpenMP threading, ISA avx512_core_bf16)": what this build links.
 std::string onednn_runtime_info();
 
+// Note [int8 and bf16 by CPU ISA]
+// What oneDNN 2.6 can compute on this CPU (its effective ISA, which
+// ONEDNN_MAX_CPU_ISA can lower):
+// - int8: without VNNI (sse41, avx, avx2, avx512_core) the int8 kernels
+//   multiply u8 by s8 with vpmaddubsw, which adds each pair of products in a
+//   saturating int16. 2 * 255 * 64 = 32640 fits, 2 * 255 * 128 does not, so
+//   those kernels are exact only for weights within [-64, 64]. A qconv2d or
+//   qlinear whose centered weights reach further, and a qmatmul whose s8
+//   operand may, runs on the reference kernels instead (exact, slower), named
+//   with this reason in the plan's fallbacks. 4-bit weights always fit, and so
+//   do 7-bit ones (quant.ptq weight_bits: 7). A qconv2d with an s8 source is
+//   refused there too: for a signed source oneDNN's convolutions halve the
+//   weights (its "wei_adj_scale"), which rounds odd ones. With VNNI
+//   (avx2_vnni, avx512_core_vnni and up) products are summed in int32: every
+//   s8 weight, either source type.
+// - bf16: oneDNN 2.6 has bf16 convolution and matmul kernels from
+//   avx512_core up; on older CPUs a bf16 plan is refused at compile time.
+struct OnednnCpuSupport {
+  std::string isa;                // oneDNN's effective ISA ("avx2", "avx512_core_vnni", ...)
+  bool bf16 = false;              // bf16 compute is available
+  bool int8_vnni = true;          // int8 products summed in int32 (no 16-bit pairs)
+  int int8_weight_limit = 127;    // largest |centered s8 weight| the int8 kernels sum exactly
+};
+const OnednnCpuSupport& onednn_cpu_support();
+// Ok, or kUnsupported naming the ISA when this CPU cannot run `compute`.
+Status onednn_compute_available(OnednnCompute compute);
+
 }  // namespace compress::runtime

@@ -11,11 +11,14 @@
 //   eltwise round   half to even                (so the zero point is added to an integer, exactly)
 //   eltwise clip    [qmin - zo, qmax - zo]      (only for a range narrower than the dtype)
 //   dst zero point  zo
-// and the int32 sum is exact (VNNI, no int16 saturation; the source zero
-// point is an exact int32 compensation that treats padding as the zero
-// point). Weight zero points are folded into the weights (wq - zw must fit
+// and the int32 sum is exact (with VNNI; without it only for weights within
+// [-64, 64], Note [int8 and bf16 by CPU ISA] in onednn.h, checked by
+// check_no_saturation; the source zero point is an exact int32 compensation
+// that treats padding as the zero point). Weight zero points are folded into the weights (wq - zw must fit
 // s8). An i32 bias goes to oneDNN's bias, which converts acc and bias to f32
 // separately: exact while |acc| and |bias| stay below 2^24.
+#include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 
@@ -53,7 +56,20 @@ struct CenteredWeights {
   std::vector<int8_t> values;  // wq - zw[row], row-major like the IR weight
   std::vector<float> scales;   // one per row (output channel)
   bool per_channel = false;
+  int peak = 0;                // max |value|
 };
+
+// Note [int8 and bf16 by CPU ISA] (onednn.h): refuses a layer whose s8
+// operand can reach beyond what this CPU's int8 kernels sum exactly.
+Status check_no_saturation(const Value* w, int peak) {
+  const OnednnCpuSupport& cpu = onednn_cpu_support();
+  const int limit = cpu.int8_weight_limit;
+  COMPRESS_CHECK(peak <= limit, kUnsup,
+                 "this CPU's ISA ({}) has no VNNI: oneDNN's int8 kernels add u8 x s8 products in saturating 16-bit "
+                 "pairs, exact only for s8 values within [-{}, {}], and '{}' reaches {} (7-bit weights run natively)",
+                 cpu.isa, limit, limit, w->name(), peak);
+  return Status::ok();
+}
 
 // Weights with their zero points subtracted, which oneDNN then sees as
 // symmetric s8 weights (it has no weight zero points for convolution).
@@ -91,6 +107,7 @@ Expected<CenteredWeights> centered_weights(const Value* w) {
                      "weight '{}' minus its zero point ({} - {}) does not fit s8, which oneDNN's int8 kernels need",
                      w->name(), qv, zp);
       c.values[static_cast<size_t>(i)] = static_cast<int8_t>(centered);
+      c.peak = std::max(c.peak, static_cast<int>(centered < 0 ? -centered : centered));
     }
   }
   return c;
@@ -284,6 +301,12 @@ Status emit_qconv(Builder& b, const Group& g) {
   const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant xq, activation_quant(x, "input"));
   COMPRESS_ASSIGN_OR_RETURN(CenteredWeights wq, centered_weights(w));
+  COMPRESS_RETURN_IF_ERROR(check_no_saturation(w, wq.peak));
+  const OnednnCpuSupport& cpu = onednn_cpu_support();
+  COMPRESS_CHECK(cpu.int8_vnni || xq.type == dt::u8, kUnsup,
+                 "this CPU's ISA ({}) has no VNNI: for an s8 source oneDNN's int8 convolutions halve the weights, "
+                 "which rounds odd ones (u8 sources run natively)",
+                 cpu.isa);
   COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, group_output_quant(g));
   const ir::Shape& xs = x->shape();
   const ir::Shape& ws = w->shape();
@@ -363,6 +386,7 @@ Status emit_qlinear(Builder& b, const Group& g) {
   const Value* bias = n.num_inputs() > 2 ? n.input(2) : nullptr;
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant xq, activation_quant(x, "input"));
   COMPRESS_ASSIGN_OR_RETURN(CenteredWeights wq, centered_weights(w));
+  COMPRESS_RETURN_IF_ERROR(check_no_saturation(w, wq.peak));
   COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, group_output_quant(g));
   const ir::Shape& xs = x->shape();
   COMPRESS_CHECK(!xs.empty() && w->shape().size() == 2, kUnsup, "qlinear needs a rank >= 1 input and a 2-D weight");
@@ -412,6 +436,9 @@ Status emit_qmatmul(Builder& b, const Group& g) {
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant aq, activation_quant(a, "input 0"));
   COMPRESS_ASSIGN_OR_RETURN(ActivationQuant wq, activation_quant(w, "input 1"));
   COMPRESS_CHECK(wq.type == dt::s8, kUnsup, "qmatmul with a u8 second operand (oneDNN's int8 matmul takes s8 weights)");
+  const ir::QuantParams& wparams = *w->type().quant;
+  COMPRESS_RETURN_IF_ERROR(check_no_saturation(
+      w, static_cast<int>(std::max(std::abs(wparams.qmin()), std::abs(wparams.qmax())))));
   COMPRESS_ASSIGN_OR_RETURN(OutputQuant oq, group_output_quant(g));
   ir::Shape as = a->shape(), ws = w->shape();
   const ir::Shape& ys = n.output(0)->shape();

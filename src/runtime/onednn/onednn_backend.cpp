@@ -190,6 +190,7 @@ class OnednnBackend final : public Backend {
     COMPRESS_RETURN_IF_ERROR(partition_graph(graph, *this).status());
     COMPRESS_CHECK(options_.threads >= 0, StatusCode::kInvalidArgument, "onednn backend: threads must be >= 0, got {}",
                    options_.threads);
+    COMPRESS_RETURN_IF_ERROR(onednn_compute_available(options_.compute).with_context("onednn backend"));
     const int threads = options_.threads > 0 ? options_.threads : num_threads();
     COMPRESS_ASSIGN_OR_RETURN(PreparedGraph prepared, onednn::prepare_graph(graph, options_.fuse));
     auto plan = std::make_unique<OnednnPlanImpl>(options_, threads, std::move(prepared));
@@ -206,29 +207,6 @@ class OnednnBackend final : public Backend {
  private:
   OnednnOptions options_;
 };
-
-const char* isa_name(dnnl::cpu_isa isa) {
-  switch (isa) {
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    case dnnl::cpu_isa::avx:
-      return "avx";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    default:
-      return "other";
-  }
-}
 
 }  // namespace
 
@@ -251,6 +229,44 @@ std::unique_ptr<Backend> make_onednn_backend(const OnednnOptions& options) {
   return std::make_unique<OnednnBackend>(options);
 }
 
+const OnednnCpuSupport& onednn_cpu_support() {
+  static const OnednnCpuSupport support = [] {
+    using isa = dnnl::cpu_isa;
+    OnednnCpuSupport s;
+    const isa effective = dnnl::get_effective_cpu_isa();
+    switch (effective) {
+      case isa::sse41: s.isa = "sse41"; break;
+      case isa::avx: s.isa = "avx"; break;
+      case isa::avx2: s.isa = "avx2"; break;
+      case isa::avx2_vnni: s.isa = "avx2_vnni"; break;
+      case isa::avx512_core: s.isa = "avx512_core"; break;
+      case isa::avx512_core_vnni: s.isa = "avx512_core_vnni"; break;
+      case isa::avx512_core_bf16: s.isa = "avx512_core_bf16"; break;
+      case isa::avx512_core_amx: s.isa = "avx512_core_amx"; break;
+      default: s.isa = "other"; break;
+    }
+    // An ISA not named here is taken to have neither (the safe side).
+    const bool avx512_vnni = effective == isa::avx512_core_vnni || effective == isa::avx512_core_bf16 ||
+                             effective == isa::avx512_core_amx;
+    s.bf16 = avx512_vnni || effective == isa::avx512_core;
+    s.int8_vnni = avx512_vnni || effective == isa::avx2_vnni;
+    s.int8_weight_limit = s.int8_vnni ? 127 : 64;
+    return s;
+  }();
+  return support;
+}
+
+Status onednn_compute_available(OnednnCompute compute) {
+  const OnednnCpuSupport& cpu = onednn_cpu_support();
+  if (compute == OnednnCompute::kBF16 && !cpu.bf16) {
+    return unsupported(
+        "bf16 compute needs a CPU with AVX-512 (oneDNN 2.6 has bf16 kernels from avx512_core up); this CPU's ISA is "
+        "{}: use f32",
+        cpu.isa);
+  }
+  return Status::ok();
+}
+
 std::string onednn_runtime_info() {
   const dnnl_version_t* v = dnnl_version();
 #if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
@@ -263,7 +279,7 @@ std::string onednn_runtime_info() {
   const char* threading = "threadpool";
 #endif
   return fmt::format("oneDNN {}.{}.{} ({} threading, ISA {})", v->major, v->minor, v->patch, threading,
-                     isa_name(dnnl::get_effective_cpu_isa()));
+                     onednn_cpu_support().isa);
 }
 
 }  // namespace compress::runtime
