@@ -96,15 +96,18 @@ int report_failure(const CommandDoc& doc, const Status& status);
 // (recipe key, flag) pair the command forwarded to the pass.
 std::string in_flag_terms(std::string message, const std::vector<std::pair<std::string, std::string>>& key_flags);
 
-// --mean and --std (and --limit when `with_limit`) for a command that reads
-// a dataset; dataset_options() reads them back checked: a finite mean, a
-// finite std > 0, a limit >= 1 (a usage error naming the flag otherwise).
+// A YAML flow list of quoted strings: ["a", "b\"c"] (repeatable flags as one pass option).
+std::string flow_list(const std::vector<std::string>& items);
+
 // Repeated "PATTERN=VALUE" flags as a YAML flow mapping {"PATTERN": VALUE, ...}
 // (patterns quoted and escaped); a malformed one is a usage error naming
 // `flag` with an example such as "'conv1=8'".
 std::string pattern_map(const CommandLine& cl, const std::string& flag, const std::vector<std::string>& specs,
                         const std::string& value_name, const std::string& example);
 
+// --mean and --std (and --limit when `with_limit`) for a command that reads
+// a dataset; dataset_options() reads them back checked: a finite mean, a
+// finite std > 0, a limit >= 1 (a usage error naming the flag otherwise).
 void add_dataset_options(CommandLine& cl, bool with_limit);
 eval::DatasetOptions dataset_options(const CommandLine& cl);
 

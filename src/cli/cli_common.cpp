@@ -217,4 +217,18 @@ std::string pattern_map(const CommandLine& cl, const std::string& flag, const st
   return map + "}";
 }
 
+std::string flow_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (const std::string& s : items) {
+    std::string q;
+    for (char c : s) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    out += (out.size() > 1 ? ", \"" : "\"") + q + "\"";
+  }
+  return out + "]";
+}
+
+
 }  // namespace compress::cli

@@ -45,22 +45,6 @@ const CommandDoc kPruneDoc = {
     "  ctk prune resnet18.pt half.cmf --method structured --target-flops 0.5 --round-to 16\n",
 };
 
-namespace {
-
-std::string flow_list(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (const std::string& s : items) {
-    std::string q;
-    for (char c : s) {
-      if (c == '"' || c == '\\') q += '\\';
-      q += c;
-    }
-    out += (out.size() > 1 ? ", \"" : "\"") + q + "\"";
-  }
-  return out + "]";
-}
-
-}  // namespace
 
 int run_prune(const std::vector<std::string>& args) {
   CommandLine cl(kPruneDoc);

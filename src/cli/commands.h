@@ -29,6 +29,9 @@ int run_quantize(const std::vector<std::string>& args);
 extern const CommandDoc kPruneDoc;
 int run_prune(const std::vector<std::string>& args);
 
+extern const CommandDoc kLowrankDoc;
+int run_lowrank(const std::vector<std::string>& args);
+
 extern const CommandDoc kQatDoc;
 int run_qat(const std::vector<std::string>& args);
 

@@ -17,7 +17,7 @@ namespace {
 
 // Adding a command: write cmd_<name>.cpp (a CommandDoc and a run function),
 // declare both in commands.h and add one line here.
-constexpr std::array<Command, 11> kCommands = {{
+constexpr std::array<Command, 12> kCommands = {{
     {&kInspectDoc, &run_inspect},
     {&kInferDoc, &run_infer},
     {&kEvalDoc, &run_eval},
@@ -25,6 +25,7 @@ constexpr std::array<Command, 11> kCommands = {{
     {&kConvertDoc, &run_convert},
     {&kQuantizeDoc, &run_quantize},
     {&kPruneDoc, &run_prune},
+    {&kLowrankDoc, &run_lowrank},
     {&kQatDoc, &run_qat},
     {&kDistillDoc, &run_distill},
     {&kRunDoc, &run_run},

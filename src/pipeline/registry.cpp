@@ -6,6 +6,9 @@
 #ifdef COMPRESS_HAVE_PRUNE
 #include "compress/prune/prune_passes.h"
 #endif
+#ifdef COMPRESS_HAVE_LOWRANK
+#include "compress/lowrank/lowrank_passes.h"
+#endif
 #ifdef COMPRESS_HAVE_DISTILL
 #include "compress/distill/finetune.h"
 #endif
@@ -27,6 +30,9 @@ const Family kFamilies[] = {
     {"quant", quant::register_quant_passes},
 #ifdef COMPRESS_HAVE_PRUNE
     {"prune", prune::register_prune_passes},
+#endif
+#ifdef COMPRESS_HAVE_LOWRANK
+    {"lowrank", lowrank::register_lowrank_passes},
 #endif
 #ifdef COMPRESS_HAVE_DISTILL
     {"distill", distill::register_distill_passes},

@@ -5,8 +5,10 @@
 // bit-exact agreement with it, so change both or neither.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <mutex>
+#include <vector>
 
 #include "compress/runtime/quant_arith.h"
 #include "conv_geometry.h"
@@ -146,6 +148,28 @@ Status emit(const Requant& r, Tensor& out, int64_t at, int64_t acc, int64_t c, f
 // c[m, n] = sum_k a[m, k] * b[k, n], exact in int64 (|a|,|b| <= 255 each).
 void int_gemm(const int32_t* a, const int32_t* b, int64_t m, int64_t k, int64_t n, int64_t* c) {
   std::fill(c, c + m * n, 0);
+  // When no partial sum can leave int32 (k * max|a| * max|b| < 2^31, true
+  // for every 8-bit layer with k < 33000), the same sums in int32 lanes:
+  // exact, and they vectorize where int64 multiplies do not (AVX2 has no
+  // 64-bit multiply), which matters when onednn leaves int8 layers to these
+  // kernels (Note [int8 and bf16 by CPU ISA] in runtime/onednn.h).
+  int64_t max_a = 0, max_b = 0;
+  for (int64_t i = 0; i < m * k; ++i) max_a = std::max<int64_t>(max_a, std::abs(static_cast<int64_t>(a[i])));
+  for (int64_t i = 0; i < k * n; ++i) max_b = std::max<int64_t>(max_b, std::abs(static_cast<int64_t>(b[i])));
+  if (max_a * max_b * k < (int64_t{1} << 31)) {
+    std::vector<int32_t> row(static_cast<size_t>(n));
+    for (int64_t i = 0; i < m; ++i) {
+      std::fill(row.begin(), row.end(), 0);
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const int32_t aik = a[i * k + kk];
+        if (aik == 0) continue;
+        const int32_t* bk = b + kk * n;
+        for (int64_t j = 0; j < n; ++j) row[static_cast<size_t>(j)] += aik * bk[j];
+      }
+      for (int64_t j = 0; j < n; ++j) c[i * n + j] = row[static_cast<size_t>(j)];
+    }
+    return;
+  }
   for (int64_t i = 0; i < m; ++i) {
     int64_t* ci = c + i * n;
     for (int64_t kk = 0; kk < k; ++kk) {
@@ -229,13 +253,24 @@ Expected<Tensors> qlinear(const ir::Node& node, const Tensors& in) {
   const int64_t rows = out_features == 0 ? 0 : out.numel() / out_features;
   const float sx = x.scales[0];
   FirstError error;
+  // int32 lanes when no sum can overflow them, as in int_gemm.
+  int64_t max_x = 0, max_w = 0;
+  for (int32_t v : x.values) max_x = std::max<int64_t>(max_x, std::abs(static_cast<int64_t>(v)));
+  for (int32_t v : w.values) max_w = std::max<int64_t>(max_w, std::abs(static_cast<int64_t>(v)));
+  const bool narrow = max_x * max_w * in_features < (int64_t{1} << 31);
   parallel_for_grain(rows, 4, [&](long begin, long end) {
     for (long row = begin; row < end; ++row) {
       const int32_t* xr = x.values.data() + row * in_features;
       for (int64_t o = 0; o < out_features; ++o) {
         const int32_t* wr = w.values.data() + o * in_features;
         int64_t acc = 0;
-        for (int64_t i = 0; i < in_features; ++i) acc += static_cast<int64_t>(xr[i]) * wr[i];
+        if (narrow) {
+          int32_t acc32 = 0;
+          for (int64_t i = 0; i < in_features; ++i) acc32 += xr[i] * wr[i];
+          acc = acc32;
+        } else {
+          for (int64_t i = 0; i < in_features; ++i) acc += static_cast<int64_t>(xr[i]) * wr[i];
+        }
         error.record(emit(r, out, row * out_features + o, acc, o, sx, weight_scale(w, o)));
       }
     }

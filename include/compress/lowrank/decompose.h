@@ -1,0 +1,74 @@
+// The decompositions behind the lowrank passes: truncated SVD, spatial SVD and Tucker-2 of layer weights (Eigen, f64).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "compress/support/status.h"
+
+namespace compress::lowrank {
+
+// Every function takes a row-major f32 weight, computes in f64 and returns
+// f32 factors whose product approximates it; relative_error is
+// ||W - W_r||_F / ||W||_F of the returned (f32) factors. A non-finite weight
+// is an error; an all-zero weight factors exactly (error 0).
+
+// Singular values of W[m, n], descending (Eigen's BDCSVD).
+Expected<std::vector<double>> singular_values(const std::vector<float>& w, int64_t m, int64_t n);
+
+// W[m, n] ~= second[m, r] * first[r, n], the best rank-r approximation
+// (Eckart-Young): first = sqrt(S_r) V_r^T, second = U_r sqrt(S_r), so the
+// two factors have the same scale.
+struct SvdFactors {
+  int64_t rank = 0;
+  std::vector<float> first;   // [rank, n]
+  std::vector<float> second;  // [m, rank]
+  double relative_error = 0;
+};
+Expected<SvdFactors> truncated_svd(const std::vector<float>& w, int64_t m, int64_t n, int64_t rank);
+
+// Note [Spatial SVD]
+// A conv weight W[o, c, kh, kw] as the matrix M[(c, i), (o, j)] =
+// W[o, c, i, j] (rows: an input channel and a kernel row; columns: an output
+// channel and a kernel column). Its rank-r SVD is a (kh x 1) conv c -> r
+// followed by a (1 x kw) conv r -> o: sum_k V[k, c, i] H[o, k, j] = M.
+struct SpatialFactors {
+  int64_t rank = 0;
+  std::vector<float> vertical;    // [rank, c, kh, 1]
+  std::vector<float> horizontal;  // [o, rank, 1, kw]
+  double relative_error = 0;
+};
+// The matrix of Note [Spatial SVD], row-major [c * kh, o * kw].
+std::vector<float> spatial_matrix(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw);
+Expected<SpatialFactors> spatial_svd(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw,
+                                     int64_t rank);
+
+// Note [Tucker-2]
+// W[o, c, kh, kw] ~= core x_0 U_out x_1 U_in: a 1x1 conv c -> r_in (U_in^T),
+// a kh x kw conv r_in -> r_out (the core, with the layer's stride, padding
+// and dilation), and a 1x1 conv r_out -> o (U_out). U_out and U_in start as
+// the leading left singular vectors of W's mode-0 and mode-1 unfoldings
+// (HOSVD) and are refined by HOOI (alternating: each factor the leading
+// singular vectors of W projected on the other) until the error improves by
+// less than `tolerance` (relative) or after `max_iterations` sweeps.
+struct Tucker2Factors {
+  int64_t rank_in = 0, rank_out = 0;
+  std::vector<float> first;  // [rank_in, c]: U_in^T
+  std::vector<float> core;   // [rank_out, rank_in, kh, kw]
+  std::vector<float> last;   // [o, rank_out]: U_out
+  double relative_error = 0;
+  double hosvd_error = 0;  // before the HOOI sweeps
+  int iterations = 0;      // HOOI sweeps run
+};
+Expected<Tucker2Factors> tucker2(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw,
+                                 int64_t rank_out, int64_t rank_in, int max_iterations = 20, double tolerance = 1e-7);
+// Singular values of W's mode-0 (output channels, [o, c*kh*kw]) or mode-1
+// (input channels, [c, o*kh*kw]) unfolding: the energy rule's spectrum.
+Expected<std::vector<double>> mode_singular_values(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh,
+                                                   int64_t kw, int mode);
+
+// The smallest r whose leading singular values keep `energy` (in (0, 1]) of
+// sum s^2; 1 for an all-zero spectrum.
+int64_t rank_for_energy(const std::vector<double>& singular_values, double energy);
+
+}  // namespace compress::lowrank

@@ -1,0 +1,73 @@
+// The lowrank pass family: lowrank.svd, lowrank.spatial_svd and lowrank.tucker2, their shared options and registration.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compress/pass/pass.h"
+#include "compress/pass/registry.h"
+
+namespace compress::lowrank {
+
+// Note [Low-rank ratio and ranks]
+// How much of a layer a factorization keeps is chosen by exactly one rule:
+//  - ratio F in (0, 1] (the default, 0.5): the kept fraction of the layer's
+//    MACs. The rank is the largest whose factorized chain costs at most
+//    F x the dense layer's multiply-accumulates at the model's shapes.
+//  - rank R: the rank itself (Tucker-2: both inner ranks, each capped by
+//    its side's channels); above the full rank it is an error.
+//  - energy E in (0, 1]: the smallest rank whose singular values keep E of
+//    sum s^2 (Tucker-2: per mode).
+// Then rounded to the nearest multiple of round_to (at least round_to, at
+// most the full rank). `layers` overrides the ratio per name pattern.
+struct LowrankOptions {
+  std::optional<int64_t> rank;
+  std::optional<double> energy;
+  double ratio = 0.5;
+  std::vector<std::pair<std::string, double>> layers;  // per-layer ratio by pattern; the first match wins
+  std::vector<std::string> exclude;                    // name patterns left dense
+  int64_t round_to = 1;
+  // Note [Latency gate]: keep a factorization only where `backend` runs the
+  // factorized chain faster than the dense layer at the model's shapes.
+  bool latency_gate = true;
+  std::string backend = "onednn";  // "reference" when onednn is not built
+  int64_t max_iterations = 20;     // tucker2: HOOI sweeps
+};
+
+// Reads rank, ratio, energy (at most one of them), layers, exclude, round_to,
+// latency_gate, backend and (tucker2) max_iterations.
+Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, bool tucker);
+
+// One pass per method (svd_pass.cpp, spatial_svd_pass.cpp, tucker2_pass.cpp):
+//  - lowrank.svd: linear and 1x1 conv2d, W[m, n] ~= U[m, r] V[r, n] as two
+//    layers (the bias on the second);
+//  - lowrank.spatial_svd: a k x k conv2d as (k x 1 conv to r channels) then
+//    (1 x k conv), Note [Spatial SVD] in decompose.h;
+//  - lowrank.tucker2: a k x k conv2d as 1x1 (to r_in), the k x k core
+//    (r_in -> r_out) and 1x1 (to the output channels), Note [Tucker-2].
+// Grouped and depthwise convolutions are left alone (logged).
+#define COMPRESS_LOWRANK_PASS(Class, pass_name)                                            \
+  class Class : public pass::Pass {                                                        \
+   public:                                                                                 \
+    using Options = LowrankOptions;                                                        \
+    static Expected<Options> parse_options(const pass::PassOptions& options);              \
+    Class() = default;                                                                     \
+    explicit Class(Options options) : options_(std::move(options)) {}                      \
+    std::string name() const override { return pass_name; }                                \
+    Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override; \
+                                                                                           \
+   private:                                                                                \
+    Options options_;                                                                      \
+  };
+COMPRESS_LOWRANK_PASS(SvdPass, "lowrank.svd")
+COMPRESS_LOWRANK_PASS(SpatialSvdPass, "lowrank.spatial_svd")
+COMPRESS_LOWRANK_PASS(Tucker2Pass, "lowrank.tucker2")
+#undef COMPRESS_LOWRANK_PASS
+
+// Registers lowrank.svd, lowrank.spatial_svd and lowrank.tucker2.
+Status register_lowrank_passes(pass::PassRegistry& registry);
+
+}  // namespace compress::lowrank

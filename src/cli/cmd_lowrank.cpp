@@ -1,0 +1,172 @@
+// `ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2`: one factorization pass (and optional KD recovery).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+#include <utility>
+
+#include "commands.h"
+#include "compress/pass/recipe.h"
+#include "compress/pipeline/recipe_runner.h"
+#include "compress/pipeline/registry.h"
+
+namespace compress::cli {
+
+const CommandDoc kLowrankDoc = {
+    "lowrank",
+    "factorize layers into low-rank chains: SVD, spatial SVD, Tucker-2",
+    "ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2 [--rank R | --ratio F | --energy E] [--round-to N] "
+    "[--layer PATTERN=F]... [--exclude PATTERN]... [--backend NAME] [--no-latency-gate] [--max-iterations N] "
+    "[--finetune-data SPEC --epochs N]",
+    "Runs one factorization pass on MODEL and writes OUT.cmf. --method svd\n"
+    "(lowrank.svd) splits each linear and 1x1 conv into two layers of rank r;\n"
+    "--method spatial_svd (lowrank.spatial_svd) each k x k conv into a k x 1 and\n"
+    "a 1 x k conv; --method tucker2 (lowrank.tucker2) each k x k conv into a 1x1,\n"
+    "a smaller k x k core and a 1x1 (HOSVD refined by HOOI, at most\n"
+    "--max-iterations sweeps). Grouped and depthwise convs are left alone.\n"
+    "The rank: --ratio F keeps at most the fraction F of each layer's MACs\n"
+    "(default 0.5), --rank R sets it, --energy E keeps the fraction E of the\n"
+    "squared singular values; --round-to N rounds it to a multiple of N;\n"
+    "--layer 'conv*=0.3' sets the ratio per layer pattern, --exclude leaves\n"
+    "layers dense (a pattern that matches no layer is an error). Each\n"
+    "factorization is timed against its dense layer on --backend (onednn by\n"
+    "default) at the model's shapes and kept only where it is faster; the table\n"
+    "shows both times (--no-latency-gate keeps every one). --finetune-data\n"
+    "recovers accuracy with --epochs of distill.kd, the input model as the\n"
+    "teacher (needs LibTorch). Datasets as for ctk eval. See docs/lowrank.md.",
+    "  ctk lowrank resnet18.pt r18_tucker.cmf --method tucker2 --ratio 0.5\n"
+    "  ctk lowrank fashion_resnet.cmf fr_lr.cmf --method tucker2 --ratio 0.5 --finetune-data fashion-mnist:train "
+    "--mean 0.286 --std 0.353 --epochs 1\n"
+    "  ctk lowrank encoder.cmf enc_svd.cmf --method svd --energy 0.9 --round-to 8 --exclude 'head*'\n",
+};
+
+int run_lowrank(const std::vector<std::string>& args) {
+  CommandLine cl(kLowrankDoc);
+  cl.options().add_options()("method,m", po::value<std::string>()->value_name("NAME"), "svd | spatial_svd | tucker2")(
+      "rank", po::value<std::string>()->value_name("R"), "the rank of every factorized layer")(
+      "ratio,r", po::value<std::string>()->value_name("F"),
+      "kept fraction of each layer's MACs, in (0, 1] (default 0.5)")(
+      "energy", po::value<std::string>()->value_name("E"), "kept fraction of the squared singular values, in (0, 1]")(
+      "round-to", po::value<std::string>()->value_name("N"), "ranks a multiple of N")(
+      "layer", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN=F"),
+      "per-layer ratio by node-name pattern (repeatable)")(
+      "exclude", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN"),
+      "leave layers matching PATTERN dense (repeatable)")("backend", po::value<std::string>()->value_name("NAME"),
+                                                          "where the latency gate times layers (default onednn)")(
+      "no-latency-gate", po::bool_switch(), "keep every factorization, faster or not")(
+      "max-iterations", po::value<std::string>()->value_name("N"), "tucker2: HOOI sweeps (default 20)")(
+      "finetune-data", po::value<std::string>()->value_name("SPEC"),
+      "recover with distill.kd on this labelled dataset")(
+      "epochs", po::value<int64_t>()->default_value(1)->value_name("N"), "recovery epochs");
+  add_dataset_options(cl, false);
+  cl.add_positional("model");
+  cl.add_positional("out");
+  if (!cl.parse(args)) return kExitOk;
+  const std::string path = cl.required_positional("model", "MODEL");
+  const std::string out = cl.required_positional("out", "OUT.cmf");
+  if (!cl.has("method")) cl.usage_error("missing --method (svd, spatial_svd or tucker2)");
+  const std::string method = cl.vm()["method"].as<std::string>();
+  if (method != "svd" && method != "spatial_svd" && method != "tucker2") {
+    cl.usage_error(fmt::format("unknown --method '{}' (use svd, spatial_svd or tucker2)", method));
+  }
+  const std::string pass_name = "lowrank." + method;
+  if (method != "tucker2" && cl.has("max-iterations")) cl.usage_error("--max-iterations is for --method tucker2");
+
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::vector<std::pair<std::string, std::string>> key_flags = {{"layers", "--layer"}, {"exclude", "--exclude"}};
+  auto forward = [&](const char* flag, const char* key) {
+    if (cl.has(flag)) pairs.emplace_back(key, cl.vm()[flag].as<std::string>());
+    key_flags.emplace_back(key, std::string("--") + flag);
+  };
+  forward("rank", "rank");
+  forward("ratio", "ratio");
+  forward("energy", "energy");
+  forward("round-to", "round_to");
+  forward("backend", "backend");
+  forward("max-iterations", "max_iterations");
+  if (cl.vm()["no-latency-gate"].as<bool>()) pairs.emplace_back("latency_gate", "false");
+  key_flags.emplace_back("latency_gate", "--no-latency-gate");
+  if (cl.has("layer")) {
+    pairs.emplace_back(
+        "layers", pattern_map(cl, "--layer", cl.vm()["layer"].as<std::vector<std::string>>(), "RATIO", "'conv*=0.3'"));
+  }
+  if (cl.has("exclude")) pairs.emplace_back("exclude", flow_list(cl.vm()["exclude"].as<std::vector<std::string>>()));
+  auto options = pass::PassOptions::from_pairs(pairs, "");
+  if (!options.has_value()) cl.usage_error(in_flag_terms(options.status().message(), key_flags));
+
+  // Like ctk prune: a recipe made of the flags, run by the library.
+  pass::Recipe recipe;
+  recipe.file = path;
+  recipe.model = path;
+  recipe.output = out;
+  recipe.stages.push_back({pass_name, *options, "--method " + method});
+  const bool recover = cl.has("finetune-data");
+  if (recover) {
+    const int64_t epochs = cl.vm()["epochs"].as<int64_t>();
+    if (epochs < 1) cl.usage_error(fmt::format("bad --epochs {} (use >= 1)", epochs));
+    auto kd_options = pass::PassOptions::from_pairs({{"epochs", std::to_string(epochs)}}, "distill.kd");
+    if (!kd_options.has_value()) cl.usage_error(kd_options.status().message());
+    const eval::DatasetOptions data_options = dataset_options(cl);
+    recipe.training = pass::RecipeData{cl.vm()["finetune-data"].as<std::string>(), data_options.normalization.mean,
+                                       data_options.normalization.std, data_options.limit, "--finetune-data"};
+    recipe.stages.push_back({"distill.kd", *kd_options, "--finetune-data"});
+  }
+  Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
+  if (!registry.has_value()) return report_failure(kLowrankDoc, registry.status());
+  if (recover && !registry->contains("distill.kd")) {
+    return report_failure(kLowrankDoc, unsupported("--finetune-data needs the distill.kd pass (built with LibTorch); "
+                                                   "this build of ctk does not have it"));
+  }
+  for (const pass::RecipeStage& stage : recipe.stages) {
+    auto created = registry->create(stage.pass, stage.options);
+    if (!created.has_value()) cl.usage_error(in_flag_terms(created.status().message(), key_flags));
+  }
+  require_cmf_destination(cl, out, "OUT");
+  const Status destination = check_destination(cl, out, {path}, "OUT");
+  if (!destination.is_ok()) return report_failure(kLowrankDoc, destination);
+
+  pipeline::RecipeRunOptions run_options;
+  run_options.model = cl.model_options();
+  run_options.progress = !cl.vm()["quiet"].as<bool>();
+  run_options.use_recipe_threads = false;
+  auto run = pipeline::RecipeRun::prepare(std::move(recipe), run_options);
+  if (!run.has_value()) return report_failure(kLowrankDoc, run.status());
+  auto results = run->run_stages();
+  if (!results.has_value()) return report_failure(kLowrankDoc, results.status());
+  const pass::PassResult& r = results->front().result;
+  auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };
+  if (!r.changed) {
+    return report_failure(kLowrankDoc,
+                          invalid_argument("{}: {} factorized no layer ({} left dense by the latency gate, {} not "
+                                           "factorizable by this method); no output written",
+                                           path, pass_name, counter("layers_left_dense"), counter("layers_skipped")));
+  }
+  Status saved = run->save_output();
+  if (!saved.is_ok()) return report_failure(kLowrankDoc, saved);
+  const double before = counter("macs_before"), after = counter("macs_after");
+  std::cout << fmt::format(
+      "{}: {} -> {} ({:.0f} layers factorized, {:.0f} left dense; their MACs {:.4g} -> {:.4g}, "
+      "{:.1f}%)\n",
+      path, pass_name, out, counter("layers_factorized"), counter("layers_left_dense"), before, after,
+      before > 0 ? 100.0 * after / before : 0.0);
+  std::cout << fmt::format("  {:<24} {:>9} {:>7} {:>9} {:>10} {:>10}  {}\n", "layer", "rank", "MACs", "error",
+                           "dense ms", "chain ms", "result");
+  std::vector<std::pair<double, std::string>> order;  // graph order
+  for (const auto& [layer, s] : r.layers) order.emplace_back(s.count("layer_index") ? s.at("layer_index") : 0.0, layer);
+  std::sort(order.begin(), order.end());
+  for (const auto& [index, layer] : order) {
+    const auto& s = r.layers.at(layer);
+    auto get = [&](const char* key) { return s.count(key) ? s.at(key) : -1.0; };
+    const std::string rank = s.count("rank_in") ? fmt::format("{:.0f}/{:.0f}", get("rank_in"), get("rank"))
+                                                : fmt::format("{:.0f}", get("rank"));
+    const double kept = get("macs_dense") > 0 ? 100.0 * get("macs_factorized") / get("macs_dense") : 0.0;
+    const bool timed = s.count("dense_ms") != 0;
+    std::cout << fmt::format("  {:<24} {:>9} {:>6.1f}% {:>9.4f} {:>10} {:>10}  {}\n", layer, rank, kept,
+                             get("relative_error"), timed ? fmt::format("{:.4f}", get("dense_ms")) : "-",
+                             timed ? fmt::format("{:.4f}", get("factorized_ms")) : "-",
+                             get("factorized") > 0 ? "factorized" : "left dense (slower)");
+  }
+  return kExitOk;
+}
+
+}  // namespace compress::cli

@@ -1,0 +1,207 @@
+// Truncated SVD, spatial SVD and Tucker-2 (HOSVD + HOOI) of layer weights, in f64 with Eigen.
+#include "compress/lowrank/decompose.h"
+
+#include <Eigen/Dense>
+#include <Eigen/SVD>
+#include <algorithm>
+#include <cmath>
+
+namespace compress::lowrank {
+namespace {
+
+using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+Status check_weight(const std::vector<float>& w, int64_t expected, const char* what) {
+  if (static_cast<int64_t>(w.size()) != expected || expected <= 0) {
+    return invalid_argument("lowrank: {} has {} values, expected {}", what, w.size(), expected);
+  }
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (!std::isfinite(w[i])) return invalid_argument("lowrank: {} has a non-finite value at flat index {}", what, i);
+  }
+  return Status::ok();
+}
+
+MatD to_matrix(const std::vector<float>& w, int64_t rows, int64_t cols) {
+  MatD m(rows, cols);
+  for (int64_t i = 0; i < rows * cols; ++i) m.data()[i] = w[static_cast<size_t>(i)];
+  return m;
+}
+
+// ||a - b|| / ||a|| (0 when a is zero).
+double relative(const MatD& a, const MatD& b) {
+  const double norm = a.norm();
+  return norm == 0.0 ? 0.0 : (a - b).norm() / norm;
+}
+
+// The leading `rank` left singular vectors of a, as columns.
+MatD leading_left(const MatD& a, int64_t rank) {
+  Eigen::BDCSVD<MatD> svd(a, Eigen::ComputeThinU);
+  return svd.matrixU().leftCols(rank);
+}
+
+// A 4-D tensor [a, c, kh, kw] stored as its mode-0 unfolding [a, c * K].
+// Mode-1 product by b [q, c]: [a, q, kh, kw].
+MatD mode1_product(const MatD& t, int64_t c, int64_t k, const MatD& b) {
+  MatD out(t.rows(), b.rows() * k);
+  for (int64_t i = 0; i < t.rows(); ++i) {
+    Eigen::Map<const MatD> slice(t.row(i).data(), c, k);
+    Eigen::Map<MatD> dst(out.row(i).data(), b.rows(), k);
+    dst = b * slice;
+  }
+  return out;
+}
+
+// The mode-1 unfolding [c, a * K] of a tensor held as [a, c * K].
+MatD unfold1(const MatD& t, int64_t c, int64_t k) {
+  const int64_t a = t.rows();
+  MatD out(c, a * k);
+  for (int64_t i = 0; i < a; ++i) {
+    for (int64_t ci = 0; ci < c; ++ci) {
+      for (int64_t kk = 0; kk < k; ++kk) out(ci, i * k + kk) = t(i, ci * k + kk);
+    }
+  }
+  return out;
+}
+
+std::vector<double> values_of(const Eigen::VectorXd& v) { return std::vector<double>(v.data(), v.data() + v.size()); }
+
+}  // namespace
+
+Expected<std::vector<double>> singular_values(const std::vector<float>& w, int64_t m, int64_t n) {
+  COMPRESS_RETURN_IF_ERROR(check_weight(w, m * n, "the weight"));
+  Eigen::BDCSVD<MatD> svd(to_matrix(w, m, n));
+  return values_of(svd.singularValues());
+}
+
+Expected<SvdFactors> truncated_svd(const std::vector<float>& w, int64_t m, int64_t n, int64_t rank) {
+  COMPRESS_RETURN_IF_ERROR(check_weight(w, m * n, "the weight"));
+  const int64_t full = std::min(m, n);
+  if (rank < 1 || rank > full)
+    return invalid_argument("lowrank: rank {} outside [1, {}] for a {}x{} matrix", rank, full, m, n);
+  const MatD a = to_matrix(w, m, n);
+  Eigen::BDCSVD<MatD> svd(a, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const Eigen::VectorXd root = svd.singularValues().head(rank).cwiseSqrt();
+  const MatD first = root.asDiagonal() * svd.matrixV().leftCols(rank).transpose();
+  const MatD second = svd.matrixU().leftCols(rank) * root.asDiagonal();
+  SvdFactors f;
+  f.rank = rank;
+  f.first.assign(static_cast<size_t>(rank * n), 0.0f);
+  f.second.assign(static_cast<size_t>(m * rank), 0.0f);
+  for (int64_t i = 0; i < rank * n; ++i) f.first[static_cast<size_t>(i)] = static_cast<float>(first.data()[i]);
+  for (int64_t i = 0; i < m * rank; ++i) f.second[static_cast<size_t>(i)] = static_cast<float>(second.data()[i]);
+  f.relative_error = relative(a, to_matrix(f.second, m, rank) * to_matrix(f.first, rank, n));
+  return f;
+}
+
+std::vector<float> spatial_matrix(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw) {
+  std::vector<float> m(static_cast<size_t>(o * c * kh * kw));
+  for (int64_t oi = 0; oi < o; ++oi) {
+    for (int64_t ci = 0; ci < c; ++ci) {
+      for (int64_t i = 0; i < kh; ++i) {
+        for (int64_t j = 0; j < kw; ++j) {
+          m[static_cast<size_t>((ci * kh + i) * (o * kw) + oi * kw + j)] =
+              w[static_cast<size_t>(((oi * c + ci) * kh + i) * kw + j)];
+        }
+      }
+    }
+  }
+  return m;
+}
+
+Expected<SpatialFactors> spatial_svd(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw,
+                                     int64_t rank) {
+  COMPRESS_RETURN_IF_ERROR(check_weight(w, o * c * kh * kw, "the conv weight"));
+  COMPRESS_ASSIGN_OR_RETURN(SvdFactors svd, truncated_svd(spatial_matrix(w, o, c, kh, kw), c * kh, o * kw, rank));
+  SpatialFactors f;
+  f.rank = rank;
+  f.relative_error = svd.relative_error;  // the rearrangement only permutes entries
+  f.vertical.resize(static_cast<size_t>(rank * c * kh));
+  f.horizontal.resize(static_cast<size_t>(o * rank * kw));
+  for (int64_t k = 0; k < rank; ++k) {
+    for (int64_t row = 0; row < c * kh; ++row) {  // row = (ci, i): vertical[k, ci, i, 0]
+      f.vertical[static_cast<size_t>(k * c * kh + row)] = svd.second[static_cast<size_t>(row * rank + k)];
+    }
+    for (int64_t oi = 0; oi < o; ++oi) {
+      for (int64_t j = 0; j < kw; ++j) {  // horizontal[oi, k, 0, j]
+        f.horizontal[static_cast<size_t>((oi * rank + k) * kw + j)] =
+            svd.first[static_cast<size_t>(k * o * kw + oi * kw + j)];
+      }
+    }
+  }
+  return f;
+}
+
+Expected<Tucker2Factors> tucker2(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw,
+                                 int64_t rank_out, int64_t rank_in, int max_iterations, double tolerance) {
+  COMPRESS_RETURN_IF_ERROR(check_weight(w, o * c * kh * kw, "the conv weight"));
+  if (rank_out < 1 || rank_out > o || rank_in < 1 || rank_in > c) {
+    return invalid_argument("lowrank: Tucker-2 ranks (out {}, in {}) outside [1, {}] x [1, {}]", rank_out, rank_in, o,
+                            c);
+  }
+  const int64_t k = kh * kw;
+  const MatD t = to_matrix(w, o, c * k);  // mode-0 unfolding
+  const double norm2 = t.squaredNorm();
+  MatD u_out = leading_left(t, rank_out);
+  MatD u_in = leading_left(unfold1(t, c, k), rank_in);
+  // With orthonormal factors the core is the projection and
+  // ||W - W_hat||^2 = ||W||^2 - ||core||^2.
+  auto core_of = [&](const MatD& uo, const MatD& ui) {
+    return MatD(mode1_product(uo.transpose() * t, c, k, ui.transpose()));
+  };
+  auto error_of = [&](const MatD& core) {
+    return norm2 == 0.0 ? 0.0 : std::sqrt(std::max(0.0, norm2 - core.squaredNorm()) / norm2);
+  };
+  MatD core = core_of(u_out, u_in);
+  Tucker2Factors f;
+  f.hosvd_error = error_of(core);
+  double error = f.hosvd_error;
+  for (int sweep = 0; sweep < max_iterations && error > 0.0; ++sweep) {
+    u_out = leading_left(mode1_product(t, c, k, u_in.transpose()), rank_out);
+    u_in = leading_left(unfold1(u_out.transpose() * t, c, k), rank_in);
+    core = core_of(u_out, u_in);
+    const double next = error_of(core);
+    f.iterations = sweep + 1;
+    const bool settled = error - next <= tolerance * std::max(error, 1e-30);
+    error = std::min(error, next);
+    if (settled) break;
+  }
+  f.rank_in = rank_in;
+  f.rank_out = rank_out;
+  f.first.resize(static_cast<size_t>(rank_in * c));
+  f.core.resize(static_cast<size_t>(rank_out * rank_in * k));
+  f.last.resize(static_cast<size_t>(o * rank_out));
+  for (int64_t r = 0; r < rank_in; ++r) {
+    for (int64_t ci = 0; ci < c; ++ci) f.first[static_cast<size_t>(r * c + ci)] = static_cast<float>(u_in(ci, r));
+  }
+  for (int64_t i = 0; i < rank_out * rank_in * k; ++i)
+    f.core[static_cast<size_t>(i)] = static_cast<float>(core.data()[i]);
+  for (int64_t i = 0; i < o * rank_out; ++i) f.last[static_cast<size_t>(i)] = static_cast<float>(u_out.data()[i]);
+  // The error of what is stored: rebuild W from the f32 factors.
+  const MatD rebuilt = mode1_product(to_matrix(f.last, o, rank_out) * to_matrix(f.core, rank_out, rank_in * k), rank_in,
+                                     k, to_matrix(f.first, rank_in, c).transpose());
+  f.relative_error = relative(t, rebuilt);
+  return f;
+}
+
+Expected<std::vector<double>> mode_singular_values(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh,
+                                                   int64_t kw, int mode) {
+  COMPRESS_RETURN_IF_ERROR(check_weight(w, o * c * kh * kw, "the conv weight"));
+  const MatD t = to_matrix(w, o, c * kh * kw);
+  Eigen::BDCSVD<MatD> svd(mode == 0 ? t : unfold1(t, c, kh * kw));
+  return values_of(svd.singularValues());
+}
+
+int64_t rank_for_energy(const std::vector<double>& singular_values, double energy) {
+  double total = 0.0;
+  for (double s : singular_values) total += s * s;
+  if (total == 0.0) return 1;
+  double kept = 0.0;
+  for (size_t r = 0; r < singular_values.size(); ++r) {
+    kept += singular_values[r] * singular_values[r];
+    // A relative slack so that energy 1.0 is reached despite rounding.
+    if (kept >= energy * total * (1.0 - 1e-12)) return static_cast<int64_t>(r + 1);
+  }
+  return static_cast<int64_t>(singular_values.size());
+}
+
+}  // namespace compress::lowrank

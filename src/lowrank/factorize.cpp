@@ -1,0 +1,290 @@
+// The lowrank driver: layer selection, rank rules, the latency gate and the graph rewrite shared by every method.
+#include "factorize.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "compress/ir/verifier.h"
+#include "compress/prune/prunable_layers.h"
+#include "compress/runtime/backend.h"
+#include "compress/support/logging.h"
+
+namespace compress::lowrank::detail {
+namespace {
+
+using analysis::WeightedLayer;
+
+int64_t per_sample(int64_t total, const ir::Shape& shape) {
+  return shape.empty() || shape[0] <= 0 ? total : total / shape[0];
+}
+
+// MACs of one conv2d / linear node from its shapes (per batch element).
+int64_t node_macs(const ir::Node& n) {
+  const ir::Shape& out = n.output(0)->shape();
+  const ir::Shape& w = n.input(1)->shape();
+  const int64_t outputs = ir::numel(out);
+  if (n.is(ir::OpKind::conv2d)) return per_sample(outputs * w[1] * w[2] * w[3], out);
+  return per_sample(outputs * w[1], out);  // linear: [.., out] from [.., in]
+}
+
+// Adds the chain before `before` (or at the end) reading `x`; returns its output.
+Expected<ir::Value*> add_chain(ir::Graph& g, ir::Value* x, const std::vector<ChainLayer>& chain, ir::Value* bias,
+                               const std::string& name, ir::Node* before) {
+  ir::Value* v = x;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    const ChainLayer& layer = chain[i];
+    COMPRESS_ASSIGN_OR_RETURN(ir::Value * w,
+                              g.add_constant(g.unique_name(name + layer.suffix + ".weight"), layer.weight));
+    std::vector<ir::Value*> inputs = {v, w};
+    if (i + 1 == chain.size() && bias != nullptr) inputs.push_back(bias);
+    COMPRESS_ASSIGN_OR_RETURN(ir::Node * n, g.add_node(layer.op, inputs, layer.attrs, name + layer.suffix, before));
+    v = n->output(0);
+  }
+  return v;
+}
+
+// Note [Latency gate]
+// A factorization only pays where the backend runs the chain faster than the
+// dense layer (aimet issue 809: fewer MACs, no faster). Each candidate is
+// timed as two one-layer graphs on the target backend at the layer's input
+// shape in the model: after warm-up, 9 rounds alternate the two (the order
+// flips every round, so drift on a shared machine hits both alike), each
+// round running each graph k times (k so that a round takes >= 2 ms), and
+// the medians of the per-run times decide: kept when the chain's is lower.
+// Results are cached per shape signature within a run.
+struct Timing {
+  double dense_ms = 0, factorized_ms = 0;
+};
+
+Expected<Timing> time_pair(const ir::Graph& dense, const ir::Graph& factorized, const ir::Tensor& x,
+                           const std::string& backend, int threads) {
+  runtime::BackendOptions bo;
+  bo.threads = threads;
+  COMPRESS_ASSIGN_OR_RETURN(auto b, runtime::make_backend(backend, bo));
+  COMPRESS_ASSIGN_OR_RETURN(auto dense_plan, b->compile(dense));
+  COMPRESS_ASSIGN_OR_RETURN(auto fact_plan, b->compile(factorized));
+  using clock = std::chrono::steady_clock;
+  auto run = [&](runtime::ExecutionPlan& p, int times) -> Expected<double> {
+    const auto start = clock::now();
+    for (int i = 0; i < times; ++i) COMPRESS_RETURN_IF_ERROR(p.run({x}).status());
+    return std::chrono::duration<double, std::milli>(clock::now() - start).count() / times;
+  };
+  COMPRESS_ASSIGN_OR_RETURN(double once, run(*dense_plan, 3));
+  COMPRESS_RETURN_IF_ERROR(run(*fact_plan, 3).status());
+  const int k = std::clamp(static_cast<int>(std::ceil(2.0 / std::max(once, 1e-4))), 1, 1000);
+  std::vector<double> d, f;
+  for (int round = 0; round < 9; ++round) {
+    const bool dense_first = round % 2 == 0;
+    for (int side = 0; side < 2; ++side) {
+      const bool is_dense = (side == 0) == dense_first;
+      COMPRESS_ASSIGN_OR_RETURN(double ms, run(is_dense ? *dense_plan : *fact_plan, k));
+      (is_dense ? d : f).push_back(ms);
+    }
+  }
+  std::nth_element(d.begin(), d.begin() + 4, d.end());
+  std::nth_element(f.begin(), f.begin() + 4, f.end());
+  return Timing{d[4], f[4]};
+}
+
+ir::Tensor random_input(const ir::ValueType& type, std::mt19937_64& rng) {
+  ir::Tensor t = ir::Tensor::zeros(ir::DType::kF32, type.shape).value();
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
+
+// The dense layer and its chain as one-layer graphs reading an input of the layer's type.
+Status one_layer_graphs(const WeightedLayer& layer, const Factorization& f, ir::Graph* dense, ir::Graph* chain) {
+  for (ir::Graph* g : {dense, chain}) {
+    COMPRESS_ASSIGN_OR_RETURN(ir::Value * x, g->add_input("x", layer.node->input(0)->type()));
+    ir::Value* bias = nullptr;
+    if (layer.bias != nullptr) {
+      COMPRESS_ASSIGN_OR_RETURN(bias, g->add_constant("bias", layer.bias->constant()));
+    }
+    ir::Value* out = nullptr;
+    if (g == dense) {
+      COMPRESS_ASSIGN_OR_RETURN(ir::Value * w, g->add_constant("weight", layer.weight->constant()));
+      std::vector<ir::Value*> inputs = {x, w};
+      if (bias != nullptr) inputs.push_back(bias);
+      COMPRESS_ASSIGN_OR_RETURN(ir::Node * n, g->add_node(layer.op(), inputs, layer.node->attrs(), "dense"));
+      out = n->output(0);
+    } else {
+      COMPRESS_ASSIGN_OR_RETURN(out, add_chain(*g, x, f.chain, bias, "chain", nullptr));
+    }
+    g->set_outputs({out});
+  }
+  return Status::ok();
+}
+
+std::string signature(const WeightedLayer& layer, const Factorization& f) {
+  std::string s = fmt::format("{} {} {}", layer.op(), ir::shape_to_string(layer.node->input(0)->shape()),
+                              ir::shape_to_string(layer.weight->shape()));
+  for (const auto& [k, v] : layer.node->attrs()) s += " " + k + "=" + ir::attribute_to_string(v);
+  for (const ChainLayer& c : f.chain) s += " | " + ir::shape_to_string(c.weight.shape());
+  return s;
+}
+
+Status check_patterns(const std::vector<std::string>& patterns, const std::vector<WeightedLayer>& layers,
+                      const std::string& pass_name, const char* key) {
+  for (const std::string& p : patterns) {
+    bool any = false;
+    for (const WeightedLayer& l : layers) any = any || prune::glob_match(p, l.name());
+    if (any) continue;
+    std::string names;
+    for (const WeightedLayer& l : layers) names += (names.empty() ? "" : ", ") + l.name();
+    return invalid_argument("{}: {} pattern '{}' matches no conv2d/linear layer (layers: {})", pass_name, key, p,
+                            names.empty() ? "none" : names);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+int64_t LayerShape::dense_macs() const {
+  const int64_t outputs = ir::numel(output);
+  const int64_t per_output = weight.size() == 4 ? weight[1] * weight[2] * weight[3] : weight[1];
+  return per_sample(outputs * per_output, output);
+}
+
+Expected<int64_t> chain_macs(const std::vector<ChainLayer>& chain, const ir::Shape& input, bool has_bias) {
+  ir::Graph g;
+  COMPRESS_ASSIGN_OR_RETURN(ir::Value * x, g.add_input("x", ir::ValueType{ir::DType::kF32, input, nullptr}));
+  ir::Value* bias = nullptr;
+  if (has_bias) {
+    const int64_t out = chain.back().weight.dim(0);
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor b, ir::Tensor::zeros(ir::DType::kF32, {out}));
+    COMPRESS_ASSIGN_OR_RETURN(bias, g.add_constant("bias", b));
+  }
+  COMPRESS_RETURN_IF_ERROR(add_chain(g, x, chain, bias, "chain", nullptr).status());
+  int64_t macs = 0;
+  for (const ir::Node* n : g.nodes()) macs += node_macs(*n);
+  return macs;
+}
+
+int64_t round_rank(int64_t rank, int64_t round_to, int64_t full) {
+  if (round_to > 1) rank = std::max(round_to, (rank + round_to / 2) / round_to * round_to);
+  return std::clamp<int64_t>(rank, 1, full);
+}
+
+int64_t largest_rank_within(int64_t full, double budget, const std::function<double(int64_t)>& cost) {
+  int64_t best = 1;
+  for (int64_t r = 1; r <= full; ++r) {
+    if (cost(r) <= budget) best = r;
+  }
+  return best;
+}
+
+Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& method, const LowrankOptions& options,
+                                            pass::PassContext& context) {
+  analysis::WeightedLayerQuery query;
+  query.ops = {ir::OpKind::conv2d, ir::OpKind::linear};
+  query.f32_input = true;
+  const std::vector<WeightedLayer> layers = analysis::weighted_layers(graph, query);
+  COMPRESS_RETURN_IF_ERROR(check_patterns(options.exclude, layers, method.pass_name, "exclude"));
+  std::vector<std::string> override_patterns;
+  for (const auto& [p, ratio] : options.layers) override_patterns.push_back(p);
+  COMPRESS_RETURN_IF_ERROR(check_patterns(override_patterns, layers, method.pass_name, "layers"));
+
+  pass::PassResult result;
+  std::map<std::string, Timing> timings;
+  int64_t factorized = 0, left_dense = 0, skipped = 0, macs_before = 0, macs_after = 0;
+  for (size_t index = 0; index < layers.size(); ++index) {
+    const WeightedLayer& layer = layers[index];
+    const std::string name = layer.name();
+    bool excluded = false;
+    for (const std::string& p : options.exclude) excluded = excluded || prune::glob_match(p, name);
+    std::optional<double> override_ratio;
+    for (const auto& [p, r] : options.layers) {
+      if (!override_ratio && prune::glob_match(p, name)) override_ratio = r;
+    }
+    if (excluded) continue;
+    const std::string why_not = method.skip_reason(layer);
+    if (!why_not.empty()) {
+      ++skipped;
+      if (override_ratio) {
+        log_warning("{}: {} is named in layers but cannot be factorized: {}", method.pass_name, name, why_not);
+      } else {
+        log_info("{}: {} left alone: {}", method.pass_name, name, why_not);
+      }
+      continue;
+    }
+    LayerShape shape{layer.node->input(0)->shape(), layer.node->output(0)->shape(), layer.weight->shape()};
+    COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense_w, layer.weight->constant().dense_f32(name));
+    std::vector<float> w(dense_w.data<float>(), dense_w.data<float>() + dense_w.numel());
+    auto f = method.factorize(layer, shape, w, options, override_ratio.value_or(options.ratio));
+    if (!f.has_value()) return f.status().with_context(fmt::format("{}: layer '{}'", method.pass_name, name));
+    COMPRESS_ASSIGN_OR_RETURN(const int64_t chain_cost, chain_macs(f->chain, shape.input, layer.bias != nullptr));
+    const int64_t dense_cost = shape.dense_macs();
+    auto& stats = result.layers[name];
+    stats["layer_index"] = static_cast<double>(index);
+    stats["rank"] = static_cast<double>(f->rank);
+    if (f->rank_in > 0) stats["rank_in"] = static_cast<double>(f->rank_in);
+    stats["relative_error"] = f->relative_error;
+    stats["macs_dense"] = static_cast<double>(dense_cost);
+    stats["macs_factorized"] = static_cast<double>(chain_cost);
+    if (f->iterations > 0) {
+      stats["hooi_iterations"] = f->iterations;
+      stats["hosvd_error"] = f->hosvd_error;
+    }
+    bool keep = true;
+    if (options.latency_gate) {
+      const std::string key = signature(layer, *f);
+      auto it = timings.find(key);
+      if (it == timings.end()) {
+        ir::Graph dense_g, chain_g;
+        COMPRESS_RETURN_IF_ERROR(one_layer_graphs(layer, *f, &dense_g, &chain_g));
+        const ir::Tensor x = random_input(layer.node->input(0)->type(), context.rng);
+        auto t = time_pair(dense_g, chain_g, x, options.backend, context.threads);
+        if (!t.has_value()) {
+          return t.status().with_context(
+              fmt::format("{}: timing layer '{}' on backend '{}'", method.pass_name, name, options.backend));
+        }
+        it = timings.emplace(key, *t).first;
+      }
+      stats["dense_ms"] = it->second.dense_ms;
+      stats["factorized_ms"] = it->second.factorized_ms;
+      keep = it->second.factorized_ms < it->second.dense_ms;
+      if (!keep) {
+        log_info("{}: {} left dense: factorized {:.4f} ms vs dense {:.4f} ms on {} (rank {}, {:.0f}% of the MACs)",
+                 method.pass_name, name, it->second.factorized_ms, it->second.dense_ms, options.backend, f->rank,
+                 100.0 * static_cast<double>(chain_cost) / static_cast<double>(std::max<int64_t>(dense_cost, 1)));
+      }
+    } else if (chain_cost >= dense_cost) {
+      log_warning("{}: {} factorized at rank {} costs {} MACs against {} dense (no latency gate)", method.pass_name,
+                  name, f->rank, chain_cost, dense_cost);
+    }
+    stats["factorized"] = keep ? 1.0 : 0.0;
+    macs_before += dense_cost;
+    if (!keep) {
+      ++left_dense;
+      macs_after += dense_cost;
+      continue;
+    }
+    ++factorized;
+    macs_after += chain_cost;
+    COMPRESS_ASSIGN_OR_RETURN(ir::Value * out,
+                              add_chain(graph, layer.node->input(0), f->chain, layer.bias, name, layer.node));
+    graph.replace_all_uses_with(layer.node->output(0), out);
+    COMPRESS_RETURN_IF_ERROR(graph.remove_node(layer.node));
+  }
+  graph.remove_unused_constants();
+  COMPRESS_RETURN_IF_ERROR(ir::verify(graph).with_context(method.pass_name + ": the factorized graph"));
+  result.changed = factorized > 0;
+  result.counters["layers_factorized"] = static_cast<double>(factorized);
+  result.counters["layers_left_dense"] = static_cast<double>(left_dense);
+  result.counters["layers_skipped"] = static_cast<double>(skipped);
+  result.counters["macs_before"] = static_cast<double>(macs_before);
+  result.counters["macs_after"] = static_cast<double>(macs_after);
+  log_info(
+      "{}: {} layer(s) factorized, {} left dense by the latency gate, {} not factorizable; MACs of the candidates "
+      "{} -> {}",
+      method.pass_name, factorized, left_dense, skipped, macs_before, macs_after);
+  return result;
+}
+
+}  // namespace compress::lowrank::detail

@@ -1,0 +1,64 @@
+// What the lowrank passes share: a method's factorization of one layer as a chain of layers, and the driver that
+// applies them.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compress/analysis/weighted_layers.h"
+#include "compress/ir/attributes.h"
+#include "compress/ir/op_kind.h"
+#include "compress/ir/tensor.h"
+#include "compress/lowrank/lowrank_passes.h"
+
+namespace compress::lowrank::detail {
+
+// One layer of a factorized chain; the last one takes the original bias.
+struct ChainLayer {
+  ir::OpKind op = ir::OpKind::linear;
+  ir::Tensor weight;
+  ir::AttributeMap attrs;
+  std::string suffix;  // node name = original name + suffix
+};
+
+struct Factorization {
+  std::vector<ChainLayer> chain;
+  int64_t rank = 0;     // svd, spatial_svd; tucker2: rank_out
+  int64_t rank_in = 0;  // tucker2
+  double relative_error = 0;
+  int iterations = 0;  // tucker2 HOOI sweeps
+  double hosvd_error = 0;
+};
+
+// The geometry a method needs of a layer at the model's shapes.
+struct LayerShape {
+  ir::Shape input, output, weight;
+  int64_t dense_macs() const;  // per batch element
+};
+
+// A method: whether it applies to a layer (else why not) and its
+// factorization of the dense weight at the options' rank rule.
+struct Method {
+  std::string pass_name;
+  std::string (*skip_reason)(const analysis::WeightedLayer& layer);
+  Expected<Factorization> (*factorize)(const analysis::WeightedLayer& layer, const LayerShape& shape,
+                                       const std::vector<float>& weight, const LowrankOptions& options, double ratio);
+};
+
+// Factorizes every layer the method applies to (minus exclusions), gated by
+// Note [Latency gate], and rewrites the graph. Per-layer results: rank(s),
+// relative_error, macs_dense, macs_factorized, dense_ms / factorized_ms
+// (with the gate) and factorized (1) or left dense (0).
+Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& method, const LowrankOptions& options,
+                                            pass::PassContext& context);
+
+// The MACs per batch element of a chain applied to `input` (shapes inferred).
+Expected<int64_t> chain_macs(const std::vector<ChainLayer>& chain, const ir::Shape& input, bool has_bias);
+
+// Note [Low-rank ratio and ranks]: rank r rounded to round_to within [1, full].
+int64_t round_rank(int64_t rank, int64_t round_to, int64_t full);
+// The largest r in [1, full] with cost(r) <= budget (1 when none is).
+int64_t largest_rank_within(int64_t full, double budget, const std::function<double(int64_t)>& cost);
+
+}  // namespace compress::lowrank::detail

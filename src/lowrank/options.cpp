@@ -1,0 +1,54 @@
+// Options every lowrank pass reads (Note [Low-rank ratio and ranks]) and the family's registration.
+#include <algorithm>
+
+#include "compress/lowrank/lowrank_passes.h"
+#include "compress/runtime/backend.h"
+
+namespace compress::lowrank {
+
+Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, bool tucker) {
+  LowrankOptions o;
+  const int rules = options.has("rank") + options.has("ratio") + options.has("energy");
+  if (rules > 1) {
+    return invalid_argument("{}: give one of rank, ratio and energy, not {}",
+                            options.where(options.has("rank") ? "rank" : "ratio"), rules);
+  }
+  if (options.has("rank")) {
+    COMPRESS_ASSIGN_OR_RETURN(int64_t r, options.integer("rank", 1, 1, int64_t{1} << 30));
+    o.rank = r;
+  }
+  COMPRESS_ASSIGN_OR_RETURN(o.ratio, options.number("ratio", o.ratio, pass::Range{0.0, 1.0, true, false}));
+  if (options.has("energy")) {
+    COMPRESS_ASSIGN_OR_RETURN(double e, options.number("energy", 1.0, pass::Range{0.0, 1.0, true, false}));
+    o.energy = e;
+  }
+  COMPRESS_ASSIGN_OR_RETURN(o.layers, options.number_map("layers", pass::Range{0.0, 1.0, true, false}));
+  COMPRESS_ASSIGN_OR_RETURN(o.exclude, options.string_list("exclude"));
+  COMPRESS_ASSIGN_OR_RETURN(o.round_to, options.integer("round_to", o.round_to, 1, 1 << 16));
+  COMPRESS_ASSIGN_OR_RETURN(o.latency_gate, options.boolean("latency_gate", o.latency_gate));
+  const std::vector<std::string> backends = runtime::available_backends();
+  const bool has_onednn = std::find(backends.begin(), backends.end(), "onednn") != backends.end();
+  COMPRESS_ASSIGN_OR_RETURN(o.backend, options.string("backend", has_onednn ? "onednn" : "reference", backends));
+  if (tucker) {
+    COMPRESS_ASSIGN_OR_RETURN(o.max_iterations, options.integer("max_iterations", o.max_iterations, 0, 1000));
+  }
+  return o;
+}
+
+Expected<LowrankOptions> SvdPass::parse_options(const pass::PassOptions& options) {
+  return parse_lowrank_options(options, false);
+}
+Expected<LowrankOptions> SpatialSvdPass::parse_options(const pass::PassOptions& options) {
+  return parse_lowrank_options(options, false);
+}
+Expected<LowrankOptions> Tucker2Pass::parse_options(const pass::PassOptions& options) {
+  return parse_lowrank_options(options, true);
+}
+
+Status register_lowrank_passes(pass::PassRegistry& registry) {
+  COMPRESS_RETURN_IF_ERROR(registry.add<SvdPass>("lowrank.svd"));
+  COMPRESS_RETURN_IF_ERROR(registry.add<SpatialSvdPass>("lowrank.spatial_svd"));
+  return registry.add<Tucker2Pass>("lowrank.tucker2");
+}
+
+}  // namespace compress::lowrank

@@ -1,0 +1,73 @@
+// lowrank.spatial_svd: a k x k conv2d as a (k x 1) conv to r channels, then a (1 x k) conv (AIMET's spatial SVD).
+#include "compress/lowrank/decompose.h"
+#include "factorize.h"
+
+namespace compress::lowrank {
+namespace {
+
+using detail::ChainLayer;
+using detail::Factorization;
+
+std::string skip_reason(const analysis::WeightedLayer& layer) {
+  if (!layer.node->is(ir::OpKind::conv2d)) return "not a convolution (lowrank.svd factorizes linears)";
+  const ir::Shape& w = layer.weight->shape();
+  if (w[2] < 2 || w[3] < 2) return "its kernel has a side of 1 (lowrank.svd factorizes 1x1 convolutions)";
+  if (layer.node->attr_int("groups") != 1) return "a grouped or depthwise convolution";
+  return "";
+}
+
+Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
+                                  const std::vector<float>& w, const LowrankOptions& options, double ratio) {
+  const int64_t o = shape.weight[0], c = shape.weight[1], kh = shape.weight[2], kw = shape.weight[3];
+  const int64_t full = std::min(c * kh, o * kw);
+  int64_t rank = 0;
+  if (options.rank) {
+    if (*options.rank > full) return invalid_argument("rank {} is above the full spatial rank {}", *options.rank, full);
+    rank = *options.rank;
+  } else if (options.energy) {
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<double> s, singular_values(spatial_matrix(w, o, c, kh, kw), c * kh, o * kw));
+    rank = rank_for_energy(s, *options.energy);
+  } else {
+    // Per output image: the (k x 1) conv writes r x Ho x W_in values of c*kh
+    // MACs each, the (1 x k) conv o x Ho x Wo values of r*kw MACs.
+    const double ho = static_cast<double>(shape.output[2]), wo = static_cast<double>(shape.output[3]);
+    const double win = static_cast<double>(shape.input[3]);
+    const double per_rank = static_cast<double>(c * kh) * ho * win + static_cast<double>(o * kw) * ho * wo;
+    const double dense = static_cast<double>(o * c * kh * kw) * ho * wo;
+    rank =
+        detail::largest_rank_within(full, ratio * dense, [&](int64_t r) { return static_cast<double>(r) * per_rank; });
+  }
+  rank = detail::round_rank(rank, options.round_to, full);
+  COMPRESS_ASSIGN_OR_RETURN(SpatialFactors sf, spatial_svd(w, o, c, kh, kw, rank));
+  const auto& stride = layer.node->attr_ints("stride");
+  const auto& pad = layer.node->attr_ints("padding");  // [top, left, bottom, right]
+  const auto& dil = layer.node->attr_ints("dilation");
+  Factorization f;
+  f.rank = rank;
+  f.relative_error = sf.relative_error;
+  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
+                               ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, c, kh, 1}, sf.vertical),
+                               {{"stride", std::vector<int64_t>{stride[0], 1}},
+                                {"padding", std::vector<int64_t>{pad[0], 0, pad[2], 0}},
+                                {"dilation", std::vector<int64_t>{dil[0], 1}},
+                                {"groups", int64_t{1}}},
+                               ".spatial_v"});
+  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
+                               ir::Tensor::from_vector<float>(ir::DType::kF32, {o, rank, 1, kw}, sf.horizontal),
+                               {{"stride", std::vector<int64_t>{1, stride[1]}},
+                                {"padding", std::vector<int64_t>{0, pad[1], 0, pad[3]}},
+                                {"dilation", std::vector<int64_t>{1, dil[1]}},
+                                {"groups", int64_t{1}}},
+                               ".spatial_h"});
+  return f;
+}
+
+const detail::Method kSpatialSvd{"lowrank.spatial_svd", skip_reason, factorize};
+
+}  // namespace
+
+Expected<pass::PassResult> SpatialSvdPass::run(ir::Graph& graph, pass::PassContext& context) {
+  return detail::factorize_layers(graph, kSpatialSvd, options_, context);
+}
+
+}  // namespace compress::lowrank
