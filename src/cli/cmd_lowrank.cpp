@@ -16,7 +16,8 @@ const CommandDoc kLowrankDoc = {
     "lowrank",
     "factorize layers into low-rank chains: SVD, spatial SVD, Tucker-2",
     "ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2 [--rank R | --ratio F | --energy E] [--round-to N] "
-    "[--layer PATTERN=F]... [--exclude PATTERN]... [--backend NAME] [--no-latency-gate] [--max-iterations N] "
+    "[--layer PATTERN=F]... [--exclude PATTERN]... [--backend NAME] [--no-latency-gate] [--gate-batch B]... "
+    "[--max-iterations N] "
     "[--finetune-data SPEC --epochs N]",
     "Runs one factorization pass on MODEL and writes OUT.cmf. --method svd\n"
     "(lowrank.svd) splits each linear and 1x1 conv into two layers of rank r;\n"
@@ -30,8 +31,9 @@ const CommandDoc kLowrankDoc = {
     "--layer 'conv*=0.3' sets the ratio per layer pattern, --exclude leaves\n"
     "layers dense (a pattern that matches no layer is an error). Each\n"
     "factorization is timed against its dense layer on --backend (onednn by\n"
-    "default) at the model's shapes and kept only where it is faster; the table\n"
-    "shows both times (--no-latency-gate keeps every one). --finetune-data\n"
+    "default) at the model's shapes (or at each --gate-batch) and kept only\n"
+    "where it is faster; the table shows both times (--no-latency-gate keeps\n"
+    "every one). --finetune-data\n"
     "recovers accuracy with --epochs of distill.kd, the input model as the\n"
     "teacher (needs LibTorch). Datasets as for ctk eval. See docs/lowrank.md.",
     "  ctk lowrank resnet18.pt r18_tucker.cmf --method tucker2 --ratio 0.5\n"
@@ -42,22 +44,25 @@ const CommandDoc kLowrankDoc = {
 
 int run_lowrank(const std::vector<std::string>& args) {
   CommandLine cl(kLowrankDoc);
-  cl.options().add_options()("method,m", po::value<std::string>()->value_name("NAME"), "svd | spatial_svd | tucker2")(
-      "rank", po::value<std::string>()->value_name("R"), "the rank of every factorized layer")(
-      "ratio,r", po::value<std::string>()->value_name("F"),
-      "kept fraction of each layer's MACs, in (0, 1] (default 0.5)")(
-      "energy", po::value<std::string>()->value_name("E"), "kept fraction of the squared singular values, in (0, 1]")(
-      "round-to", po::value<std::string>()->value_name("N"), "ranks a multiple of N")(
-      "layer", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN=F"),
-      "per-layer ratio by node-name pattern (repeatable)")(
-      "exclude", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN"),
-      "leave layers matching PATTERN dense (repeatable)")("backend", po::value<std::string>()->value_name("NAME"),
-                                                          "where the latency gate times layers (default onednn)")(
-      "no-latency-gate", po::bool_switch(), "keep every factorization, faster or not")(
-      "max-iterations", po::value<std::string>()->value_name("N"), "tucker2: HOOI sweeps (default 20)")(
-      "finetune-data", po::value<std::string>()->value_name("SPEC"),
-      "recover with distill.kd on this labelled dataset")(
-      "epochs", po::value<int64_t>()->default_value(1)->value_name("N"), "recovery epochs");
+  // clang-format off
+  cl.options().add_options()
+      ("method,m", po::value<std::string>()->value_name("NAME"), "svd | spatial_svd | tucker2")
+      ("rank", po::value<std::string>()->value_name("R"), "the rank of every factorized layer")
+      ("ratio,r", po::value<std::string>()->value_name("F"), "kept fraction of each layer's MACs, in (0, 1] (default 0.5)")
+      ("energy", po::value<std::string>()->value_name("E"), "kept fraction of the squared singular values, in (0, 1]")
+      ("round-to", po::value<std::string>()->value_name("N"), "ranks a multiple of N")
+      ("layer", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN=F"),
+       "per-layer ratio by node-name pattern (repeatable)")
+      ("exclude", po::value<std::vector<std::string>>()->composing()->value_name("PATTERN"),
+       "leave layers matching PATTERN dense (repeatable)")
+      ("backend", po::value<std::string>()->value_name("NAME"), "where the latency gate times layers (default onednn)")
+      ("no-latency-gate", po::bool_switch(), "keep every factorization, faster or not")
+      ("gate-batch", po::value<std::vector<int64_t>>()->composing()->value_name("B"),
+       "time the gate at batch B (repeatable; kept only if faster at each; default: the model's batch)")
+      ("max-iterations", po::value<std::string>()->value_name("N"), "tucker2: HOOI sweeps (default 20)")
+      ("finetune-data", po::value<std::string>()->value_name("SPEC"), "recover with distill.kd on this labelled dataset")
+      ("epochs", po::value<int64_t>()->default_value(1)->value_name("N"), "recovery epochs");
+  // clang-format on
   add_dataset_options(cl, false);
   cl.add_positional("model");
   cl.add_positional("out");
@@ -85,6 +90,14 @@ int run_lowrank(const std::vector<std::string>& args) {
   forward("backend", "backend");
   forward("max-iterations", "max_iterations");
   if (cl.vm()["no-latency-gate"].as<bool>()) pairs.emplace_back("latency_gate", "false");
+  if (cl.has("gate-batch")) {
+    std::string list;
+    for (int64_t b : cl.vm()["gate-batch"].as<std::vector<int64_t>>()) {
+      list += (list.empty() ? "[" : ", ") + std::to_string(b);
+    }
+    pairs.emplace_back("gate_batches", list + "]");
+  }
+  key_flags.emplace_back("gate_batches", "--gate-batch");
   key_flags.emplace_back("latency_gate", "--no-latency-gate");
   if (cl.has("layer")) {
     pairs.emplace_back(

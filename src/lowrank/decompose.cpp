@@ -2,6 +2,7 @@
 #include "compress/lowrank/decompose.h"
 
 #include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
@@ -33,8 +34,18 @@ double relative(const MatD& a, const MatD& b) {
   return norm == 0.0 ? 0.0 : (a - b).norm() / norm;
 }
 
-// The leading `rank` left singular vectors of a, as columns.
+// The leading `rank` left singular vectors of a, as columns. For a wide
+// matrix (Tucker unfoldings: [o, c*kh*kw]) they are the leading
+// eigenvectors of the small Gram matrix a a^T, which costs one GEMM and an
+// m x m eigensolve instead of an SVD of the whole matrix. f64 keeps the
+// squared spectrum accurate enough for the leading vectors.
 MatD leading_left(const MatD& a, int64_t rank) {
+  if (a.cols() > 2 * a.rows()) {
+    const MatD gram = a * a.transpose();
+    Eigen::SelfAdjointEigenSolver<MatD> eig(gram);
+    // Eigenvalues ascending: the leading vectors are the last columns, reversed.
+    return eig.eigenvectors().rightCols(rank).rowwise().reverse();
+  }
   Eigen::BDCSVD<MatD> svd(a, Eigen::ComputeThinU);
   return svd.matrixU().leftCols(rank);
 }

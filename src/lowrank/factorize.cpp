@@ -233,26 +233,42 @@ Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& meth
     }
     bool keep = true;
     if (options.latency_gate) {
-      const std::string key = signature(layer, *f);
-      auto it = timings.find(key);
-      if (it == timings.end()) {
-        ir::Graph dense_g, chain_g;
-        COMPRESS_RETURN_IF_ERROR(one_layer_graphs(layer, *f, &dense_g, &chain_g));
-        const ir::Tensor x = random_input(layer.node->input(0)->type(), context.rng);
-        auto t = time_pair(dense_g, chain_g, x, options.backend, context.threads);
-        if (!t.has_value()) {
-          return t.status().with_context(
-              fmt::format("{}: timing layer '{}' on backend '{}'", method.pass_name, name, options.backend));
+      // At the model's batch, or at each of gate_batches: kept only when faster at every one.
+      std::vector<int64_t> batches = options.gate_batches;
+      if (batches.empty()) batches.push_back(shape.input.empty() ? 1 : shape.input[0]);
+      ir::Graph dense_g, chain_g;
+      for (size_t bi = 0; bi < batches.size(); ++bi) {
+        const int64_t batch = batches[bi];
+        const std::string key = fmt::format("{} @{}", signature(layer, *f), batch);
+        auto it = timings.find(key);
+        if (it == timings.end()) {
+          if (dense_g.num_nodes() == 0) COMPRESS_RETURN_IF_ERROR(one_layer_graphs(layer, *f, &dense_g, &chain_g));
+          ir::ValueType type = layer.node->input(0)->type();
+          if (!type.shape.empty()) type.shape[0] = batch;
+          const ir::Tensor x = random_input(type, context.rng);
+          auto t = time_pair(dense_g, chain_g, x, options.backend, context.threads);
+          if (!t.has_value()) {
+            return t.status().with_context(fmt::format("{}: timing layer '{}' on backend '{}' at batch {}",
+                                                       method.pass_name, name, options.backend, batch));
+          }
+          it = timings.emplace(key, *t).first;
         }
-        it = timings.emplace(key, *t).first;
-      }
-      stats["dense_ms"] = it->second.dense_ms;
-      stats["factorized_ms"] = it->second.factorized_ms;
-      keep = it->second.factorized_ms < it->second.dense_ms;
-      if (!keep) {
-        log_info("{}: {} left dense: factorized {:.4f} ms vs dense {:.4f} ms on {} (rank {}, {:.0f}% of the MACs)",
-                 method.pass_name, name, it->second.factorized_ms, it->second.dense_ms, options.backend, f->rank,
-                 100.0 * static_cast<double>(chain_cost) / static_cast<double>(std::max<int64_t>(dense_cost, 1)));
+        const Timing& t = it->second;
+        if (bi == 0) {
+          stats["dense_ms"] = t.dense_ms;
+          stats["factorized_ms"] = t.factorized_ms;
+        }
+        if (batches.size() > 1) {
+          stats[fmt::format("dense_ms_batch{}", batch)] = t.dense_ms;
+          stats[fmt::format("factorized_ms_batch{}", batch)] = t.factorized_ms;
+        }
+        if (t.factorized_ms >= t.dense_ms && keep) {
+          keep = false;
+          log_info("{}: {} left dense: factorized {:.4f} ms vs dense {:.4f} ms on {} at batch {} (rank {}, {:.0f}% of "
+                   "the MACs)",
+                   method.pass_name, name, t.factorized_ms, t.dense_ms, options.backend, batch, f->rank,
+                   100.0 * static_cast<double>(chain_cost) / static_cast<double>(std::max<int64_t>(dense_cost, 1)));
+        }
       }
     } else if (chain_cost >= dense_cost) {
       log_warning("{}: {} factorized at rank {} costs {} MACs against {} dense (no latency gate)", method.pass_name,

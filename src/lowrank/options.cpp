@@ -26,6 +26,7 @@ Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options,
   COMPRESS_ASSIGN_OR_RETURN(o.exclude, options.string_list("exclude"));
   COMPRESS_ASSIGN_OR_RETURN(o.round_to, options.integer("round_to", o.round_to, 1, 1 << 16));
   COMPRESS_ASSIGN_OR_RETURN(o.latency_gate, options.boolean("latency_gate", o.latency_gate));
+  COMPRESS_ASSIGN_OR_RETURN(o.gate_batches, options.integer_list("gate_batches", 1, 1 << 16));
   const std::vector<std::string> backends = runtime::available_backends();
   const bool has_onednn = std::find(backends.begin(), backends.end(), "onednn") != backends.end();
   COMPRESS_ASSIGN_OR_RETURN(o.backend, options.string("backend", has_onednn ? "onednn" : "reference", backends));

@@ -33,7 +33,8 @@ struct LowrankOptions {
   // Note [Latency gate]: keep a factorization only where `backend` runs the
   // factorized chain faster than the dense layer at the model's shapes.
   bool latency_gate = true;
-  std::string backend = "onednn";  // "reference" when onednn is not built
+  std::string backend = "onednn";     // "reference" when onednn is not built
+  std::vector<int64_t> gate_batches;  // batch sizes to time at (empty: the model's); faster at all of them
   int64_t max_iterations = 20;     // tucker2: HOOI sweeps
 };
 
