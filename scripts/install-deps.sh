@@ -7,7 +7,7 @@ PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-14-dev llvm-14-tools ccache
   libeigen3-dev libfmt-dev libboost-program-options-dev libyaml-cpp-dev nlohmann-json3-dev catch2
   libdnnl-dev
-  libtorch-dev libopenblas0-pthread python3-torch python3-torchvision
+  libtorch-dev libopenblas0-pthread libblas-dev python3-torch python3-torchvision
   dataset-fashion-mnist
 )
 

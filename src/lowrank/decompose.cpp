@@ -1,6 +1,8 @@
 // Truncated SVD, spatial SVD and Tucker-2 (HOSVD + HOOI) of layer weights, in f64 with Eigen.
 #include "compress/lowrank/decompose.h"
 
+#include <cblas.h>
+
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
@@ -28,6 +30,21 @@ MatD to_matrix(const std::vector<float>& w, int64_t rows, int64_t cols) {
   return m;
 }
 
+// op(a) * op(b) through CBLAS, which resolves to OpenBLAS at run time
+// (libblas.so.3, Debian's alternative; multithreaded and vectorized for the
+// CPU it runs on, where Eigen's own kernels are compiled for baseline
+// x86-64): the Tucker sweeps are GEMMs on the unfoldings.
+MatD product(const MatD& a, bool transpose_a, const MatD& b, bool transpose_b) {
+  const int64_t m = transpose_a ? a.cols() : a.rows(), k = transpose_a ? a.rows() : a.cols();
+  const int64_t n = transpose_b ? b.rows() : b.cols();
+  MatD c(m, n);
+  if (m == 0 || n == 0) return c;
+  cblas_dgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a.data(), static_cast<int>(a.cols()),
+              b.data(), static_cast<int>(b.cols()), 0.0, c.data(), static_cast<int>(n));
+  return c;
+}
+
 // ||a - b|| / ||a|| (0 when a is zero).
 double relative(const MatD& a, const MatD& b) {
   const double norm = a.norm();
@@ -41,7 +58,7 @@ double relative(const MatD& a, const MatD& b) {
 // squared spectrum accurate enough for the leading vectors.
 MatD leading_left(const MatD& a, int64_t rank) {
   if (a.cols() > 2 * a.rows()) {
-    const MatD gram = a * a.transpose();
+    const MatD gram = product(a, false, a, true);
     Eigen::SelfAdjointEigenSolver<MatD> eig(gram);
     // Eigenvalues ascending: the leading vectors are the last columns, reversed.
     return eig.eigenvectors().rightCols(rank).rowwise().reverse();
@@ -50,19 +67,8 @@ MatD leading_left(const MatD& a, int64_t rank) {
   return svd.matrixU().leftCols(rank);
 }
 
-// A 4-D tensor [a, c, kh, kw] stored as its mode-0 unfolding [a, c * K].
-// Mode-1 product by b [q, c]: [a, q, kh, kw].
-MatD mode1_product(const MatD& t, int64_t c, int64_t k, const MatD& b) {
-  MatD out(t.rows(), b.rows() * k);
-  for (int64_t i = 0; i < t.rows(); ++i) {
-    Eigen::Map<const MatD> slice(t.row(i).data(), c, k);
-    Eigen::Map<MatD> dst(out.row(i).data(), b.rows(), k);
-    dst = b * slice;
-  }
-  return out;
-}
-
-// The mode-1 unfolding [c, a * K] of a tensor held as [a, c * K].
+// The mode-1 unfolding [c, a * K] of a tensor held as [a, c * K]. It swaps
+// the first two modes, so it also takes a mode-1 unfolding back to mode 0.
 MatD unfold1(const MatD& t, int64_t c, int64_t k) {
   const int64_t a = t.rows();
   MatD out(c, a * k);
@@ -150,32 +156,36 @@ Expected<Tucker2Factors> tucker2(const std::vector<float>& w, int64_t o, int64_t
                             c);
   }
   const int64_t k = kh * kw;
-  const MatD t = to_matrix(w, o, c * k);  // mode-0 unfolding
-  const double norm2 = t.squaredNorm();
-  MatD u_out = leading_left(t, rank_out);
-  MatD u_in = leading_left(unfold1(t, c, k), rank_in);
+  // Both unfoldings once; every mode product is then one GEMM on one of them
+  // (unfold1(W x_1 B) = B unfold1(W), unfold0(W x_0 A) = A unfold0(W)).
+  const MatD t0 = to_matrix(w, o, c * k);  // [o, c*K]
+  const MatD t1 = unfold1(t0, c, k);       // [c, o*K]
+  const double norm2 = t0.squaredNorm();
+  MatD u_out = leading_left(t0, rank_out);
+  MatD u_in = leading_left(t1, rank_in);
   // With orthonormal factors the core is the projection and
-  // ||W - W_hat||^2 = ||W||^2 - ||core||^2.
-  auto core_of = [&](const MatD& uo, const MatD& ui) {
-    return MatD(mode1_product(uo.transpose() * t, c, k, ui.transpose()));
+  // ||W - W_hat||^2 = ||W||^2 - ||core||^2 (in any layout).
+  auto core1_of = [&](const MatD& uo, const MatD& ui) {  // the core's mode-1 unfolding [r_in, r_out*K]
+    return product(ui, true, unfold1(product(uo, true, t0, false), c, k), false);
   };
-  auto error_of = [&](const MatD& core) {
-    return norm2 == 0.0 ? 0.0 : std::sqrt(std::max(0.0, norm2 - core.squaredNorm()) / norm2);
+  auto error_of = [&](const MatD& core1) {
+    return norm2 == 0.0 ? 0.0 : std::sqrt(std::max(0.0, norm2 - core1.squaredNorm()) / norm2);
   };
-  MatD core = core_of(u_out, u_in);
+  MatD core1 = core1_of(u_out, u_in);
   Tucker2Factors f;
-  f.hosvd_error = error_of(core);
+  f.hosvd_error = error_of(core1);
   double error = f.hosvd_error;
   for (int sweep = 0; sweep < max_iterations && error > 0.0; ++sweep) {
-    u_out = leading_left(mode1_product(t, c, k, u_in.transpose()), rank_out);
-    u_in = leading_left(unfold1(u_out.transpose() * t, c, k), rank_in);
-    core = core_of(u_out, u_in);
-    const double next = error_of(core);
+    u_out = leading_left(unfold1(product(u_in, true, t1, false), o, k), rank_out);  // W x_1 U_in^T, mode 0
+    u_in = leading_left(unfold1(product(u_out, true, t0, false), c, k), rank_in);   // W x_0 U_out^T, mode 1
+    core1 = core1_of(u_out, u_in);
+    const double next = error_of(core1);
     f.iterations = sweep + 1;
     const bool settled = error - next <= tolerance * std::max(error, 1e-30);
     error = std::min(error, next);
     if (settled) break;
   }
+  const MatD core0 = unfold1(core1, rank_out, k);  // [r_out, r_in*K]
   f.rank_in = rank_in;
   f.rank_out = rank_out;
   f.first.resize(static_cast<size_t>(rank_in * c));
@@ -184,13 +194,14 @@ Expected<Tucker2Factors> tucker2(const std::vector<float>& w, int64_t o, int64_t
   for (int64_t r = 0; r < rank_in; ++r) {
     for (int64_t ci = 0; ci < c; ++ci) f.first[static_cast<size_t>(r * c + ci)] = static_cast<float>(u_in(ci, r));
   }
-  for (int64_t i = 0; i < rank_out * rank_in * k; ++i)
-    f.core[static_cast<size_t>(i)] = static_cast<float>(core.data()[i]);
+  for (int64_t i = 0; i < rank_out * rank_in * k; ++i) {
+    f.core[static_cast<size_t>(i)] = static_cast<float>(core0.data()[i]);
+  }
   for (int64_t i = 0; i < o * rank_out; ++i) f.last[static_cast<size_t>(i)] = static_cast<float>(u_out.data()[i]);
-  // The error of what is stored: rebuild W from the f32 factors.
-  const MatD rebuilt = mode1_product(to_matrix(f.last, o, rank_out) * to_matrix(f.core, rank_out, rank_in * k), rank_in,
-                                     k, to_matrix(f.first, rank_in, c).transpose());
-  f.relative_error = relative(t, rebuilt);
+  // The error of what is stored: rebuild W's mode-1 unfolding from the f32 factors.
+  const MatD outer = to_matrix(f.last, o, rank_out) * to_matrix(f.core, rank_out, rank_in * k);  // [o, r_in*K]
+  const MatD rebuilt1 = to_matrix(f.first, rank_in, c).transpose() * unfold1(outer, rank_in, k);  // [c, o*K]
+  f.relative_error = relative(t1, rebuilt1);
   return f;
 }
 
