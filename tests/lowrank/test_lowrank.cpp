@@ -161,7 +161,7 @@ TEST_CASE("truncated SVD, spatial SVD and Tucker-2 match their NumPy transcripti
   }
 }
 
-TEST_CASE("full-rank chains reproduce each layer on every backend; the graph verifies and round-trips .cmf",
+TEST_CASE("full-rank chains reproduce each layer on every backend, the graph verifies and round-trips .cmf",
           "[lowrank]") {
   const Tensor x = random_tensor({2, 6, 11, 9}, 7);
   const ir::Graph original = small_model();
@@ -271,7 +271,8 @@ TEST_CASE("the latency gate keeps a faster factorization and leaves a slower one
   g.set_outputs({small});
   const std::string backend = available_backend();
   ir::Graph slow = g.clone();
-  auto r = run_pass<lowrank::SvdPass>(g, fmt::format("{{backend: {}, exclude: [narrow, small], ratio: 0.05}}", backend));
+  auto r = run_pass<lowrank::SvdPass>(
+      g, fmt::format("{{backend: {}, exclude: [narrow, small], ratio: 0.05, gate_batches: [32, 4]}}", backend));
   INFO(r.status().to_string());
   REQUIRE(r.has_value());
   // Full rank: twice the MACs of the dense layer, in two primitives.
@@ -284,6 +285,9 @@ TEST_CASE("the latency gate keeps a faster factorization and leaves a slower one
                      << s.at("dense_ms") << " ms, chain " << s.at("factorized_ms") << " ms on " << backend);
   CHECK(b.at("factorized") == 1.0);
   CHECK(b.at("factorized_ms") < b.at("dense_ms"));
+  // Timed at each of gate_batches, faster at both; the first is the headline.
+  CHECK(b.at("factorized_ms_batch4") < b.at("dense_ms_batch4"));
+  CHECK(b.at("dense_ms_batch32") == b.at("dense_ms"));
   CHECK(g.find_node("big") == nullptr);
   CHECK(s.at("factorized") == 0.0);
   CHECK(s.at("factorized_ms") >= s.at("dense_ms"));
@@ -350,7 +354,7 @@ TEST_CASE("lowrank: bad options, unmatched patterns, bad weights and layers a me
   }
 }
 
-TEST_CASE("ctk lowrank: tucker2 on fashion_resnet prints the table and writes a model; bad flags write nothing",
+TEST_CASE("ctk lowrank: tucker2 on fashion_resnet prints the table and writes a model, bad flags write nothing",
           "[lowrank][cli]") {
   const std::string model = std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_resnet.cmf";
   const fs::path dir = fs::temp_directory_path() / "ctk_lowrank_test";
