@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "commands.h"
+#include "stage_command.h"
 #include "compress/pass/recipe.h"
 #include "compress/pipeline/recipe_runner.h"
 #include "compress/pipeline/registry.h"
@@ -42,6 +43,39 @@ const CommandDoc kLowrankDoc = {
     "  ctk lowrank encoder.cmf enc_svd.cmf --method svd --energy 0.9 --round-to 8 --exclude 'head*'\n",
 };
 
+namespace {
+
+// The summary line, then one row per candidate layer in graph order.
+void print_table(const std::string& path, const std::string& pass_name, const std::string& out,
+                 const pass::PassResult& r) {
+  auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };
+  const double before = counter("macs_before"), after = counter("macs_after");
+  std::cout << fmt::format(
+      "{}: {} -> {} ({:.0f} layers factorized, {:.0f} left dense; their MACs {:.4g} -> {:.4g}, "
+      "{:.1f}%)\n",
+      path, pass_name, out, counter("layers_factorized"), counter("layers_left_dense"), before, after,
+      before > 0 ? 100.0 * after / before : 0.0);
+  std::cout << fmt::format("  {:<24} {:>9} {:>7} {:>9} {:>10} {:>10}  {}\n", "layer", "rank", "MACs", "error",
+                           "dense ms", "chain ms", "result");
+  std::vector<std::pair<double, std::string>> order;  // graph order
+  for (const auto& [layer, s] : r.layers) order.emplace_back(s.count("layer_index") ? s.at("layer_index") : 0.0, layer);
+  std::sort(order.begin(), order.end());
+  for (const auto& [index, layer] : order) {
+    const auto& s = r.layers.at(layer);
+    auto get = [&](const char* key) { return s.count(key) ? s.at(key) : -1.0; };
+    const std::string rank = s.count("rank_in") ? fmt::format("{:.0f}/{:.0f}", get("rank_in"), get("rank"))
+                                                : fmt::format("{:.0f}", get("rank"));
+    const double kept = get("macs_dense") > 0 ? 100.0 * get("macs_factorized") / get("macs_dense") : 0.0;
+    const bool timed = s.count("dense_ms") != 0;
+    std::cout << fmt::format("  {:<24} {:>9} {:>6.1f}% {:>9.4f} {:>10} {:>10}  {}\n", layer, rank, kept,
+                             get("relative_error"), timed ? fmt::format("{:.4f}", get("dense_ms")) : "-",
+                             timed ? fmt::format("{:.4f}", get("factorized_ms")) : "-",
+                             get("factorized") > 0 ? "factorized" : "left dense (slower)");
+  }
+}
+
+}  // namespace
+
 int run_lowrank(const std::vector<std::string>& args) {
   CommandLine cl(kLowrankDoc);
   // clang-format off
@@ -77,44 +111,39 @@ int run_lowrank(const std::vector<std::string>& args) {
   const std::string pass_name = "lowrank." + method;
   if (method != "tucker2" && cl.has("max-iterations")) cl.usage_error("--max-iterations is for --method tucker2");
 
-  std::vector<std::pair<std::string, std::string>> pairs;
-  std::vector<std::pair<std::string, std::string>> key_flags = {{"layers", "--layer"}, {"exclude", "--exclude"}};
-  auto forward = [&](const char* flag, const char* key) {
-    if (cl.has(flag)) pairs.emplace_back(key, cl.vm()[flag].as<std::string>());
-    key_flags.emplace_back(key, std::string("--") + flag);
-  };
-  forward("rank", "rank");
-  forward("ratio", "ratio");
-  forward("energy", "energy");
-  forward("round-to", "round_to");
-  forward("backend", "backend");
-  forward("max-iterations", "max_iterations");
-  if (cl.vm()["no-latency-gate"].as<bool>()) pairs.emplace_back("latency_gate", "false");
+  StageFlags flags(cl);
+  flags.forward("rank", "rank");
+  flags.forward("ratio", "ratio");
+  flags.forward("energy", "energy");
+  flags.forward("round-to", "round_to");
+  flags.forward("backend", "backend");
+  flags.forward("max-iterations", "max_iterations");
+  if (cl.vm()["no-latency-gate"].as<bool>()) {
+    flags.set("latency_gate", "false", "--no-latency-gate");
+  } else {
+    flags.name("latency_gate", "--no-latency-gate");
+  }
   if (cl.has("gate-batch")) {
     std::string list;
     for (int64_t b : cl.vm()["gate-batch"].as<std::vector<int64_t>>()) {
       list += (list.empty() ? "[" : ", ") + std::to_string(b);
     }
-    pairs.emplace_back("gate_batches", list + "]");
+    flags.set("gate_batches", list + "]", "--gate-batch");
   }
-  key_flags.emplace_back("gate_batches", "--gate-batch");
-  key_flags.emplace_back("latency_gate", "--no-latency-gate");
   if (cl.has("layer")) {
-    pairs.emplace_back(
-        "layers", pattern_map(cl, "--layer", cl.vm()["layer"].as<std::vector<std::string>>(), "RATIO", "'conv*=0.3'"));
+    flags.set("layers",
+              pattern_map(cl, "--layer", cl.vm()["layer"].as<std::vector<std::string>>(), "RATIO", "'conv*=0.3'"),
+              "--layer");
   }
-  if (cl.has("exclude")) pairs.emplace_back("exclude", flow_list(cl.vm()["exclude"].as<std::vector<std::string>>()));
-  auto options = pass::PassOptions::from_pairs(pairs, "");
-  if (!options.has_value()) cl.usage_error(in_flag_terms(options.status().message(), key_flags));
+  if (cl.has("exclude")) flags.set("exclude", flow_list(cl.vm()["exclude"].as<std::vector<std::string>>()), "--exclude");
 
-  // Like ctk prune: a recipe made of the flags, run by the library.
+  // A recipe made of the flags: the factorization, then distill.kd with --finetune-data.
   pass::Recipe recipe;
   recipe.file = path;
   recipe.model = path;
   recipe.output = out;
-  recipe.stages.push_back({pass_name, *options, "--method " + method});
-  const bool recover = cl.has("finetune-data");
-  if (recover) {
+  recipe.stages.push_back({pass_name, flags.options(cl), "--method " + method});
+  if (cl.has("finetune-data")) {
     const int64_t epochs = cl.vm()["epochs"].as<int64_t>();
     if (epochs < 1) cl.usage_error(fmt::format("bad --epochs {} (use >= 1)", epochs));
     auto kd_options = pass::PassOptions::from_pairs({{"epochs", std::to_string(epochs)}}, "distill.kd");
@@ -124,62 +153,24 @@ int run_lowrank(const std::vector<std::string>& args) {
                                        data_options.normalization.std, data_options.limit, "--finetune-data"};
     recipe.stages.push_back({"distill.kd", *kd_options, "--finetune-data"});
   }
-  Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
-  if (!registry.has_value()) return report_failure(kLowrankDoc, registry.status());
-  if (recover && !registry->contains("distill.kd")) {
-    return report_failure(kLowrankDoc, unsupported("--finetune-data needs the distill.kd pass (built with LibTorch); "
-                                                   "this build of ctk does not have it"));
-  }
-  for (const pass::RecipeStage& stage : recipe.stages) {
-    auto created = registry->create(stage.pass, stage.options);
-    if (!created.has_value()) cl.usage_error(in_flag_terms(created.status().message(), key_flags));
-  }
-  require_cmf_destination(cl, out, "OUT");
-  const Status destination = check_destination(cl, out, {path}, "OUT");
-  if (!destination.is_ok()) return report_failure(kLowrankDoc, destination);
-
-  pipeline::RecipeRunOptions run_options;
-  run_options.model = cl.model_options();
-  run_options.progress = !cl.vm()["quiet"].as<bool>();
-  run_options.use_recipe_threads = false;
-  auto run = pipeline::RecipeRun::prepare(std::move(recipe), run_options);
-  if (!run.has_value()) return report_failure(kLowrankDoc, run.status());
-  auto results = run->run_stages();
-  if (!results.has_value()) return report_failure(kLowrankDoc, results.status());
-  const pass::PassResult& r = results->front().result;
-  auto counter = [&](const char* key) { return r.counters.count(key) ? r.counters.at(key) : 0.0; };
-  if (!r.changed) {
-    return report_failure(kLowrankDoc,
-                          invalid_argument("{}: {} factorized no layer ({} left dense by the latency gate, {} not "
-                                           "factorizable by this method); no output written",
-                                           path, pass_name, counter("layers_left_dense"), counter("layers_skipped")));
-  }
-  Status saved = run->save_output();
-  if (!saved.is_ok()) return report_failure(kLowrankDoc, saved);
-  const double before = counter("macs_before"), after = counter("macs_after");
-  std::cout << fmt::format(
-      "{}: {} -> {} ({:.0f} layers factorized, {:.0f} left dense; their MACs {:.4g} -> {:.4g}, "
-      "{:.1f}%)\n",
-      path, pass_name, out, counter("layers_factorized"), counter("layers_left_dense"), before, after,
-      before > 0 ? 100.0 * after / before : 0.0);
-  std::cout << fmt::format("  {:<24} {:>9} {:>7} {:>9} {:>10} {:>10}  {}\n", "layer", "rank", "MACs", "error",
-                           "dense ms", "chain ms", "result");
-  std::vector<std::pair<double, std::string>> order;  // graph order
-  for (const auto& [layer, s] : r.layers) order.emplace_back(s.count("layer_index") ? s.at("layer_index") : 0.0, layer);
-  std::sort(order.begin(), order.end());
-  for (const auto& [index, layer] : order) {
-    const auto& s = r.layers.at(layer);
-    auto get = [&](const char* key) { return s.count(key) ? s.at(key) : -1.0; };
-    const std::string rank = s.count("rank_in") ? fmt::format("{:.0f}/{:.0f}", get("rank_in"), get("rank"))
-                                                : fmt::format("{:.0f}", get("rank"));
-    const double kept = get("macs_dense") > 0 ? 100.0 * get("macs_factorized") / get("macs_dense") : 0.0;
-    const bool timed = s.count("dense_ms") != 0;
-    std::cout << fmt::format("  {:<24} {:>9} {:>6.1f}% {:>9.4f} {:>10} {:>10}  {}\n", layer, rank, kept,
-                             get("relative_error"), timed ? fmt::format("{:.4f}", get("dense_ms")) : "-",
-                             timed ? fmt::format("{:.4f}", get("factorized_ms")) : "-",
-                             get("factorized") > 0 ? "factorized" : "left dense (slower)");
-  }
-  return kExitOk;
+  auto counter = [](const pass::PassResult& r, const char* key) {
+    return r.counters.count(key) ? r.counters.at(key) : 0.0;
+  };
+  const auto factorized_something = [&](const std::vector<pass::StageResult>& results) -> Status {
+    const pass::PassResult& r = results.front().result;
+    if (r.changed) return Status::ok();
+    return invalid_argument(
+        "{}: {} factorized no layer ({} left dense by the latency gate, {} not factorizable by this method); no "
+        "output written",
+        path, pass_name, counter(r, "layers_left_dense"), counter(r, "layers_skipped"));
+  };
+  return run_stage_command(
+      kLowrankDoc, cl, std::move(recipe), flags.key_flags(),
+      [&](const pipeline::RecipeRun&, const std::vector<pass::StageResult>& results) {
+        print_table(path, pass_name, out, results.front().result);
+      },
+      factorized_something);
 }
+
 
 }  // namespace compress::cli

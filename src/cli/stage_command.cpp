@@ -1,4 +1,4 @@
-// run_stage_command: the shared body of ctk qat and ctk distill.
+// run_stage_command: the shared body of ctk qat, ctk distill and ctk lowrank.
 #include "stage_command.h"
 
 #include "compress/pass/registry.h"
@@ -37,7 +37,8 @@ pass::Recipe training_stage_recipe(const CommandLine& cl, const std::string& mod
 }
 
 int run_stage_command(const CommandDoc& doc, CommandLine& cl, pass::Recipe recipe,
-                      const std::vector<std::pair<std::string, std::string>>& key_flags, const StagePrinter& print) {
+                      const std::vector<std::pair<std::string, std::string>>& key_flags, const StagePrinter& print,
+                      const StageCheck& before_save) {
   Expected<pass::PassRegistry> registry = pipeline::make_pass_registry();
   if (!registry.has_value()) return report_failure(doc, registry.status());
   for (const pass::RecipeStage& stage : recipe.stages) {
@@ -61,6 +62,10 @@ int run_stage_command(const CommandDoc& doc, CommandLine& cl, pass::Recipe recip
   if (!run.has_value()) return report_failure(doc, run.status());
   auto results = run->run_stages();
   if (!results.has_value()) return report_failure(doc, results.status());
+  if (before_save) {
+    const Status accepted = before_save(*results);
+    if (!accepted.is_ok()) return report_failure(doc, accepted);
+  }
   const Status saved = run->save_output();
   if (!saved.is_ok()) return report_failure(doc, saved);
   print(*run, *results);

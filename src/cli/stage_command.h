@@ -1,4 +1,4 @@
-// Commands that run one recipe stage on a model (ctk qat, ctk distill): the checks, the run and the output, once.
+// Commands that run recipe stages made of their flags (ctk qat, ctk distill, ctk lowrank): the checks, the run and the output, once.
 #pragma once
 
 #include <functional>
@@ -42,10 +42,13 @@ pass::Recipe training_stage_recipe(const CommandLine& cl, const std::string& mod
 // output OUT) for a command: every stage's pass must be in this build (else
 // exit 1 saying which pass and that it needs LibTorch), every stage's options
 // are checked in flag terms (`key_flags`, a usage error), OUT is checked
-// before any work, then the stages run, the output is saved and `print`
-// writes the command's summary. Returns the exit code.
+// before any work, then the stages run, `before_save` (when given) may
+// refuse the result (exit 1, nothing written), the output is saved and
+// `print` writes the command's summary. Returns the exit code.
 using StagePrinter = std::function<void(const pipeline::RecipeRun& run, const std::vector<pass::StageResult>& results)>;
+using StageCheck = std::function<Status(const std::vector<pass::StageResult>& results)>;
 int run_stage_command(const CommandDoc& doc, CommandLine& cl, pass::Recipe recipe,
-                      const std::vector<std::pair<std::string, std::string>>& key_flags, const StagePrinter& print);
+                      const std::vector<std::pair<std::string, std::string>>& key_flags, const StagePrinter& print,
+                      const StageCheck& before_save = nullptr);
 
 }  // namespace compress::cli

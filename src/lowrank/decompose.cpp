@@ -199,7 +199,7 @@ Expected<Tucker2Factors> tucker2(const std::vector<float>& w, int64_t o, int64_t
   }
   for (int64_t i = 0; i < o * rank_out; ++i) f.last[static_cast<size_t>(i)] = static_cast<float>(u_out.data()[i]);
   // The error of what is stored: rebuild W's mode-1 unfolding from the f32 factors.
-  const MatD outer = to_matrix(f.last, o, rank_out) * to_matrix(f.core, rank_out, rank_in * k);  // [o, r_in*K]
+  const MatD outer = to_matrix(f.last, o, rank_out) * to_matrix(f.core, rank_out, rank_in * k);   // [o, r_in*K]
   const MatD rebuilt1 = to_matrix(f.first, rank_in, c).transpose() * unfold1(outer, rank_in, k);  // [c, o*K]
   f.relative_error = relative(t1, rebuilt1);
   return f;
