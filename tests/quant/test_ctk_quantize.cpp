@@ -70,6 +70,13 @@ TEST_CASE("ctk quantize: int8 and fake-quant .cmf files of the fixture") {
   const ir::Value* w = pt->find_node("conv2")->input(1);
   REQUIRE(w->type().quant != nullptr);
   CHECK(w->type().quant->granularity() == ir::QuantGranularity::kPerTensor);
+
+  // 7-bit weights: codes in [-63, 63] (native int8 on CPUs without VNNI, docs/onednn.md).
+  r = ctk("quantize " + kFixture + " " + (dir / "w7.cmf").string() + kCalib + " --weight-bits 7", dir);
+  REQUIRE(r.exit_code == 0);
+  auto w7 = io::load_cmf((dir / "w7.cmf").string());
+  REQUIRE(w7.has_value());
+  CHECK(w7->find_node("conv2")->input(1)->type().quant->qmax() == 63);
   fs::remove_all(dir);
 }
 
@@ -85,6 +92,8 @@ TEST_CASE("ctk quantize: bad input is an error and writes nothing") {
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --observer entropy", dir).exit_code == 2);
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --weight-granularity per_row", dir)
             .exit_code == 2);
+  CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + kCalib + " --weight-bits 4", dir).exit_code ==
+        2);  // 8 or 7 (lower: quant.qat)
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " -q", dir).exit_code == 2);  // no --calib
   CHECK(ctk("quantize " + kFixture + " " + (dir / "out.cmf").string() + " --calib npy:/nonexistent.npy -q", dir)
             .exit_code == 1);
