@@ -1,4 +1,4 @@
-// `ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2`: one factorization pass (and optional KD recovery).
+// `ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2|cp`: one factorization pass (and optional KD recovery).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,7 +16,7 @@ namespace compress::cli {
 const CommandDoc kLowrankDoc = {
     "lowrank",
     "factorize layers into low-rank chains: SVD, spatial SVD, Tucker-2",
-    "ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2 [--rank R | --ratio F | --energy E] [--round-to N] "
+    "ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2|cp [--rank R | --ratio F | --energy E] [--round-to N] "
     "[--layer PATTERN=F]... [--exclude PATTERN]... [--backend NAME] [--no-latency-gate] [--gate-batch B]... "
     "[--max-iterations N] "
     "[--finetune-data SPEC --epochs N]",
@@ -25,7 +25,9 @@ const CommandDoc kLowrankDoc = {
     "--method spatial_svd (lowrank.spatial_svd) each k x k conv into a k x 1 and\n"
     "a 1 x k conv; --method tucker2 (lowrank.tucker2) each k x k conv into a 1x1,\n"
     "a smaller k x k core and a 1x1 (HOSVD refined by HOOI, at most\n"
-    "--max-iterations sweeps). Grouped and depthwise convs are left alone.\n"
+    "--max-iterations sweeps); --method cp (lowrank.cp) each k x k conv into a\n"
+    "1x1, k x 1 and 1 x k depthwise convs and a 1x1 (CP-ALS; rank or ratio\n"
+    "only). Grouped and depthwise convs are left alone.\n"
     "The rank: --ratio F keeps at most the fraction F of each layer's MACs\n"
     "(default 0.5), --rank R sets it, --energy E keeps the fraction E of the\n"
     "squared singular values; --round-to N rounds it to a multiple of N;\n"
@@ -80,7 +82,7 @@ int run_lowrank(const std::vector<std::string>& args) {
   CommandLine cl(kLowrankDoc);
   // clang-format off
   cl.options().add_options()
-      ("method,m", po::value<std::string>()->value_name("NAME"), "svd | spatial_svd | tucker2")
+      ("method,m", po::value<std::string>()->value_name("NAME"), "svd | spatial_svd | tucker2 | cp")
       ("rank", po::value<std::string>()->value_name("R"), "the rank of every factorized layer")
       ("ratio,r", po::value<std::string>()->value_name("F"), "kept fraction of each layer's MACs, in (0, 1] (default 0.5)")
       ("energy", po::value<std::string>()->value_name("E"), "kept fraction of the squared singular values, in (0, 1]")
@@ -93,7 +95,7 @@ int run_lowrank(const std::vector<std::string>& args) {
       ("no-latency-gate", po::bool_switch(), "keep every factorization, faster or not")
       ("gate-batch", po::value<std::vector<int64_t>>()->composing()->value_name("B"),
        "time the gate at batch B (repeatable; kept only if faster at each; default: the model's batch)")
-      ("max-iterations", po::value<std::string>()->value_name("N"), "tucker2: HOOI sweeps (default 20)")
+      ("max-iterations", po::value<std::string>()->value_name("N"), "tucker2: HOOI sweeps (default 20); cp: ALS sweeps (default 100)")
       ("finetune-data", po::value<std::string>()->value_name("SPEC"), "recover with distill.kd on this labelled dataset")
       ("epochs", po::value<int64_t>()->default_value(1)->value_name("N"), "recovery epochs");
   // clang-format on
@@ -103,13 +105,15 @@ int run_lowrank(const std::vector<std::string>& args) {
   if (!cl.parse(args)) return kExitOk;
   const std::string path = cl.required_positional("model", "MODEL");
   const std::string out = cl.required_positional("out", "OUT.cmf");
-  if (!cl.has("method")) cl.usage_error("missing --method (svd, spatial_svd or tucker2)");
+  if (!cl.has("method")) cl.usage_error("missing --method (svd, spatial_svd, tucker2 or cp)");
   const std::string method = cl.vm()["method"].as<std::string>();
-  if (method != "svd" && method != "spatial_svd" && method != "tucker2") {
-    cl.usage_error(fmt::format("unknown --method '{}' (use svd, spatial_svd or tucker2)", method));
+  if (method != "svd" && method != "spatial_svd" && method != "tucker2" && method != "cp") {
+    cl.usage_error(fmt::format("unknown --method '{}' (use svd, spatial_svd, tucker2 or cp)", method));
   }
   const std::string pass_name = "lowrank." + method;
-  if (method != "tucker2" && cl.has("max-iterations")) cl.usage_error("--max-iterations is for --method tucker2");
+  if (method != "tucker2" && method != "cp" && cl.has("max-iterations")) {
+    cl.usage_error("--max-iterations is for --method tucker2 or cp");
+  }
 
   StageFlags flags(cl);
   flags.forward("rank", "rank");

@@ -8,6 +8,7 @@
 #include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace compress::lowrank {
 namespace {
@@ -202,6 +203,138 @@ Expected<Tucker2Factors> tucker2(const std::vector<float>& w, int64_t o, int64_t
   const MatD outer = to_matrix(f.last, o, rank_out) * to_matrix(f.core, rank_out, rank_in * k);   // [o, r_in*K]
   const MatD rebuilt1 = to_matrix(f.first, rank_in, c).transpose() * unfold1(outer, rank_in, k);  // [c, o*K]
   f.relative_error = relative(t1, rebuilt1);
+  return f;
+}
+
+std::vector<double> cp_initial_factor(int64_t dim, int64_t rank) {
+  std::vector<double> f(static_cast<size_t>(dim * rank));
+  for (int64_t i = 0; i < dim; ++i) {
+    for (int64_t r = 0; r < rank; ++r) {
+      f[static_cast<size_t>(i * rank + r)] =
+          std::cos(0.7 * static_cast<double>((r + 1) * (i + 1)) + 0.3 * static_cast<double>(r));
+    }
+  }
+  return f;
+}
+
+Expected<CpFactors> cp_als(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw, int64_t rank,
+                           int max_iterations, double tolerance) {
+  COMPRESS_RETURN_IF_ERROR(check_weight(w, o * c * kh * kw, "the conv weight"));
+  if (rank < 1) return invalid_argument("lowrank: CP rank {} must be >= 1", rank);
+  const int64_t k = kh * kw;
+  const MatD t = to_matrix(w, o * c, k);  // rows (o, c), columns (i, j)
+  const double norm2 = t.squaredNorm();
+  auto initial = [&](int64_t dim) {
+    const std::vector<double> v = cp_initial_factor(dim, rank);
+    MatD m(dim, rank);
+    for (int64_t i = 0; i < dim * rank; ++i) m.data()[i] = v[static_cast<size_t>(i)];
+    return m;
+  };
+  MatD a = initial(o), b = initial(c), h = initial(kh), v = initial(kw);
+  // Khatri-Rao of two factors over a shared rank: row (x, y) = f[x, :] .* g[y, :].
+  auto khatri_rao = [&](const MatD& f, const MatD& g) {
+    MatD kr(f.rows() * g.rows(), rank);
+    for (int64_t x = 0; x < f.rows(); ++x) {
+      for (int64_t y = 0; y < g.rows(); ++y) kr.row(x * g.rows() + y) = f.row(x).cwiseProduct(g.row(y));
+    }
+    return kr;
+  };
+  auto solve = [&](const MatD& mttkrp, MatD gram) {  // mttkrp * gram^-1, gram symmetric
+    gram.diagonal().array() += 1e-10 * std::max(1.0, gram.diagonal().maxCoeff());
+    return MatD(gram.ldlt().solve(mttkrp.transpose()).transpose());
+  };
+  auto error_of = [&](const MatD& m0) {  // m0: the mode-0 MTTKRP with b, h, v as they are now
+    const double inner = (a.cwiseProduct(m0)).sum();
+    const MatD gram = (a.transpose() * a)
+                          .cwiseProduct(b.transpose() * b)
+                          .cwiseProduct(h.transpose() * h)
+                          .cwiseProduct(v.transpose() * v);
+    const double model2 = gram.sum();
+    return norm2 == 0.0 ? 0.0 : std::sqrt(std::max(0.0, norm2 - 2.0 * inner + model2) / norm2);
+  };
+  CpFactors f;
+  double error = std::numeric_limits<double>::infinity();
+  MatD m0;
+  for (int sweep = 0; sweep < std::max(1, max_iterations); ++sweep) {
+    // Modes 0 and 1 through P[(o, c), r] = sum_{i,j} T[(o, c), (i, j)] H[i, r] V[j, r].
+    MatD p = product(t, false, khatri_rao(h, v), false);  // [o*c, R]
+    MatD m(o, rank);
+    for (int64_t oi = 0; oi < o; ++oi) {
+      m.row(oi).setZero();
+      for (int64_t ci = 0; ci < c; ++ci) m.row(oi) += p.row(oi * c + ci).cwiseProduct(b.row(ci));
+    }
+    a = solve(m, (b.transpose() * b).cwiseProduct(h.transpose() * h).cwiseProduct(v.transpose() * v));
+    m.resize(c, rank);
+    for (int64_t ci = 0; ci < c; ++ci) {
+      m.row(ci).setZero();
+      for (int64_t oi = 0; oi < o; ++oi) m.row(ci) += p.row(oi * c + ci).cwiseProduct(a.row(oi));
+    }
+    b = solve(m, (a.transpose() * a).cwiseProduct(h.transpose() * h).cwiseProduct(v.transpose() * v));
+    // Modes 2 and 3 through Q[(i, j), r] = sum_{o,c} T[(o, c), (i, j)] A[o, r] B[c, r].
+    const MatD q = product(t, true, khatri_rao(a, b), false);  // [K, R]
+    m.resize(kh, rank);
+    for (int64_t i = 0; i < kh; ++i) {
+      m.row(i).setZero();
+      for (int64_t j = 0; j < kw; ++j) m.row(i) += q.row(i * kw + j).cwiseProduct(v.row(j));
+    }
+    h = solve(m, (a.transpose() * a).cwiseProduct(b.transpose() * b).cwiseProduct(v.transpose() * v));
+    m.resize(kw, rank);
+    for (int64_t j = 0; j < kw; ++j) {
+      m.row(j).setZero();
+      for (int64_t i = 0; i < kh; ++i) m.row(j) += q.row(i * kw + j).cwiseProduct(h.row(i));
+    }
+    v = solve(m, (a.transpose() * a).cwiseProduct(b.transpose() * b).cwiseProduct(h.transpose() * h));
+    // The error with the new factors: the mode-0 MTTKRP against the new b, h, v.
+    p = product(t, false, khatri_rao(h, v), false);
+    m0.resize(o, rank);
+    for (int64_t oi = 0; oi < o; ++oi) {
+      m0.row(oi).setZero();
+      for (int64_t ci = 0; ci < c; ++ci) m0.row(oi) += p.row(oi * c + ci).cwiseProduct(b.row(ci));
+    }
+    const double next = error_of(m0);
+    f.iterations = sweep + 1;
+    const bool settled = error - next <= tolerance * std::max(next, 1e-30);
+    error = next;
+    if (settled) break;
+  }
+  // Balance: every factor's column r gets the 4th root of the product of the four column norms.
+  for (int64_t r = 0; r < rank; ++r) {
+    double prod = 1.0;
+    for (MatD* m : {&a, &b, &h, &v}) prod *= m->col(r).norm();
+    const double target = std::pow(prod, 0.25);
+    for (MatD* m : {&a, &b, &h, &v}) {
+      const double n = m->col(r).norm();
+      if (n > 0) m->col(r) *= target / n;
+    }
+  }
+  f.rank = rank;
+  f.last.resize(static_cast<size_t>(o * rank));
+  f.first.resize(static_cast<size_t>(rank * c));
+  f.vertical.resize(static_cast<size_t>(rank * kh));
+  f.horizontal.resize(static_cast<size_t>(rank * kw));
+  for (int64_t r = 0; r < rank; ++r) {
+    for (int64_t oi = 0; oi < o; ++oi) f.last[static_cast<size_t>(oi * rank + r)] = static_cast<float>(a(oi, r));
+    for (int64_t ci = 0; ci < c; ++ci) f.first[static_cast<size_t>(r * c + ci)] = static_cast<float>(b(ci, r));
+    for (int64_t i = 0; i < kh; ++i) f.vertical[static_cast<size_t>(r * kh + i)] = static_cast<float>(h(i, r));
+    for (int64_t j = 0; j < kw; ++j) f.horizontal[static_cast<size_t>(r * kw + j)] = static_cast<float>(v(j, r));
+  }
+  // The error of what is stored, from the f32 factors.
+  MatD rebuilt = MatD::Zero(o * c, k);
+  for (int64_t r = 0; r < rank; ++r) {
+    for (int64_t oi = 0; oi < o; ++oi) {
+      for (int64_t ci = 0; ci < c; ++ci) {
+        const double ab = static_cast<double>(f.last[static_cast<size_t>(oi * rank + r)]) *
+                          static_cast<double>(f.first[static_cast<size_t>(r * c + ci)]);
+        for (int64_t i = 0; i < kh; ++i) {
+          for (int64_t j = 0; j < kw; ++j) {
+            rebuilt(oi * c + ci, i * kw + j) += ab * static_cast<double>(f.vertical[static_cast<size_t>(r * kh + i)]) *
+                                                static_cast<double>(f.horizontal[static_cast<size_t>(r * kw + j)]);
+          }
+        }
+      }
+    }
+  }
+  f.relative_error = relative(t, rebuilt);
   return f;
 }
 

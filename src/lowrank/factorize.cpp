@@ -235,10 +235,8 @@ Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& meth
     stats["relative_error"] = f->relative_error;
     stats["macs_dense"] = static_cast<double>(dense_cost);
     stats["macs_factorized"] = static_cast<double>(chain_cost);
-    if (f->iterations > 0) {
-      stats["hooi_iterations"] = f->iterations;
-      stats["hosvd_error"] = f->hosvd_error;
-    }
+    if (f->iterations > 0) stats["iterations"] = f->iterations;  // HOOI or ALS sweeps
+    if (f->hosvd_error > 0) stats["hosvd_error"] = f->hosvd_error;
     bool keep = true;
     if (options.latency_gate) {
       // At the model's batch, or at each of gate_batches: kept only when faster at every one.

@@ -27,7 +27,7 @@ struct Factorization {
   int64_t rank = 0;     // svd, spatial_svd; tucker2: rank_out
   int64_t rank_in = 0;  // tucker2
   double relative_error = 0;
-  int iterations = 0;  // tucker2 HOOI sweeps
+  int iterations = 0;  // tucker2 HOOI / cp ALS sweeps
   double hosvd_error = 0;
 };
 

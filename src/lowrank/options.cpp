@@ -6,7 +6,7 @@
 
 namespace compress::lowrank {
 
-Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, bool tucker) {
+Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, int64_t default_iterations) {
   LowrankOptions o;
   const int rules = options.has("rank") + options.has("ratio") + options.has("energy");
   if (rules > 1) {
@@ -30,26 +30,31 @@ Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options,
   const std::vector<std::string> backends = runtime::available_backends();
   const bool has_onednn = std::find(backends.begin(), backends.end(), "onednn") != backends.end();
   COMPRESS_ASSIGN_OR_RETURN(o.backend, options.string("backend", has_onednn ? "onednn" : "reference", backends));
-  if (tucker) {
-    COMPRESS_ASSIGN_OR_RETURN(o.max_iterations, options.integer("max_iterations", o.max_iterations, 0, 1000));
+  if (default_iterations > 0) {
+    COMPRESS_ASSIGN_OR_RETURN(o.max_iterations, options.integer("max_iterations", default_iterations, 0, 100000));
   }
   return o;
 }
 
+// Only the iterative methods read max_iterations (an error elsewhere, as any unread option).
 Expected<LowrankOptions> SvdPass::parse_options(const pass::PassOptions& options) {
-  return parse_lowrank_options(options, false);
+  return parse_lowrank_options(options, 0);
 }
 Expected<LowrankOptions> SpatialSvdPass::parse_options(const pass::PassOptions& options) {
-  return parse_lowrank_options(options, false);
+  return parse_lowrank_options(options, 0);
 }
 Expected<LowrankOptions> Tucker2Pass::parse_options(const pass::PassOptions& options) {
-  return parse_lowrank_options(options, true);
+  return parse_lowrank_options(options, 20);  // HOOI sweeps
+}
+Expected<LowrankOptions> CpPass::parse_options(const pass::PassOptions& options) {
+  return parse_lowrank_options(options, 100);  // ALS sweeps
 }
 
 Status register_lowrank_passes(pass::PassRegistry& registry) {
   COMPRESS_RETURN_IF_ERROR(registry.add<SvdPass>("lowrank.svd"));
   COMPRESS_RETURN_IF_ERROR(registry.add<SpatialSvdPass>("lowrank.spatial_svd"));
-  return registry.add<Tucker2Pass>("lowrank.tucker2");
+  COMPRESS_RETURN_IF_ERROR(registry.add<Tucker2Pass>("lowrank.tucker2"));
+  return registry.add<CpPass>("lowrank.cp");
 }
 
 }  // namespace compress::lowrank

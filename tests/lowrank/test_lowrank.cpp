@@ -160,6 +160,86 @@ TEST_CASE("truncated SVD, spatial SVD and Tucker-2 match their NumPy transcripti
       CHECK(f->core.size() == static_cast<size_t>(r_out * r_in * w.dim(2) * w.dim(3)));
     }
   }
+  // CP-ALS is not unique: the same algorithm from the same start, compared on
+  // the error it reaches and its sweep count.
+  for (const auto& [name, ranks] : expected["cp"].items()) {
+    const Tensor w = fixture(name);
+    for (const auto& [rank, want] : ranks.items()) {
+      auto f = lowrank::cp_als(values(w), w.dim(0), w.dim(1), w.dim(2), w.dim(3), std::stoll(rank));
+      REQUIRE(f.has_value());
+      INFO("cp " << name << " rank " << rank << ": " << f->relative_error << " after " << f->iterations
+                 << " sweeps vs numpy " << want["error"] << " after " << want["sweeps"]);
+      CHECK(std::fabs(f->relative_error - want["error"].get<double>()) <= 1e-4);
+      CHECK(std::abs(f->iterations - want["sweeps"].get<int>()) <= 2);
+    }
+  }
+}
+
+TEST_CASE(
+    "CP-ALS recovers an exactly rank-3 tensor, and lowrank.cp's chain is its four convs with the layer's "
+    "stride, padding and dilation",
+    "[lowrank]") {
+  // W = sum of 3 rank-one terms.
+  const int64_t o = 10, c = 6, kh = 3, kw = 3, r = 3;
+  const Tensor fa = random_tensor({o, r}, 21), fb = random_tensor({c, r}, 22), fh = random_tensor({kh, r}, 23),
+               fv = random_tensor({kw, r}, 24);
+  std::vector<float> w(static_cast<size_t>(o * c * kh * kw), 0.0f);
+  for (int64_t q = 0; q < r; ++q) {
+    for (int64_t oi = 0; oi < o; ++oi) {
+      for (int64_t ci = 0; ci < c; ++ci) {
+        for (int64_t i = 0; i < kh; ++i) {
+          for (int64_t j = 0; j < kw; ++j) {
+            w[static_cast<size_t>(((oi * c + ci) * kh + i) * kw + j)] +=
+                fa.data<float>()[oi * r + q] * fb.data<float>()[ci * r + q] * fh.data<float>()[i * r + q] *
+                fv.data<float>()[j * r + q];
+          }
+        }
+      }
+    }
+  }
+  auto f = lowrank::cp_als(w, o, c, kh, kw, r, 500, 1e-12);
+  REQUIRE(f.has_value());
+  INFO("rank-3 CP: error " << f->relative_error << " after " << f->iterations << " sweeps");
+  CHECK(f->relative_error < 1e-3);
+
+  // The chain in a graph: its output equals the dense conv with the weight
+  // the four factors rebuild (whatever error ALS reached).
+  ir::Graph g = small_model();
+  const ir::Graph original = g.clone();
+  auto res = run_pass<lowrank::CpPass>(g, "{rank: 5, latency_gate: false, max_iterations: 30}");
+  INFO(res.status().to_string());
+  REQUIRE(res.has_value());
+  REQUIRE(g.find_node("conv3.cp_v") != nullptr);
+  CHECK(g.find_node("conv3.cp_v")->attr_int("groups") == 5);
+  CHECK(res->layers.at("conv3").at("rank") == 5.0);
+  auto factor = [&](const char* node) { return g.find_node(node)->input(1)->constant(); };
+  const Tensor in = factor("conv3.cp_in"), vert = factor("conv3.cp_v"), hor = factor("conv3.cp_h"),
+               out = factor("conv3.cp_out");
+  const int64_t oo = 12, cc = 6, rr = 5;
+  Tensor rebuilt = Tensor::zeros(DType::kF32, {oo, cc, 3, 3}).value();
+  for (int64_t q = 0; q < rr; ++q) {
+    for (int64_t oi = 0; oi < oo; ++oi) {
+      for (int64_t ci = 0; ci < cc; ++ci) {
+        for (int64_t i = 0; i < 3; ++i) {
+          for (int64_t j = 0; j < 3; ++j) {
+            rebuilt.data<float>()[((oi * cc + ci) * 3 + i) * 3 + j] +=
+                out.data<float>()[oi * rr + q] * in.data<float>()[q * cc + ci] * vert.data<float>()[q * 3 + i] *
+                hor.data<float>()[q * 3 + j];
+          }
+        }
+      }
+    }
+  }
+  ir::Graph dense = original.clone();
+  dense.find_node("conv3")->input(1)->set_constant(rebuilt);
+  const Tensor x = random_tensor({2, 6, 11, 9}, 25);
+  CHECK(max_rel_diff(run(g, "reference", x), run(dense, "reference", x)) < 1e-4);
+  if (available_backend() == "onednn") CHECK(max_rel_diff(run(g, "onednn", x), run(dense, "reference", x)) < 1e-4);
+  // energy has no meaning for CP.
+  ir::Graph e = original.clone();
+  auto bad = run_pass<lowrank::CpPass>(e, "{energy: 0.9, latency_gate: false}");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK_THAT(bad.status().message(), Catch::Contains("energy is not defined"));
 }
 
 TEST_CASE("full-rank chains reproduce each layer on every backend, the graph verifies and round-trips .cmf",
@@ -382,8 +462,9 @@ TEST_CASE("ctk lowrank: tucker2 on fashion_resnet prints the table and writes a 
   CHECK(ir::verify(*g).is_ok());
   CHECK(g->find_node("block2.conv1.tucker_core") != nullptr);
   const std::string bad = (dir / "bad.cmf").string();
-  CHECK(ctk(fmt::format("{} {} --method cp", model, bad), &out) == 2);
-  CHECK_THAT(out, Catch::Contains("unknown --method 'cp'"));
+  CHECK(ctk(fmt::format("{} {} --method vbmf", model, bad), &out) == 2);
+  CHECK_THAT(out, Catch::Contains("unknown --method 'vbmf'"));
+  CHECK(ctk(fmt::format("{} {} --method svd --max-iterations 3", model, bad), &out) == 2);
   CHECK(ctk(fmt::format("{} {} --method svd --ratio 2", model, bad), &out) == 2);
   CHECK_THAT(out, Catch::Contains("--ratio"));
   CHECK(ctk(fmt::format("{} {} --method svd --rank 4 --energy 0.9", model, bad), &out) == 2);

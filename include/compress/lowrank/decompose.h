@@ -62,6 +62,34 @@ struct Tucker2Factors {
 };
 Expected<Tucker2Factors> tucker2(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw,
                                  int64_t rank_out, int64_t rank_in, int max_iterations = 20, double tolerance = 1e-7);
+// Note [CP decomposition]
+// W[o, c, kh, kw] ~= sum_r A[o, r] B[c, r] H[i, r] V[j, r] (rank-R CP,
+// Lebedev et al. 2015): a 1x1 conv c -> R (B^T), a kh x 1 depthwise conv
+// (H, the vertical stride/padding/dilation), a 1 x kw depthwise conv (V,
+// the horizontal ones) and a 1x1 conv R -> o (A). CP-ALS: each factor in
+// turn is the least-squares solution with the others fixed (its MTTKRP times
+// the inverse of the Hadamard product of the others' Gram matrices, with a
+// 1e-10 ridge), from a deterministic start (cp_initial_factor), until the
+// error improves by less than `tolerance` (relative) or after
+// `max_iterations` sweeps. Column norms are balanced across the four
+// factors at the end. Unlike SVD there is no optimality guarantee: the
+// stated error is what ALS reached.
+struct CpFactors {
+  int64_t rank = 0;
+  std::vector<float> first;       // [rank, c]: B^T
+  std::vector<float> vertical;    // [rank, kh]: H^T
+  std::vector<float> horizontal;  // [rank, kw]: V^T
+  std::vector<float> last;        // [o, rank]: A
+  double relative_error = 0;
+  int iterations = 0;
+};
+Expected<CpFactors> cp_als(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh, int64_t kw, int64_t rank,
+                           int max_iterations = 100, double tolerance = 1e-6);
+// The starting factor [dim, rank] of CP-ALS for a mode: column r is
+// cos(0.7 (r + 1) (i + 1) + 0.3 r) over i (deterministic, full rank where
+// rank <= dim; the NumPy transcription uses the same formula).
+std::vector<double> cp_initial_factor(int64_t dim, int64_t rank);
+
 // Singular values of W's mode-0 (output channels, [o, c*kh*kw]) or mode-1
 // (input channels, [c, o*kh*kw]) unfolding: the energy rule's spectrum.
 Expected<std::vector<double>> mode_singular_values(const std::vector<float>& w, int64_t o, int64_t c, int64_t kh,

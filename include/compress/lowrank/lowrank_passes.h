@@ -1,4 +1,5 @@
-// The lowrank pass family: lowrank.svd, lowrank.spatial_svd and lowrank.tucker2, their shared options and registration.
+// The lowrank pass family: lowrank.svd, lowrank.spatial_svd, lowrank.tucker2 and lowrank.cp, their options and
+// registration.
 #pragma once
 
 #include <cstdint>
@@ -35,12 +36,13 @@ struct LowrankOptions {
   bool latency_gate = true;
   std::string backend = "onednn";     // "reference" when onednn is not built
   std::vector<int64_t> gate_batches;  // batch sizes to time at (empty: the model's); faster at all of them
-  int64_t max_iterations = 20;     // tucker2: HOOI sweeps
+  int64_t max_iterations = 20;        // tucker2: HOOI sweeps (default 20); cp: ALS sweeps (default 100)
 };
 
 // Reads rank, ratio, energy (at most one of them), layers, exclude, round_to,
-// latency_gate, backend and (tucker2) max_iterations.
-Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, bool tucker);
+// latency_gate, gate_batches, backend and, when `default_iterations` > 0
+// (tucker2, cp), max_iterations with that default.
+Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, int64_t default_iterations);
 
 // One pass per method (svd_pass.cpp, spatial_svd_pass.cpp, tucker2_pass.cpp):
 //  - lowrank.svd: linear and 1x1 conv2d, W[m, n] ~= U[m, r] V[r, n] as two
@@ -48,7 +50,9 @@ Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options,
 //  - lowrank.spatial_svd: a k x k conv2d as (k x 1 conv to r channels) then
 //    (1 x k conv), Note [Spatial SVD] in decompose.h;
 //  - lowrank.tucker2: a k x k conv2d as 1x1 (to r_in), the k x k core
-//    (r_in -> r_out) and 1x1 (to the output channels), Note [Tucker-2].
+//    (r_in -> r_out) and 1x1 (to the output channels), Note [Tucker-2];
+//  - lowrank.cp: a k x k conv2d as 1x1 (to R), k x 1 and 1 x k depthwise,
+//    1x1 (to the outputs), Note [CP decomposition] (rank or ratio only).
 // Grouped and depthwise convolutions are left alone (logged).
 #define COMPRESS_LOWRANK_PASS(Class, pass_name)                                            \
   class Class : public pass::Pass {                                                        \
@@ -66,9 +70,10 @@ Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options,
 COMPRESS_LOWRANK_PASS(SvdPass, "lowrank.svd")
 COMPRESS_LOWRANK_PASS(SpatialSvdPass, "lowrank.spatial_svd")
 COMPRESS_LOWRANK_PASS(Tucker2Pass, "lowrank.tucker2")
+COMPRESS_LOWRANK_PASS(CpPass, "lowrank.cp")
 #undef COMPRESS_LOWRANK_PASS
 
-// Registers lowrank.svd, lowrank.spatial_svd and lowrank.tucker2.
+// Registers lowrank.svd, lowrank.spatial_svd, lowrank.tucker2 and lowrank.cp.
 Status register_lowrank_passes(pass::PassRegistry& registry);
 
 }  // namespace compress::lowrank
