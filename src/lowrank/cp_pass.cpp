@@ -26,7 +26,8 @@ ir::AttributeMap conv_attrs(std::vector<int64_t> stride, std::vector<int64_t> pa
 }
 
 Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
-                                  const std::vector<float>& w, const LowrankOptions& options, double ratio) {
+                                  const std::vector<float>& w, const LowrankOptions& options, double ratio,
+                                  const prune::LayerInputStats* /*inputs*/) {
   const int64_t o = shape.weight[0], c = shape.weight[1], kh = shape.weight[2], kw = shape.weight[3];
   if (options.energy) {
     return invalid_argument("energy is not defined for a CP decomposition (no singular values): use rank or ratio");

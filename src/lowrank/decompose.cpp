@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
@@ -108,6 +109,102 @@ Expected<SvdFactors> truncated_svd(const std::vector<float>& w, int64_t m, int64
   for (int64_t i = 0; i < rank * n; ++i) f.first[static_cast<size_t>(i)] = static_cast<float>(first.data()[i]);
   for (int64_t i = 0; i < m * rank; ++i) f.second[static_cast<size_t>(i)] = static_cast<float>(second.data()[i]);
   f.relative_error = relative(a, to_matrix(f.second, m, rank) * to_matrix(f.first, rank, n));
+  return f;
+}
+
+Expected<InputTransform> whitening_transform(const std::vector<double>& gram, int64_t n) {
+  if (static_cast<int64_t>(gram.size()) != n * n || n <= 0) {
+    return invalid_argument("lowrank: the input Gram matrix has {} values, expected {}", gram.size(), n * n);
+  }
+  MatD h(n, n);
+  for (int64_t i = 0; i < n * n; ++i) h.data()[i] = gram[static_cast<size_t>(i)];
+  double mean_diag = h.diagonal().mean();
+  if (!std::isfinite(mean_diag) || mean_diag <= 0.0) {
+    return invalid_argument("lowrank: the inputs are all zero or not finite (Gram diagonal mean {})", mean_diag);
+  }
+  Eigen::LLT<MatD> llt(h);
+  if (llt.info() != Eigen::Success) {
+    h.diagonal().array() += 1e-6 * mean_diag;
+    llt.compute(h);
+  }
+  if (llt.info() != Eigen::Success) {
+    return invalid_argument(
+        "lowrank: X^T X of the calibration inputs is not positive definite, even with a jitter of "
+        "1e-6 x its mean diagonal");
+  }
+  InputTransform t;
+  t.n = n;
+  const MatD l = llt.matrixL();
+  t.lower.assign(l.data(), l.data() + n * n);
+  return t;
+}
+
+InputTransform scaling_transform(const std::vector<double>& sq_norms, int64_t rows, double alpha) {
+  InputTransform t;
+  t.n = static_cast<int64_t>(sq_norms.size());
+  t.scale.resize(sq_norms.size());
+  double peak = 0.0;
+  for (size_t j = 0; j < sq_norms.size(); ++j) {
+    t.scale[j] =
+        std::pow(std::sqrt(std::max(0.0, sq_norms[j]) / static_cast<double>(std::max<int64_t>(rows, 1))), alpha);
+    peak = std::max(peak, t.scale[j]);
+  }
+  // A column the data never reaches keeps a small positive scale (T stays invertible).
+  for (double& s : t.scale) s = std::max(s, peak > 0 ? 1e-6 * peak : 1.0);
+  return t;
+}
+
+namespace {
+MatD transform_matrix(const InputTransform& t) {
+  if (!t.lower.empty()) {
+    MatD l(t.n, t.n);
+    for (int64_t i = 0; i < t.n * t.n; ++i) l.data()[i] = t.lower[static_cast<size_t>(i)];
+    return l;
+  }
+  MatD d = MatD::Zero(t.n, t.n);
+  for (int64_t j = 0; j < t.n; ++j) d(j, j) = t.scale[static_cast<size_t>(j)];
+  return d;
+}
+}  // namespace
+
+std::vector<float> transformed(const std::vector<float>& w, int64_t m, int64_t n, const InputTransform& t) {
+  const MatD wt = product(to_matrix(w, m, n), false, transform_matrix(t), false);
+  std::vector<float> out(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m * n; ++i) out[static_cast<size_t>(i)] = static_cast<float>(wt.data()[i]);
+  return out;
+}
+
+Expected<SvdFactors> transformed_svd(const std::vector<float>& w, int64_t m, int64_t n, int64_t rank,
+                                     const InputTransform& t, double* transformed_error) {
+  COMPRESS_RETURN_IF_ERROR(check_weight(w, m * n, "the weight"));
+  if (t.n != n) return invalid_argument("lowrank: an input transform of size {} for {} input features", t.n, n);
+  const int64_t full = std::min(m, n);
+  if (rank < 1 || rank > full)
+    return invalid_argument("lowrank: rank {} outside [1, {}] for a {}x{} matrix", rank, full, m, n);
+  const MatD a = to_matrix(w, m, n);
+  const MatD tm = transform_matrix(t);
+  const MatD at = product(a, false, tm, false);
+  Eigen::BDCSVD<MatD> svd(at, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const Eigen::VectorXd root = svd.singularValues().head(rank).cwiseSqrt();
+  const MatD first_t = root.asDiagonal() * svd.matrixV().leftCols(rank).transpose();  // [r, n] in T's space
+  const MatD second = svd.matrixU().leftCols(rank) * root.asDiagonal();
+  // first = first_t T^-1: solve first T = first_t, i.e. T^T first^T = first_t^T.
+  MatD first;
+  if (!t.lower.empty()) {
+    first = tm.transpose().triangularView<Eigen::Upper>().solve(first_t.transpose()).transpose();
+  } else {
+    first = first_t;
+    for (int64_t j = 0; j < n; ++j) first.col(j) /= t.scale[static_cast<size_t>(j)];
+  }
+  SvdFactors f;
+  f.rank = rank;
+  f.first.resize(static_cast<size_t>(rank * n));
+  f.second.resize(static_cast<size_t>(m * rank));
+  for (int64_t i = 0; i < rank * n; ++i) f.first[static_cast<size_t>(i)] = static_cast<float>(first.data()[i]);
+  for (int64_t i = 0; i < m * rank; ++i) f.second[static_cast<size_t>(i)] = static_cast<float>(second.data()[i]);
+  const MatD rebuilt = to_matrix(f.second, m, rank) * to_matrix(f.first, rank, n);
+  f.relative_error = relative(a, rebuilt);
+  if (transformed_error != nullptr) *transformed_error = relative(at, product(rebuilt, false, tm, false));
   return f;
 }
 

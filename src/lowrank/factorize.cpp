@@ -198,19 +198,50 @@ Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& meth
   for (const auto& [p, ratio] : options.layers) override_patterns.push_back(p);
   COMPRESS_RETURN_IF_ERROR(check_patterns(override_patterns, layers, method.pass_name, "layers"));
 
+  auto excluded = [&](const std::string& name) {
+    for (const std::string& p : options.exclude) {
+      if (prune::glob_match(p, name)) return true;
+    }
+    return false;
+  };
+  // Note [Activation-aware SVD]: the candidates' input statistics, from the
+  // graph as it came in (every layer sees the original model's inputs).
+  std::map<const ir::Node*, prune::LayerInputStats> inputs;
+  if (options.activation_aware != "none") {
+    if (context.calibration == nullptr) {
+      return invalid_argument(
+          "{}: activation_aware: {} needs calibration data (data.calibration in a recipe, --calib "
+          "for ctk lowrank)",
+          method.pass_name, options.activation_aware);
+    }
+    std::vector<prune::PrunableLayer> wanted;
+    for (const prune::PrunableLayer& p : prune::prunable_layers(graph)) {
+      const auto layer = analysis::as_weighted_layer(*p.node, query);
+      if (layer && !excluded(p.name()) && method.skip_reason(*layer).empty()) wanted.push_back(p);
+    }
+    prune::ActivationStatsOptions so;
+    so.samples = options.samples;
+    so.batch = options.batch;
+    so.backend = options.calibration_backend;
+    so.hessian = options.activation_aware == "whiten";
+    so.progress = context.progress;
+    so.label = method.pass_name + ": input statistics";
+    COMPRESS_ASSIGN_OR_RETURN(std::vector<prune::LayerInputStats> stats,
+                              prune::collect_input_stats(graph, wanted, *context.calibration, so));
+    for (size_t i = 0; i < wanted.size(); ++i) inputs.emplace(wanted[i].node, std::move(stats[i]));
+  }
+
   pass::PassResult result;
   std::map<std::string, Timing> timings;
   int64_t factorized = 0, left_dense = 0, skipped = 0, macs_before = 0, macs_after = 0;
   for (size_t index = 0; index < layers.size(); ++index) {
     const WeightedLayer& layer = layers[index];
     const std::string name = layer.name();
-    bool excluded = false;
-    for (const std::string& p : options.exclude) excluded = excluded || prune::glob_match(p, name);
     std::optional<double> override_ratio;
     for (const auto& [p, r] : options.layers) {
       if (!override_ratio && prune::glob_match(p, name)) override_ratio = r;
     }
-    if (excluded) continue;
+    if (excluded(name)) continue;
     const std::string why_not = method.skip_reason(layer);
     if (!why_not.empty()) {
       ++skipped;
@@ -224,7 +255,9 @@ Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& meth
     LayerShape shape{layer.node->input(0)->shape(), layer.node->output(0)->shape(), layer.weight->shape()};
     COMPRESS_ASSIGN_OR_RETURN(ir::Tensor dense_w, layer.weight->constant().dense_f32(name));
     std::vector<float> w(dense_w.data<float>(), dense_w.data<float>() + dense_w.numel());
-    auto f = method.factorize(layer, shape, w, options, override_ratio.value_or(options.ratio));
+    const auto stats_it = inputs.find(layer.node);
+    auto f = method.factorize(layer, shape, w, options, override_ratio.value_or(options.ratio),
+                              stats_it == inputs.end() ? nullptr : &stats_it->second);
     if (!f.has_value()) return f.status().with_context(fmt::format("{}: layer '{}'", method.pass_name, name));
     COMPRESS_ASSIGN_OR_RETURN(const int64_t chain_cost, chain_macs(f->chain, shape.input, layer.bias != nullptr));
     const int64_t dense_cost = shape.dense_macs();
@@ -233,6 +266,8 @@ Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& meth
     stats["rank"] = static_cast<double>(f->rank);
     if (f->rank_in > 0) stats["rank_in"] = static_cast<double>(f->rank_in);
     stats["relative_error"] = f->relative_error;
+    if (f->output_error >= 0) stats["output_error"] = f->output_error;
+    if (f->whitening_fallback) stats["whitening_fallback"] = 1.0;
     stats["macs_dense"] = static_cast<double>(dense_cost);
     stats["macs_factorized"] = static_cast<double>(chain_cost);
     if (f->iterations > 0) stats["iterations"] = f->iterations;  // HOOI or ALS sweeps

@@ -11,6 +11,7 @@
 #include "compress/ir/op_kind.h"
 #include "compress/ir/tensor.h"
 #include "compress/lowrank/lowrank_passes.h"
+#include "compress/prune/activation_stats.h"
 
 namespace compress::lowrank::detail {
 
@@ -29,6 +30,8 @@ struct Factorization {
   double relative_error = 0;
   int iterations = 0;  // tucker2 HOOI / cp ALS sweeps
   double hosvd_error = 0;
+  double output_error = -1;         // activation-aware: the error in the transformed space (whiten: on the inputs)
+  bool whitening_fallback = false;  // whiten asked, X^T X not positive definite: plain SVD
 };
 
 // The geometry a method needs of a layer at the model's shapes.
@@ -42,8 +45,11 @@ struct LayerShape {
 struct Method {
   std::string pass_name;
   std::string (*skip_reason)(const analysis::WeightedLayer& layer);
+  // `inputs`: the layer's input statistics from the calibration data when
+  // options.activation_aware asks for them, else null.
   Expected<Factorization> (*factorize)(const analysis::WeightedLayer& layer, const LayerShape& shape,
-                                       const std::vector<float>& weight, const LowrankOptions& options, double ratio);
+                                       const std::vector<float>& weight, const LowrankOptions& options, double ratio,
+                                       const prune::LayerInputStats* inputs);
 };
 
 // Factorizes every layer the method applies to (minus exclusions), gated by

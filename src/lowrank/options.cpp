@@ -6,7 +6,8 @@
 
 namespace compress::lowrank {
 
-Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, int64_t default_iterations) {
+Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, int64_t default_iterations,
+                                               bool activation_options) {
   LowrankOptions o;
   const int rules = options.has("rank") + options.has("ratio") + options.has("energy");
   if (rules > 1) {
@@ -30,6 +31,15 @@ Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options,
   const std::vector<std::string> backends = runtime::available_backends();
   const bool has_onednn = std::find(backends.begin(), backends.end(), "onednn") != backends.end();
   COMPRESS_ASSIGN_OR_RETURN(o.backend, options.string("backend", has_onednn ? "onednn" : "reference", backends));
+  if (activation_options) {
+    COMPRESS_ASSIGN_OR_RETURN(o.activation_aware,
+                              options.string("activation_aware", o.activation_aware, {"none", "asvd", "whiten"}));
+    COMPRESS_ASSIGN_OR_RETURN(o.alpha, options.number("alpha", o.alpha, pass::Range::closed(0.0, 4.0)));
+    COMPRESS_ASSIGN_OR_RETURN(o.samples, options.integer("samples", o.samples, 1, 1 << 24));
+    COMPRESS_ASSIGN_OR_RETURN(o.batch, options.integer("batch", o.batch, 1, 1 << 16));
+    COMPRESS_ASSIGN_OR_RETURN(o.calibration_backend,
+                              options.string("calibration_backend", o.calibration_backend, backends));
+  }
   if (default_iterations > 0) {
     COMPRESS_ASSIGN_OR_RETURN(o.max_iterations, options.integer("max_iterations", default_iterations, 0, 100000));
   }
@@ -38,7 +48,7 @@ Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options,
 
 // Only the iterative methods read max_iterations (an error elsewhere, as any unread option).
 Expected<LowrankOptions> SvdPass::parse_options(const pass::PassOptions& options) {
-  return parse_lowrank_options(options, 0);
+  return parse_lowrank_options(options, 0, /*activation_options=*/true);
 }
 Expected<LowrankOptions> SpatialSvdPass::parse_options(const pass::PassOptions& options) {
   return parse_lowrank_options(options, 0);

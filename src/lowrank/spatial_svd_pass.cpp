@@ -17,7 +17,8 @@ std::string skip_reason(const analysis::WeightedLayer& layer) {
 }
 
 Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
-                                  const std::vector<float>& w, const LowrankOptions& options, double ratio) {
+                                  const std::vector<float>& w, const LowrankOptions& options, double ratio,
+                                  const prune::LayerInputStats* /*inputs*/) {
   const int64_t o = shape.weight[0], c = shape.weight[1], kh = shape.weight[2], kw = shape.weight[3];
   const int64_t full = std::min(c * kh, o * kw);
   int64_t rank = 0;

@@ -1,5 +1,6 @@
 // lowrank.svd: a linear or 1x1 conv2d W[m, n] as two layers, U[m, r] after V[r, n] (truncated SVD).
 #include "compress/lowrank/decompose.h"
+#include "compress/support/logging.h"
 #include "factorize.h"
 
 namespace compress::lowrank {
@@ -43,11 +44,33 @@ Expected<int64_t> choose_rank(const std::vector<float>& w, int64_t m, int64_t n,
 }
 
 Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
-                                  const std::vector<float>& w, const LowrankOptions& options, double ratio) {
+                                  const std::vector<float>& w, const LowrankOptions& options, double ratio,
+                                  const prune::LayerInputStats* inputs) {
   const int64_t m = shape.weight[0], n = ir::numel(shape.weight) / m;
-  COMPRESS_ASSIGN_OR_RETURN(int64_t rank, choose_rank(w, m, n, options, ratio));
-  COMPRESS_ASSIGN_OR_RETURN(SvdFactors svd, truncated_svd(w, m, n, rank));
   Factorization f;
+  // Note [Activation-aware SVD]: the SVD of W T (its spectrum also drives the energy rule).
+  std::optional<InputTransform> transform;
+  if (inputs != nullptr && options.activation_aware == "whiten") {
+    auto t = whitening_transform(inputs->hessian, n);
+    if (t.has_value()) {
+      transform = std::move(*t);
+    } else {
+      f.whitening_fallback = true;
+      log_warning("{}: {}: {}; plain SVD instead", "lowrank.svd", layer.name(), t.status().message());
+    }
+  } else if (inputs != nullptr && options.activation_aware == "asvd") {
+    transform = scaling_transform(inputs->sq_norms, inputs->rows_seen, options.alpha);
+  }
+  COMPRESS_ASSIGN_OR_RETURN(int64_t rank,
+                            choose_rank(transform ? transformed(w, m, n, *transform) : w, m, n, options, ratio));
+  SvdFactors svd;
+  if (transform) {
+    double output_error = 0;
+    COMPRESS_ASSIGN_OR_RETURN(svd, transformed_svd(w, m, n, rank, *transform, &output_error));
+    f.output_error = output_error;
+  } else {
+    COMPRESS_ASSIGN_OR_RETURN(svd, truncated_svd(w, m, n, rank));
+  }
   f.rank = rank;
   f.relative_error = svd.relative_error;
   const bool conv = layer.node->is(ir::OpKind::conv2d);

@@ -25,7 +25,8 @@ const ir::AttributeMap kPointwise = {{"stride", std::vector<int64_t>{1, 1}},
                                      {"groups", int64_t{1}}};
 
 Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
-                                  const std::vector<float>& w, const LowrankOptions& options, double ratio) {
+                                  const std::vector<float>& w, const LowrankOptions& options, double ratio,
+                                  const prune::LayerInputStats* /*inputs*/) {
   const int64_t o = shape.weight[0], c = shape.weight[1], kh = shape.weight[2], kw = shape.weight[3];
   int64_t r_out = 0, r_in = 0;
   // r_in follows r_out in proportion to the channel counts (ratio rule).

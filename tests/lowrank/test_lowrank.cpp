@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "compress/eval/dataset.h"
 #include "compress/io/cmf.h"
 #include "compress/io/npy.h"
 #include "compress/ir/verifier.h"
@@ -102,10 +103,12 @@ pass::PassOptions yaml_options(const std::string& text) {
 }
 
 template <typename Pass>
-Expected<pass::PassResult> run_pass(ir::Graph& g, const std::string& yaml) {
+Expected<pass::PassResult> run_pass(ir::Graph& g, const std::string& yaml,
+                                    const eval::DataSource* calibration = nullptr) {
   COMPRESS_ASSIGN_OR_RETURN(lowrank::LowrankOptions o, Pass::parse_options(yaml_options(yaml)));
   Pass p(o);
   pass::PassContext ctx;
+  ctx.calibration = calibration;
   ctx.progress = false;
   ctx.threads = 1;  // the gate's timings: one thread is the least disturbed by other tests running beside it
   return p.run(g, ctx);
@@ -375,6 +378,77 @@ TEST_CASE("the latency gate keeps a faster factorization and leaves a slower one
   CHECK(slow.find_node("small") != nullptr);  // left dense, untouched
   CHECK(rs->counters.at("layers_left_dense") == 1.0);
   CHECK_FALSE(rs->changed);
+}
+
+// Note [Activation-aware SVD]: inputs whose features differ in scale by
+// 10^3 and are correlated; held-out inputs from the same distribution.
+TEST_CASE("activation-aware SVD: whitening and ASVD lower the output error on held-out inputs, with fallbacks",
+          "[lowrank]") {
+  const int64_t n = 32, m = 24;
+  auto inputs = [&](int64_t rows, uint32_t seed) {
+    Tensor z = random_tensor({rows, n}, seed);
+    Tensor x = Tensor::zeros(DType::kF32, {rows, n}).value();
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < n; ++j) {
+        const float mix = z.data<float>()[r * n + j] + 0.5f * z.data<float>()[r * n + (j + 1) % n];
+        x.data<float>()[r * n + j] = mix * std::pow(10.0f, -3.0f * static_cast<float>(j) / static_cast<float>(n));
+      }
+    }
+    return x;
+  };
+  ir::Graph g;
+  ir::Value* x = g.add_input("x", ir::ValueType{DType::kF32, {16, n}, nullptr}).value();
+  g.set_outputs(
+      {g.add_node("linear", {x, g.add_constant("w", random_tensor({m, n}, 31)).value()}, {}, "fc").value()->output()});
+  auto calib = eval::from_tensor(inputs(512, 32), {}, "calibration").value();
+  const Tensor held_out = inputs(256, 33);
+  auto frobenius = [](const Tensor& got, const Tensor& ref) {  // ||got - ref|| / ||ref||
+    double d = 0, r = 0;
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+      const double e = static_cast<double>(got.data<float>()[i]) - static_cast<double>(ref.data<float>()[i]);
+      d += e * e;
+      r += static_cast<double>(ref.data<float>()[i]) * static_cast<double>(ref.data<float>()[i]);
+    }
+    return std::sqrt(d / r);
+  };
+  const Tensor want = run(g, "reference", held_out);
+  auto output_error = [&](const std::string& aware) {
+    ir::Graph f = g.clone();
+    auto r = run_pass<lowrank::SvdPass>(
+        f, fmt::format("{{rank: 6, latency_gate: false, activation_aware: {}, samples: 512}}", aware), calib.get());
+    INFO(aware << ": " << r.status().to_string());
+    REQUIRE(r.has_value());
+    if (aware == "whiten") CHECK(r->layers.at("fc").at("output_error") < r->layers.at("fc").at("relative_error"));
+    return frobenius(run(f, "reference", held_out), want);
+  };
+  const double plain = output_error("none"), asvd = output_error("asvd"), whiten = output_error("whiten");
+  INFO("held-out output error at rank 6: plain " << plain << ", asvd " << asvd << ", whiten " << whiten);
+  CHECK(whiten <= 0.5 * plain);
+  CHECK(asvd < plain);
+  CHECK(whiten <= asvd);
+
+  // Without calibration data: an error naming the need, and the pass says so up front.
+  auto opts = lowrank::SvdPass::parse_options(yaml_options("{activation_aware: whiten}"));
+  REQUIRE(opts.has_value());
+  CHECK(lowrank::SvdPass(*opts).needs().calibration);
+  ir::Graph f = g.clone();
+  auto missing = run_pass<lowrank::SvdPass>(f, "{activation_aware: whiten, latency_gate: false}");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK_THAT(missing.status().message(), Catch::Contains("needs calibration data"));
+  // All-zero inputs: X^T X is not positive definite; plain SVD, marked.
+  auto zeros = eval::from_tensor(Tensor::zeros(DType::kF32, {64, n}).value(), {}, "zeros").value();
+  ir::Graph z = g.clone();
+  auto fallback =
+      run_pass<lowrank::SvdPass>(z, "{rank: 6, latency_gate: false, activation_aware: whiten}", zeros.get());
+  REQUIRE(fallback.has_value());
+  CHECK(fallback->layers.at("fc").at("whitening_fallback") == 1.0);
+  CHECK(frobenius(run(z, "reference", held_out), want) == Approx(plain).margin(1e-6));
+  // Only lowrank.svd reads the activation options.
+  pass::PassRegistry registry;
+  REQUIRE(lowrank::register_lowrank_passes(registry).is_ok());
+  CHECK_FALSE(registry.create("lowrank.tucker2", yaml_options("{activation_aware: whiten}")).has_value());
+  CHECK_THAT(lowrank::SvdPass::parse_options(yaml_options("{activation_aware: magic}")).status().message(),
+             Catch::Contains("'magic'"));
 }
 
 TEST_CASE("lowrank: bad options, unmatched patterns, bad weights and layers a method cannot factorize", "[lowrank]") {

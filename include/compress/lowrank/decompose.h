@@ -27,6 +27,33 @@ struct SvdFactors {
 };
 Expected<SvdFactors> truncated_svd(const std::vector<float>& w, int64_t m, int64_t n, int64_t rank);
 
+// Note [Activation-aware SVD]
+// What matters is the layer's output error ||(W - W_r) X^T|| on its inputs
+// X, not ||W - W_r||. With an invertible T, the truncated SVD of W T mapped
+// back (W_r = (W T)_r T^-1) minimizes ||(W - W_r) T||:
+//  - whitening (SVD-LLM): T = L with L L^T = X^T X (Cholesky), so
+//    ||(W - W_r) L|| = ||(W - W_r) X^T||: the best rank-r output error on the
+//    calibration inputs. A Hessian that is not positive definite gets a
+//    jitter of 1e-6 x its mean diagonal; if it still is not, an error (the
+//    pass then falls back to plain SVD, with a warning);
+//  - scaling (ASVD): T = diag(s), s_j = rms(X_j)^alpha, the input columns'
+//    root-mean-square from the calibration data (the paper's mean |x|,
+//    replaced by the RMS the activation probe collects).
+struct InputTransform {
+  int64_t n = 0;
+  std::vector<double> lower;  // whitening: L [n, n] row-major, lower triangular
+  std::vector<double> scale;  // scaling: s [n]
+};
+Expected<InputTransform> whitening_transform(const std::vector<double>& gram, int64_t n);
+InputTransform scaling_transform(const std::vector<double>& sq_norms, int64_t rows, double alpha);
+// W T, row-major [m, n] (the matrix whose spectrum the energy rule reads).
+std::vector<float> transformed(const std::vector<float>& w, int64_t m, int64_t n, const InputTransform& t);
+// The rank-r truncation of W T mapped back to W's space: `relative_error` is
+// ||W - W_r|| / ||W||, `transformed_error` ||(W - W_r) T|| / ||W T|| (for
+// whitening, the relative output error on the calibration inputs).
+Expected<SvdFactors> transformed_svd(const std::vector<float>& w, int64_t m, int64_t n, int64_t rank,
+                                     const InputTransform& t, double* transformed_error);
+
 // Note [Spatial SVD]
 // A conv weight W[o, c, kh, kw] as the matrix M[(c, i), (o, j)] =
 // W[o, c, i, j] (rows: an input channel and a kernel row; columns: an output

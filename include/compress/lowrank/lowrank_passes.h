@@ -37,12 +37,22 @@ struct LowrankOptions {
   std::string backend = "onednn";     // "reference" when onednn is not built
   std::vector<int64_t> gate_batches;  // batch sizes to time at (empty: the model's); faster at all of them
   int64_t max_iterations = 20;        // tucker2: HOOI sweeps (default 20); cp: ALS sweeps (default 100)
+  // lowrank.svd only, Note [Activation-aware SVD] (decompose.h): none,
+  // asvd (scale by input RMS^alpha) or whiten (SVD-LLM), from the first
+  // `samples` of PassContext::calibration in batches of `batch`.
+  std::string activation_aware = "none";
+  double alpha = 0.5;
+  int64_t samples = 128;
+  int64_t batch = 32;
+  std::string calibration_backend = "reference";
 };
 
 // Reads rank, ratio, energy (at most one of them), layers, exclude, round_to,
-// latency_gate, gate_batches, backend and, when `default_iterations` > 0
-// (tucker2, cp), max_iterations with that default.
-Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, int64_t default_iterations);
+// latency_gate, gate_batches, backend; when `default_iterations` > 0
+// (tucker2, cp) max_iterations with that default; with `activation_options`
+// (svd) activation_aware, alpha, samples, batch and calibration_backend.
+Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options, int64_t default_iterations,
+                                               bool activation_options = false);
 
 // One pass per method (svd_pass.cpp, spatial_svd_pass.cpp, tucker2_pass.cpp):
 //  - lowrank.svd: linear and 1x1 conv2d, W[m, n] ~= U[m, r] V[r, n] as two
@@ -63,6 +73,11 @@ Expected<LowrankOptions> parse_lowrank_options(const pass::PassOptions& options,
     explicit Class(Options options) : options_(std::move(options)) {}                      \
     std::string name() const override { return pass_name; }                                \
     Expected<pass::PassResult> run(ir::Graph& graph, pass::PassContext& context) override; \
+    pass::PassNeeds needs() const override {                                               \
+      pass::PassNeeds n;                                                                   \
+      n.calibration = options_.activation_aware != "none";                                 \
+      return n;                                                                            \
+    }                                                                                      \
                                                                                            \
    private:                                                                                \
     Options options_;                                                                      \
