@@ -18,7 +18,7 @@ const CommandDoc kLowrankDoc = {
     "factorize layers into low-rank chains: SVD, spatial SVD, Tucker-2",
     "ctk lowrank MODEL OUT.cmf --method svd|spatial_svd|tucker2|cp [--rank R | --ratio F | --energy E] [--round-to N] "
     "[--layer PATTERN=F]... [--exclude PATTERN]... [--backend NAME] [--no-latency-gate] [--gate-batch B]... "
-    "[--max-iterations N] "
+    "[--max-iterations N] [--activation-aware whiten|asvd --calib SPEC [--samples N]] "
     "[--finetune-data SPEC --epochs N]",
     "Runs one factorization pass on MODEL and writes OUT.cmf. --method svd\n"
     "(lowrank.svd) splits each linear and 1x1 conv into two layers of rank r;\n"
@@ -27,7 +27,10 @@ const CommandDoc kLowrankDoc = {
     "a smaller k x k core and a 1x1 (HOSVD refined by HOOI, at most\n"
     "--max-iterations sweeps); --method cp (lowrank.cp) each k x k conv into a\n"
     "1x1, k x 1 and 1 x k depthwise convs and a 1x1 (CP-ALS; rank or ratio\n"
-    "only). Grouped and depthwise convs are left alone.\n"
+    "only). Grouped and depthwise convs are left alone. --activation-aware\n"
+    "whiten (svd) factorizes W L, L L^T = X^T X of the layer inputs of the first\n"
+    "--samples images of --calib (SVD-LLM), asvd scales by their RMS (ASVD):\n"
+    "the output error, not the weight error, is what is minimized.\n"
     "The rank: --ratio F keeps at most the fraction F of each layer's MACs\n"
     "(default 0.5), --rank R sets it, --energy E keeps the fraction E of the\n"
     "squared singular values; --round-to N rounds it to a multiple of N;\n"
@@ -57,8 +60,11 @@ void print_table(const std::string& path, const std::string& pass_name, const st
       "{:.1f}%)\n",
       path, pass_name, out, counter("layers_factorized"), counter("layers_left_dense"), before, after,
       before > 0 ? 100.0 * after / before : 0.0);
-  std::cout << fmt::format("  {:<24} {:>9} {:>7} {:>9} {:>10} {:>10}  {}\n", "layer", "rank", "MACs", "error",
-                           "dense ms", "chain ms", "result");
+  // "out error": with --activation-aware, the error on the calibration inputs (whiten) or in the scaled space (asvd).
+  bool aware = false;
+  for (const auto& [layer, s] : r.layers) aware = aware || s.count("output_error") != 0;
+  std::cout << fmt::format("  {:<24} {:>9} {:>7} {:>9}{} {:>10} {:>10}  {}\n", "layer", "rank", "MACs", "error",
+                           aware ? fmt::format(" {:>9}", "out error") : "", "dense ms", "chain ms", "result");
   std::vector<std::pair<double, std::string>> order;  // graph order
   for (const auto& [layer, s] : r.layers) order.emplace_back(s.count("layer_index") ? s.at("layer_index") : 0.0, layer);
   std::sort(order.begin(), order.end());
@@ -69,8 +75,10 @@ void print_table(const std::string& path, const std::string& pass_name, const st
                                                 : fmt::format("{:.0f}", get("rank"));
     const double kept = get("macs_dense") > 0 ? 100.0 * get("macs_factorized") / get("macs_dense") : 0.0;
     const bool timed = s.count("dense_ms") != 0;
-    std::cout << fmt::format("  {:<24} {:>9} {:>6.1f}% {:>9.4f} {:>10} {:>10}  {}\n", layer, rank, kept,
-                             get("relative_error"), timed ? fmt::format("{:.4f}", get("dense_ms")) : "-",
+    const std::string out_error =
+        !aware ? "" : s.count("output_error") ? fmt::format(" {:>9.4f}", get("output_error")) : fmt::format(" {:>9}", "-");
+    std::cout << fmt::format("  {:<24} {:>9} {:>6.1f}% {:>9.4f}{} {:>10} {:>10}  {}\n", layer, rank, kept,
+                             get("relative_error"), out_error, timed ? fmt::format("{:.4f}", get("dense_ms")) : "-",
                              timed ? fmt::format("{:.4f}", get("factorized_ms")) : "-",
                              get("factorized") > 0 ? "factorized" : "left dense (slower)");
   }
@@ -96,6 +104,10 @@ int run_lowrank(const std::vector<std::string>& args) {
       ("gate-batch", po::value<std::vector<int64_t>>()->composing()->value_name("B"),
        "time the gate at batch B (repeatable; kept only if faster at each; default: the model's batch)")
       ("max-iterations", po::value<std::string>()->value_name("N"), "tucker2: HOOI sweeps (default 20); cp: ALS sweeps (default 100)")
+      ("activation-aware", po::value<std::string>()->value_name("NAME"),
+       "svd: whiten (SVD-LLM) | asvd, from the inputs of --calib (default none)")
+      ("calib,c", po::value<std::string>()->value_name("SPEC"), "calibration dataset (--activation-aware)")
+      ("samples", po::value<std::string>()->value_name("N"), "calibration samples (default 128)")
       ("finetune-data", po::value<std::string>()->value_name("SPEC"), "recover with distill.kd on this labelled dataset")
       ("epochs", po::value<int64_t>()->default_value(1)->value_name("N"), "recovery epochs");
   // clang-format on
@@ -122,6 +134,9 @@ int run_lowrank(const std::vector<std::string>& args) {
   flags.forward("round-to", "round_to");
   flags.forward("backend", "backend");
   flags.forward("max-iterations", "max_iterations");
+  flags.forward("activation-aware", "activation_aware");
+  flags.forward("samples", "samples");
+  if (cl.has("activation-aware") && !cl.has("calib")) cl.usage_error("--activation-aware needs --calib SPEC");
   if (cl.vm()["no-latency-gate"].as<bool>()) {
     flags.set("latency_gate", "false", "--no-latency-gate");
   } else {
@@ -147,6 +162,11 @@ int run_lowrank(const std::vector<std::string>& args) {
   recipe.model = path;
   recipe.output = out;
   recipe.stages.push_back({pass_name, flags.options(cl), "--method " + method});
+  if (cl.has("calib")) {
+    const eval::DatasetOptions data_options = dataset_options(cl);
+    recipe.calibration = pass::RecipeData{cl.vm()["calib"].as<std::string>(), data_options.normalization.mean,
+                                          data_options.normalization.std, data_options.limit, "--calib"};
+  }
   if (cl.has("finetune-data")) {
     const int64_t epochs = cl.vm()["epochs"].as<int64_t>();
     if (epochs < 1) cl.usage_error(fmt::format("bad --epochs {} (use >= 1)", epochs));

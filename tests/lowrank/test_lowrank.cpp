@@ -535,7 +535,17 @@ TEST_CASE("ctk lowrank: tucker2 on fashion_resnet prints the table and writes a 
   REQUIRE(g.has_value());
   CHECK(ir::verify(*g).is_ok());
   CHECK(g->find_node("block2.conv1.tucker_core") != nullptr);
+  // Whitened SVD of the transformer's linears from 64 calibration images.
+  const std::string transformer =
+      std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_transformer.cmf";
+  CHECK(ctk(fmt::format("{} {} --method svd --ratio 0.5 --activation-aware whiten --calib fashion-mnist:train --mean "
+                        "0.286 --std 0.353 --samples 64 --no-latency-gate --quiet",
+                        transformer, (dir / "tw.cmf").string()),
+            &out) == 0);
+  CHECK_THAT(out, Catch::Contains("out error") && Catch::Contains("blocks.0.fc1"));
   const std::string bad = (dir / "bad.cmf").string();
+  CHECK(ctk(fmt::format("{} {} --method svd --activation-aware whiten", transformer, bad), &out) == 2);
+  CHECK_THAT(out, Catch::Contains("--activation-aware needs --calib"));
   CHECK(ctk(fmt::format("{} {} --method vbmf", model, bad), &out) == 2);
   CHECK_THAT(out, Catch::Contains("unknown --method 'vbmf'"));
   CHECK(ctk(fmt::format("{} {} --method svd --max-iterations 3", model, bad), &out) == 2);
