@@ -18,6 +18,7 @@
 #include "compress/lowrank/decompose.h"
 #include "compress/lowrank/lowrank_passes.h"
 #include "compress/pass/options.h"
+#include "compress/prune/prune_passes.h"
 #include "compress/runtime/backend.h"
 
 namespace compress::test {
@@ -449,6 +450,46 @@ TEST_CASE("activation-aware SVD: whitening and ASVD lower the output error on he
   CHECK_FALSE(registry.create("lowrank.tucker2", yaml_options("{activation_aware: whiten}")).has_value());
   CHECK_THAT(lowrank::SvdPass::parse_options(yaml_options("{activation_aware: magic}")).status().message(),
              Catch::Contains("'magic'"));
+}
+
+// Issue 15 item 9: a pruned model factorizes, a factorized model prunes
+// (the channel groups see the chains' 1x1 convs as ordinary layers).
+TEST_CASE("structured pruning and Tucker-2 compose in either order: the graph verifies and runs alike on every backend",
+          "[lowrank]") {
+  pass::PassRegistry registry;
+  REQUIRE(prune::register_prune_passes(registry).is_ok());
+  REQUIRE(lowrank::register_lowrank_passes(registry).is_ok());
+  auto run_stage = [&](ir::Graph& g, const std::string& name, const std::string& yaml) {
+    auto p = registry.create(name, yaml_options(yaml));
+    INFO(name << ": " << p.status().to_string());
+    REQUIRE(p.has_value());
+    pass::PassContext ctx;
+    ctx.progress = false;
+    auto r = (*p)->run(g, ctx);
+    INFO(name << ": " << r.status().to_string());
+    REQUIRE(r.has_value());
+    CHECK(r->changed);
+    REQUIRE(ir::verify(g).is_ok());
+  };
+  const ir::Graph model =
+      io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_resnet.cmf").value();
+  const Tensor x = random_tensor({2, 1, 28, 28}, 41);
+  for (bool prune_first : {true, false}) {
+    INFO((prune_first ? "prune.structured then lowrank.tucker2" : "lowrank.tucker2 then prune.structured"));
+    ir::Graph g = model.clone();
+    if (prune_first) {
+      run_stage(g, "prune.structured", "{target_flops: 0.4}");
+      run_stage(g, "lowrank.tucker2", "{ratio: 0.6, latency_gate: false}");
+    } else {
+      run_stage(g, "lowrank.tucker2", "{ratio: 0.6, latency_gate: false}");
+      run_stage(g, "prune.structured", "{target_flops: 0.3}");
+    }
+    bool chains = false;
+    for (const ir::Node* n : g.nodes()) chains = chains || n->name().find(".tucker_core") != std::string::npos;
+    CHECK(chains);
+    const Tensor ref = run(g, "reference", x);
+    if (available_backend() == "onednn") CHECK(max_rel_diff(run(g, "onednn", x), ref) < 1e-4);
+  }
 }
 
 TEST_CASE("lowrank: bad options, unmatched patterns, bad weights and layers a method cannot factorize", "[lowrank]") {
