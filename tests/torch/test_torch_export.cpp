@@ -3,7 +3,9 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "compress/io/cmf.h"
 #include "compress/io/npy.h"
+#include "compress/lowrank/lowrank_passes.h"
 #include "compress/runtime/reference.h"
 #include "compress/torch/export.h"
 #include "compress/torch/import.h"
@@ -55,6 +57,44 @@ TEST_CASE("export round trip: mobilenet_v3_small") { check_round_trip("mobilenet
 TEST_CASE("export round trip: shufflenet_v2_x1_0") { check_round_trip("shufflenet_v2_x1_0"); }
 TEST_CASE("export round trip: transformer encoder") { check_round_trip("transformer_encoder"); }
 TEST_CASE("export round trip: GPT-style decoder") { check_round_trip("gpt_decoder"); }
+
+// Issue 15: factorized graphs (Tucker-2 and CP chains, with depthwise convs
+// and asymmetric strides) export as they are and run in PyTorch as on the
+// reference backend.
+TEST_CASE("export of Tucker-2 and CP factorized graphs runs in PyTorch like the reference") {
+  for (const char* method : {"lowrank.tucker2", "lowrank.cp"}) {
+    INFO(method);
+    ir::Graph g =
+        io::load_cmf(std::string(COMPRESS_TEST_SOURCE_DIR) + "/tests/fixtures/models/fashion_resnet.cmf").value();
+    pass::PassRegistry registry;
+    REQUIRE(lowrank::register_lowrank_passes(registry).is_ok());
+    auto options = pass::PassOptions::from_pairs({{"ratio", "0.6"}, {"latency_gate", "false"}}, method);
+    REQUIRE(options.has_value());
+    auto p = registry.create(method, *options);
+    REQUIRE(p.has_value());
+    pass::PassContext ctx;
+    ctx.progress = false;
+    auto r = (*p)->run(g, ctx);
+    INFO(r.status().to_string());
+    REQUIRE(r.has_value());
+    REQUIRE(r->changed);
+    const std::string stem = scratch(std::string(method) + ".exported");
+    REQUIRE(compress::torch::export_torchscript(g, stem + ".pt").is_ok());
+    ir::Tensor x = ir::Tensor::zeros(ir::DType::kF32, {3, 1, 28, 28}).value();
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>((i * 7919) % 255) / 255.0f - 0.3f;
+    REQUIRE(io::save_npy(x, stem + ".input.npy").is_ok());
+    std::filesystem::remove(stem + ".output.npy");
+    const std::string command = std::string(COMPRESS_PYTHON) + " " + COMPRESS_TEST_SOURCE_DIR +
+                                "/tests/fixtures/run_torchscript.py " + stem + ".pt " + stem + ".input.npy " + stem +
+                                ".output.npy";
+    REQUIRE(std::system(command.c_str()) == 0);
+    auto want = runtime::run_reference(g, {x});
+    REQUIRE(want.has_value());
+    const auto diff = test::compare(io::load_npy(stem + ".output.npy").value(), (*want)[0]);
+    WARN(method << " exported: max abs error " << diff.max_abs << ", relative " << diff.relative());
+    CHECK(diff.relative() < 1e-4);
+  }
+}
 
 TEST_CASE("export rejects graphs with real integer ops, and writes nothing") {
   ir::Graph g;
