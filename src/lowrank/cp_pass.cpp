@@ -9,22 +9,6 @@ namespace {
 using detail::ChainLayer;
 using detail::Factorization;
 
-std::string skip_reason(const analysis::WeightedLayer& layer) {
-  if (!layer.node->is(ir::OpKind::conv2d)) return "not a convolution (lowrank.svd factorizes linears)";
-  const ir::Shape& w = layer.weight->shape();
-  if (w[2] < 2 || w[3] < 2) return "its kernel has a side of 1 (lowrank.svd factorizes 1x1 convolutions)";
-  if (layer.node->attr_int("groups") != 1) return "a grouped or depthwise convolution";
-  return "";
-}
-
-ir::AttributeMap conv_attrs(std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
-                            int64_t groups) {
-  return {{"stride", std::move(stride)},
-          {"padding", std::move(padding)},
-          {"dilation", std::move(dilation)},
-          {"groups", groups}};
-}
-
 Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
                                   const std::vector<float>& w, const LowrankOptions& options, double ratio,
                                   const prune::LayerInputStats* /*inputs*/) {
@@ -56,29 +40,26 @@ Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const de
   }
   rank = detail::round_rank(rank, options.round_to, full);
   COMPRESS_ASSIGN_OR_RETURN(CpFactors cp, cp_als(w, o, c, kh, kw, rank, static_cast<int>(options.max_iterations)));
-  const auto& stride = layer.node->attr_ints("stride");
-  const auto& pad = layer.node->attr_ints("padding");  // [top, left, bottom, right]
-  const auto& dil = layer.node->attr_ints("dilation");
   Factorization f;
   f.rank = rank;
   f.relative_error = cp.relative_error;
   f.iterations = cp.iterations;
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
                                ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, c, 1, 1}, cp.first),
-                               conv_attrs({1, 1}, {0, 0, 0, 0}, {1, 1}, 1), ".cp_in"});
+                               detail::pointwise_attrs(), ".cp_in"});
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
                                ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, 1, kh, 1}, cp.vertical),
-                               conv_attrs({stride[0], 1}, {pad[0], 0, pad[2], 0}, {dil[0], 1}, rank), ".cp_v"});
+                               detail::vertical_attrs(*layer.node, rank), ".cp_v"});
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
                                ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, 1, 1, kw}, cp.horizontal),
-                               conv_attrs({1, stride[1]}, {0, pad[1], 0, pad[3]}, {1, dil[1]}, rank), ".cp_h"});
+                               detail::horizontal_attrs(*layer.node, rank), ".cp_h"});
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
                                ir::Tensor::from_vector<float>(ir::DType::kF32, {o, rank, 1, 1}, cp.last),
-                               conv_attrs({1, 1}, {0, 0, 0, 0}, {1, 1}, 1), ".cp_out"});
+                               detail::pointwise_attrs(), ".cp_out"});
   return f;
 }
 
-const detail::Method kCp{"lowrank.cp", skip_reason, factorize};
+const detail::Method kCp{"lowrank.cp", detail::separable_skip_reason, factorize};
 
 }  // namespace
 

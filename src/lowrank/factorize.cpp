@@ -174,6 +174,38 @@ Expected<int64_t> chain_macs(const std::vector<ChainLayer>& chain, const ir::Sha
   return macs;
 }
 
+ir::AttributeMap conv_attrs(std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                            int64_t groups) {
+  return {{"stride", std::move(stride)},
+          {"padding", std::move(padding)},
+          {"dilation", std::move(dilation)},
+          {"groups", groups}};
+}
+
+ir::AttributeMap pointwise_attrs() { return conv_attrs({1, 1}, {0, 0, 0, 0}, {1, 1}, 1); }
+
+ir::AttributeMap vertical_attrs(const ir::Node& conv, int64_t groups) {
+  const auto& s = conv.attr_ints("stride");
+  const auto& p = conv.attr_ints("padding");
+  const auto& d = conv.attr_ints("dilation");
+  return conv_attrs({s[0], 1}, {p[0], 0, p[2], 0}, {d[0], 1}, groups);
+}
+
+ir::AttributeMap horizontal_attrs(const ir::Node& conv, int64_t groups) {
+  const auto& s = conv.attr_ints("stride");
+  const auto& p = conv.attr_ints("padding");
+  const auto& d = conv.attr_ints("dilation");
+  return conv_attrs({1, s[1]}, {0, p[1], 0, p[3]}, {1, d[1]}, groups);
+}
+
+std::string separable_skip_reason(const analysis::WeightedLayer& layer) {
+  if (!layer.node->is(ir::OpKind::conv2d)) return "not a convolution (lowrank.svd factorizes linears)";
+  const ir::Shape& w = layer.weight->shape();
+  if (w[2] < 2 || w[3] < 2) return "its kernel has a side of 1 (lowrank.svd factorizes 1x1 convolutions)";
+  if (layer.node->attr_int("groups") != 1) return "a grouped or depthwise convolution";
+  return "";
+}
+
 int64_t round_rank(int64_t rank, int64_t round_to, int64_t full) {
   if (round_to > 1) rank = std::max(round_to, (rank + round_to / 2) / round_to * round_to);
   return std::clamp<int64_t>(rank, 1, full);

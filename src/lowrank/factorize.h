@@ -62,6 +62,19 @@ Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& meth
 // The MACs per batch element of a chain applied to `input` (shapes inferred).
 Expected<int64_t> chain_macs(const std::vector<ChainLayer>& chain, const ir::Shape& input, bool has_bias);
 
+// Attributes of a chain's conv2d layers.
+ir::AttributeMap conv_attrs(std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                            int64_t groups);
+// A 1x1 conv: stride 1, no padding.
+ir::AttributeMap pointwise_attrs();
+// The vertical (kh x 1) and horizontal (1 x kw) halves of `conv`'s stride,
+// padding [top, left, bottom, right] and dilation, for a separable chain.
+ir::AttributeMap vertical_attrs(const ir::Node& conv, int64_t groups);
+ir::AttributeMap horizontal_attrs(const ir::Node& conv, int64_t groups);
+// Why a separable method (spatial_svd, cp) cannot take `layer`, or "": it
+// needs an ungrouped conv2d whose kernel has both sides > 1.
+std::string separable_skip_reason(const analysis::WeightedLayer& layer);
+
 // Note [Low-rank ratio and ranks]: rank r rounded to round_to within [1, full].
 int64_t round_rank(int64_t rank, int64_t round_to, int64_t full);
 // The largest r in [1, full] with cost(r) <= budget (1 when none is).

@@ -8,14 +8,6 @@ namespace {
 using detail::ChainLayer;
 using detail::Factorization;
 
-std::string skip_reason(const analysis::WeightedLayer& layer) {
-  if (!layer.node->is(ir::OpKind::conv2d)) return "not a convolution (lowrank.svd factorizes linears)";
-  const ir::Shape& w = layer.weight->shape();
-  if (w[2] < 2 || w[3] < 2) return "its kernel has a side of 1 (lowrank.svd factorizes 1x1 convolutions)";
-  if (layer.node->attr_int("groups") != 1) return "a grouped or depthwise convolution";
-  return "";
-}
-
 Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
                                   const std::vector<float>& w, const LowrankOptions& options, double ratio,
                                   const prune::LayerInputStats* /*inputs*/) {
@@ -40,30 +32,19 @@ Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const de
   }
   rank = detail::round_rank(rank, options.round_to, full);
   COMPRESS_ASSIGN_OR_RETURN(SpatialFactors sf, spatial_svd(w, o, c, kh, kw, rank));
-  const auto& stride = layer.node->attr_ints("stride");
-  const auto& pad = layer.node->attr_ints("padding");  // [top, left, bottom, right]
-  const auto& dil = layer.node->attr_ints("dilation");
   Factorization f;
   f.rank = rank;
   f.relative_error = sf.relative_error;
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
                                ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, c, kh, 1}, sf.vertical),
-                               {{"stride", std::vector<int64_t>{stride[0], 1}},
-                                {"padding", std::vector<int64_t>{pad[0], 0, pad[2], 0}},
-                                {"dilation", std::vector<int64_t>{dil[0], 1}},
-                                {"groups", int64_t{1}}},
-                               ".spatial_v"});
+                               detail::vertical_attrs(*layer.node, 1), ".spatial_v"});
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
                                ir::Tensor::from_vector<float>(ir::DType::kF32, {o, rank, 1, kw}, sf.horizontal),
-                               {{"stride", std::vector<int64_t>{1, stride[1]}},
-                                {"padding", std::vector<int64_t>{0, pad[1], 0, pad[3]}},
-                                {"dilation", std::vector<int64_t>{1, dil[1]}},
-                                {"groups", int64_t{1}}},
-                               ".spatial_h"});
+                               detail::horizontal_attrs(*layer.node, 1), ".spatial_h"});
   return f;
 }
 
-const detail::Method kSpatialSvd{"lowrank.spatial_svd", skip_reason, factorize};
+const detail::Method kSpatialSvd{"lowrank.spatial_svd", detail::separable_skip_reason, factorize};
 
 }  // namespace
 

@@ -81,10 +81,7 @@ Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const de
   ir::AttributeMap first_attrs, second_attrs;
   if (conv) {
     first_attrs = layer.node->attrs();  // stride and padding stay on the first 1x1 conv
-    second_attrs = {{"stride", std::vector<int64_t>{1, 1}},
-                    {"padding", std::vector<int64_t>{0, 0, 0, 0}},
-                    {"dilation", std::vector<int64_t>{1, 1}},
-                    {"groups", int64_t{1}}};
+    second_attrs = detail::pointwise_attrs();
   }
   const ir::OpKind op = conv ? ir::OpKind::conv2d : ir::OpKind::linear;
   f.chain.push_back(ChainLayer{op, std::move(first), first_attrs, ".svd_v"});

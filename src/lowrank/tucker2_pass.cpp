@@ -19,11 +19,6 @@ std::string skip_reason(const analysis::WeightedLayer& layer) {
   return "";
 }
 
-const ir::AttributeMap kPointwise = {{"stride", std::vector<int64_t>{1, 1}},
-                                     {"padding", std::vector<int64_t>{0, 0, 0, 0}},
-                                     {"dilation", std::vector<int64_t>{1, 1}},
-                                     {"groups", int64_t{1}}};
-
 Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const detail::LayerShape& shape,
                                   const std::vector<float>& w, const LowrankOptions& options, double ratio,
                                   const prune::LayerInputStats* /*inputs*/) {
@@ -70,14 +65,14 @@ Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const de
   f.hosvd_error = t.hosvd_error;
   f.iterations = t.iterations;
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {r_in, c, 1, 1}, t.first), kPointwise,
-                               ".tucker_in"});
+                               ir::Tensor::from_vector<float>(ir::DType::kF32, {r_in, c, 1, 1}, t.first),
+                               detail::pointwise_attrs(), ".tucker_in"});
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
                                ir::Tensor::from_vector<float>(ir::DType::kF32, {r_out, r_in, kh, kw}, t.core),
                                layer.node->attrs(), ".tucker_core"});
   f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {o, r_out, 1, 1}, t.last), kPointwise,
-                               ".tucker_out"});
+                               ir::Tensor::from_vector<float>(ir::DType::kF32, {o, r_out, 1, 1}, t.last),
+                               detail::pointwise_attrs(), ".tucker_out"});
   return f;
 }
 
