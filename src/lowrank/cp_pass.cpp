@@ -44,18 +44,12 @@ Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const de
   f.rank = rank;
   f.relative_error = cp.relative_error;
   f.iterations = cp.iterations;
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, c, 1, 1}, cp.first),
-                               detail::pointwise_attrs(), ".cp_in"});
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, 1, kh, 1}, cp.vertical),
-                               detail::vertical_attrs(*layer.node, rank), ".cp_v"});
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, 1, 1, kw}, cp.horizontal),
-                               detail::horizontal_attrs(*layer.node, rank), ".cp_h"});
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {o, rank, 1, 1}, cp.last),
-                               detail::pointwise_attrs(), ".cp_out"});
+  f.chain.push_back(detail::conv_layer({rank, c, 1, 1}, cp.first, detail::pointwise_attrs(), ".cp_in"));
+  f.chain.push_back(
+      detail::conv_layer({rank, 1, kh, 1}, cp.vertical, detail::vertical_attrs(*layer.node, rank), ".cp_v"));
+  f.chain.push_back(
+      detail::conv_layer({rank, 1, 1, kw}, cp.horizontal, detail::horizontal_attrs(*layer.node, rank), ".cp_h"));
+  f.chain.push_back(detail::conv_layer({o, rank, 1, 1}, cp.last, detail::pointwise_attrs(), ".cp_out"));
   return f;
 }
 

@@ -174,6 +174,11 @@ Expected<int64_t> chain_macs(const std::vector<ChainLayer>& chain, const ir::Sha
   return macs;
 }
 
+ChainLayer conv_layer(ir::Shape shape, const std::vector<float>& values, ir::AttributeMap attrs, std::string suffix) {
+  return ChainLayer{ir::OpKind::conv2d, ir::Tensor::from_vector<float>(ir::DType::kF32, std::move(shape), values),
+                    std::move(attrs), std::move(suffix)};
+}
+
 ir::AttributeMap conv_attrs(std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
                             int64_t groups) {
   return {{"stride", std::move(stride)},

@@ -62,6 +62,8 @@ Expected<pass::PassResult> factorize_layers(ir::Graph& graph, const Method& meth
 // The MACs per batch element of a chain applied to `input` (shapes inferred).
 Expected<int64_t> chain_macs(const std::vector<ChainLayer>& chain, const ir::Shape& input, bool has_bias);
 
+// A conv2d of the chain with an f32 weight of `shape` holding `values`.
+ChainLayer conv_layer(ir::Shape shape, const std::vector<float>& values, ir::AttributeMap attrs, std::string suffix);
 // Attributes of a chain's conv2d layers.
 ir::AttributeMap conv_attrs(std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
                             int64_t groups);

@@ -35,12 +35,10 @@ Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const de
   Factorization f;
   f.rank = rank;
   f.relative_error = sf.relative_error;
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {rank, c, kh, 1}, sf.vertical),
-                               detail::vertical_attrs(*layer.node, 1), ".spatial_v"});
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {o, rank, 1, kw}, sf.horizontal),
-                               detail::horizontal_attrs(*layer.node, 1), ".spatial_h"});
+  f.chain.push_back(
+      detail::conv_layer({rank, c, kh, 1}, sf.vertical, detail::vertical_attrs(*layer.node, 1), ".spatial_v"));
+  f.chain.push_back(
+      detail::conv_layer({o, rank, 1, kw}, sf.horizontal, detail::horizontal_attrs(*layer.node, 1), ".spatial_h"));
   return f;
 }
 

@@ -64,15 +64,9 @@ Expected<Factorization> factorize(const analysis::WeightedLayer& layer, const de
   f.relative_error = t.relative_error;
   f.hosvd_error = t.hosvd_error;
   f.iterations = t.iterations;
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {r_in, c, 1, 1}, t.first),
-                               detail::pointwise_attrs(), ".tucker_in"});
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {r_out, r_in, kh, kw}, t.core),
-                               layer.node->attrs(), ".tucker_core"});
-  f.chain.push_back(ChainLayer{ir::OpKind::conv2d,
-                               ir::Tensor::from_vector<float>(ir::DType::kF32, {o, r_out, 1, 1}, t.last),
-                               detail::pointwise_attrs(), ".tucker_out"});
+  f.chain.push_back(detail::conv_layer({r_in, c, 1, 1}, t.first, detail::pointwise_attrs(), ".tucker_in"));
+  f.chain.push_back(detail::conv_layer({r_out, r_in, kh, kw}, t.core, layer.node->attrs(), ".tucker_core"));
+  f.chain.push_back(detail::conv_layer({o, r_out, 1, 1}, t.last, detail::pointwise_attrs(), ".tucker_out"));
   return f;
 }
 
